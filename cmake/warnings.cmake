@@ -1,0 +1,10 @@
+# Warnings every target of ours gets; SPECATTN_WERROR turns them into errors (CI style builds).
+function(specattn_warnings target)
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wno-unused-parameter)
+    if(SPECATTN_WERROR)
+        target_compile_options(${target} PRIVATE -Werror)
+    endif()
+    if(SPECATTN_CPU_NATIVE AND NOT SPECATTN_FUZZ)
+        target_compile_options(${target} PRIVATE -march=native)
+    endif()
+endfunction()
