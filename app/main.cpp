@@ -1,0 +1,33 @@
+// The `specattn` command line: generate, tokenize, info. Library errors (specattn::error) end here as one line
+// on stderr and exit code 1; usage errors exit with CLI11's code.
+#include "common.h"
+
+#include "core/check.h"
+
+#include <cstdio>
+#include <new>
+
+int main(int argc, char ** argv) {
+    CLI::App app{"specattn: long-context LLM decoding with lossless self-speculative decoding"};
+    app.require_subcommand(1);
+    app.failure_message(CLI::FailureMessage::simple);
+    int exit_code = 0;
+    specattn::add_generate_command(app, exit_code);
+    specattn::add_tokenize_command(app, exit_code);
+    specattn::add_info_command(app, exit_code);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError & e) {
+        return app.exit(e);
+    } catch (const specattn::error & e) {
+        std::fprintf(stderr, "specattn: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc &) {
+        std::fprintf(stderr, "specattn: error: out of memory\n");
+        return 1;
+    } catch (const std::exception & e) {
+        std::fprintf(stderr, "specattn: error: %s\n", e.what());
+        return 1;
+    }
+    return exit_code;
+}

@@ -1,0 +1,176 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include "backend/cpu/ops.h"
+#include "core/check.h"
+#include "model/rope.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace specattn {
+
+cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size) : model_(m) {
+    const model_hparams & hp = m.hp;
+    layout_.n_layer = hp.n_layer;
+    layout_.n_pages = n_pages;
+    layout_.n_head_kv = hp.n_head_kv;
+    layout_.page_size = page_size;
+    layout_.head_dim = hp.head_dim;
+    const size_t n = static_cast<size_t>(layout_.total_elems());
+    try {
+        k_pool_.assign(n, 0.0f);
+        v_pool_.assign(n, 0.0f);
+    } catch (const std::bad_alloc &) {
+        throw error(string_format("out of memory allocating a %.1f GiB KV cache; lower --ctx-size or --batch",
+                                  2.0 * static_cast<double>(n) * sizeof(float) / (1 << 30)));
+    }
+    inv_freq_ = rope_inv_freq(hp.rope, hp.head_dim);
+}
+
+void cpu_backend::emit(const char * name, int64_t layer, const float * data, int64_t n_rows, int64_t n) const {
+    if (callback_) {
+        callback_(name, layer, data, n_rows, n);
+    }
+}
+
+void cpu_backend::write_kv(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * k,
+                           const float * v) {
+    const int64_t hd = layout_.head_dim;
+    const int64_t n_kv = layout_.n_head_kv * hd;
+    for (int64_t r = 0; r < batch.n_rows(); ++r) {
+        const paged_kv_seq seq = kv.view(batch.seq_ids[static_cast<size_t>(r)]);
+        const int64_t pos = batch.positions[static_cast<size_t>(r)];
+        SPECATTN_CHECK(pos < seq.len, "row %lld writes position %lld beyond its sequence's %lld reserved positions",
+                       static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(seq.len));
+        for (int64_t h = 0; h < layout_.n_head_kv; ++h) {
+            const int64_t off = paged_kv_offset(layout_, seq, layer, h, pos);
+            std::copy_n(k + r * n_kv + h * hd, hd, k_pool_.data() + off);
+            std::copy_n(v + r * n_kv + h * hd, hd, v_pool_.data() + off);
+        }
+    }
+}
+
+void cpu_backend::attention(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * q,
+                            float * out) const {
+    const model_hparams & hp = model_.hp;
+    const int64_t hd = hp.head_dim;
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const int64_t n_rows = batch.n_rows();
+#pragma omp parallel
+    {
+        std::vector<float> scores;
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int64_t r = 0; r < n_rows; ++r) {
+            for (int64_t h = 0; h < hp.n_head; ++h) {
+                const paged_kv_seq seq = kv.view(batch.seq_ids[static_cast<size_t>(r)]);
+                const int64_t pos = batch.positions[static_cast<size_t>(r)];
+                // Causal: positions [lo, pos]; a sliding window drops everything more than window-1 back.
+                const int64_t lo = hp.sliding_window > 0 ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
+                const float * qh = q + (r * hp.n_head + h) * hd;
+                const int64_t kvh = h / group;
+                scores.resize(static_cast<size_t>(pos - lo + 1));
+                float mx = -INFINITY;
+                for (int64_t t = lo; t <= pos; ++t) {
+                    const float s = cpu_dot(qh, k_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t), hd) * scale;
+                    scores[static_cast<size_t>(t - lo)] = s;
+                    mx = std::max(mx, s);
+                }
+                float sum = 0.0f;
+                for (float & s : scores) {
+                    s = std::exp(s - mx);
+                    sum += s;
+                }
+                float * oh = out + (r * hp.n_head + h) * hd;
+                std::fill_n(oh, hd, 0.0f);
+                for (int64_t t = lo; t <= pos; ++t) {
+                    const float wgt = scores[static_cast<size_t>(t - lo)] / sum;
+                    const float * vt = v_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t);
+                    for (int64_t d = 0; d < hd; ++d) {
+                        oh[d] += wgt * vt[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
+    const model_hparams & hp = model_.hp;
+    const model_weights & w = model_.w;
+    const int64_t n_rows = batch.n_rows();
+    const int64_t n_embd = hp.n_embd;
+    const int64_t n_q = hp.n_embd_q();
+    const int64_t n_kv = hp.n_embd_kv();
+    SPECATTN_CHECK(n_rows > 0, "empty forward batch");
+
+    std::vector<float> x(static_cast<size_t>(n_rows * n_embd));  // [n_rows, n_embd] residual stream
+    std::vector<float> xn(x.size());                              // [n_rows, n_embd] normed input of a block
+    std::vector<float> q(static_cast<size_t>(n_rows * n_q));      // [n_rows, n_head, head_dim]
+    std::vector<float> k(static_cast<size_t>(n_rows * n_kv));     // [n_rows, n_head_kv, head_dim]
+    std::vector<float> v(k.size());                               // [n_rows, n_head_kv, head_dim]
+    std::vector<float> attn(q.size());                            // [n_rows, n_head, head_dim]
+    std::vector<float> proj(x.size());                            // [n_rows, n_embd]
+    std::vector<float> gate(static_cast<size_t>(n_rows * hp.n_ff)); // [n_rows, n_ff]
+    std::vector<float> up(gate.size());                           // [n_rows, n_ff]
+
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const int32_t tok = batch.tokens[static_cast<size_t>(r)];
+        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
+                       static_cast<long long>(hp.n_vocab));
+        std::copy_n(w.tok_embd.row(tok), n_embd, x.data() + r * n_embd);
+    }
+    emit("embd", -1, x.data(), n_rows, n_embd);
+
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+        const layer_weights & lw = w.layers[static_cast<size_t>(il)];
+
+        cpu_rmsnorm(x.data(), n_rows, n_embd, lw.attn_norm.data(), hp.norm_eps, xn.data());
+        emit("attn_norm", il, xn.data(), n_rows, n_embd);
+        cpu_matmul(xn.data(), n_rows, lw.wq, hp.qkv_bias ? lw.bq.data() : nullptr, q.data());
+        cpu_matmul(xn.data(), n_rows, lw.wk, hp.qkv_bias ? lw.bk.data() : nullptr, k.data());
+        cpu_matmul(xn.data(), n_rows, lw.wv, hp.qkv_bias ? lw.bv.data() : nullptr, v.data());
+        if (hp.qk_norm) {
+            cpu_rmsnorm(q.data(), n_rows * hp.n_head, hp.head_dim, lw.q_norm.data(), hp.norm_eps, q.data());
+            cpu_rmsnorm(k.data(), n_rows * hp.n_head_kv, hp.head_dim, lw.k_norm.data(), hp.norm_eps, k.data());
+        }
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const int64_t pos = batch.positions[static_cast<size_t>(r)];
+            cpu_rope(q.data() + r * n_q, hp.n_head, hp.head_dim, pos, inv_freq_.data(), hp.rope.layout);
+            cpu_rope(k.data() + r * n_kv, hp.n_head_kv, hp.head_dim, pos, inv_freq_.data(), hp.rope.layout);
+        }
+        emit("q", il, q.data(), n_rows, n_q);
+        emit("k", il, k.data(), n_rows, n_kv);
+        emit("v", il, v.data(), n_rows, n_kv);
+
+        write_kv(batch, kv, il, k.data(), v.data());
+        attention(batch, kv, il, q.data(), attn.data());
+        emit("attn_out", il, attn.data(), n_rows, n_q);
+        cpu_matmul(attn.data(), n_rows, lw.wo, nullptr, proj.data());
+        cpu_add(x.data(), proj.data(), n_rows * n_embd);
+
+        cpu_rmsnorm(x.data(), n_rows, n_embd, lw.ffn_norm.data(), hp.norm_eps, xn.data());
+        emit("ffn_norm", il, xn.data(), n_rows, n_embd);
+        cpu_matmul(xn.data(), n_rows, lw.w_gate, nullptr, gate.data());
+        cpu_matmul(xn.data(), n_rows, lw.w_up, nullptr, up.data());
+        cpu_swiglu(gate.data(), up.data(), n_rows * hp.n_ff, gate.data());
+        cpu_matmul(gate.data(), n_rows, lw.w_down, nullptr, proj.data());
+        cpu_add(x.data(), proj.data(), n_rows * n_embd);
+        emit("l_out", il, x.data(), n_rows, n_embd);
+    }
+
+    // Only the rows whose logits are wanted go through the final norm and the LM head.
+    const int64_t n_out = static_cast<int64_t>(batch.logit_rows.size());
+    std::vector<float> h(static_cast<size_t>(n_out * n_embd)); // [n_out, n_embd]
+    for (int64_t i = 0; i < n_out; ++i) {
+        const int32_t r = batch.logit_rows[static_cast<size_t>(i)];
+        SPECATTN_CHECK(r >= 0 && r < n_rows, "logit row %d outside the batch", r);
+        std::copy_n(x.data() + r * n_embd, n_embd, h.data() + i * n_embd);
+    }
+    cpu_rmsnorm(h.data(), n_out, n_embd, w.out_norm.data(), hp.norm_eps, h.data());
+    emit("result_norm", -1, h.data(), n_out, n_embd);
+    logits.resize(static_cast<size_t>(n_out * hp.n_vocab));
+    cpu_matmul(h.data(), n_out, w.lm_head(), nullptr, logits.data());
+}
+
+} // namespace specattn

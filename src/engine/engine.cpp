@@ -1,0 +1,250 @@
+#include "engine/engine.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/check.h"
+#include "core/mapped_file.h"
+#include "engine/detokenizer.h"
+#include "sampling/stop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <omp.h>
+#include <optional>
+
+namespace specattn {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Everything one running request owns.
+struct sequence_state {
+    const request * req = nullptr;
+    int32_t kv_seq = -1;
+    int64_t max_new = 0; // tokens this request may still produce in all
+    result res;
+    std::optional<sampler> smp;
+    std::optional<incremental_detokenizer> detok;
+    std::optional<stop_matcher> stops;
+    int32_t pending = -1; // sampled but not yet fed back: its K/V is not in the cache
+
+    bool running() const { return res.finish == finish_reason::finish_reason_none; }
+};
+
+} // namespace
+
+const char * finish_reason_name(finish_reason r) {
+    switch (r) {
+        case finish_reason::finish_reason_none: return "none";
+        case finish_reason::finish_reason_eos: return "eos";
+        case finish_reason::finish_reason_stop: return "stop";
+        case finish_reason::finish_reason_length: return "length";
+        case finish_reason::finish_reason_context: return "context";
+    }
+    SPECATTN_ABORT("bad finish_reason %d", static_cast<int>(r));
+}
+
+std::string default_model_path() {
+    const char * env = std::getenv("SPECATTN_MODEL");
+    if (env != nullptr && env[0] != '\0') {
+        return env;
+    }
+    return std::string(SPECATTN_DATA_DIR) + "/stories15M/stories15M.bin";
+}
+
+std::string default_tokenizer_path(const std::string & model_path) {
+    if (is_llama2c_path(model_path)) {
+        const size_t slash = model_path.find_last_of('/');
+        const std::string dir = slash == std::string::npos ? "." : model_path.substr(0, slash);
+        return dir + "/tokenizer.bin";
+    }
+    return model_path;
+}
+
+engine::engine(const engine_params & params, const load_progress_fn & progress) : params_(params) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (params_.model_path.empty()) {
+        params_.model_path = default_model_path();
+        SPECATTN_CHECK(file_exists(params_.model_path),
+                       "default model %s not found: run scripts/setup.sh, or pass -m MODEL",
+                       params_.model_path.c_str());
+    }
+    if (params_.n_threads > 0) {
+        omp_set_num_threads(params_.n_threads);
+    }
+    model_ = load_model(params_.model_path, progress);
+    const std::string tok_path =
+        params_.tokenizer_path.empty() ? default_tokenizer_path(params_.model_path) : params_.tokenizer_path;
+    tokenizer_ = load_tokenizer(tok_path);
+    SPECATTN_CHECK(tokenizer_->n_vocab() <= model_.hp.n_vocab,
+                   "tokenizer %s has %d tokens but the model's vocabulary has only %lld", tok_path.c_str(),
+                   tokenizer_->n_vocab(), static_cast<long long>(model_.hp.n_vocab));
+
+    eos_ids_ = model_.hp.eos_ids;
+    if (tokenizer_->eos_id() >= 0) {
+        eos_ids_.push_back(tokenizer_->eos_id());
+    }
+    std::sort(eos_ids_.begin(), eos_ids_.end());
+    eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
+
+    constexpr int64_t cpu_default_ctx = 8192;
+    n_ctx_ = params_.n_ctx > 0 ? params_.n_ctx : std::min(model_.hp.n_ctx_train, cpu_default_ctx);
+    SPECATTN_CHECK(n_ctx_ <= model_.hp.n_ctx_train, "--ctx-size %lld exceeds the model's trained context of %lld",
+                   static_cast<long long>(n_ctx_), static_cast<long long>(model_.hp.n_ctx_train));
+    SPECATTN_CHECK(params_.n_seq_max > 0, "--parallel must be positive");
+    SPECATTN_CHECK(params_.page_size > 0 && params_.page_size <= 1024, "KV page size must be in [1, 1024]");
+    const int64_t n_pages = params_.n_seq_max * kv_pages_for(n_ctx_, params_.page_size);
+    kv_ = std::make_unique<kv_block_manager>(n_pages, params_.page_size);
+    backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
+    load_s_ = seconds_since(t0);
+}
+
+engine::~engine() = default;
+
+void engine::validate(const request & r) const {
+    const auto n_prompt = static_cast<int64_t>(r.prompt.size());
+    SPECATTN_CHECK(n_prompt > 0, "the prompt is empty: give some text with -p or -f");
+    SPECATTN_CHECK(n_prompt < n_ctx_,
+                   "the prompt has %lld tokens but the context holds %lld (including at least one new token); "
+                   "shorten the prompt or raise --ctx-size",
+                   static_cast<long long>(n_prompt), static_cast<long long>(n_ctx_));
+    SPECATTN_CHECK(r.max_tokens == -1 || r.max_tokens > 0, "-n must be positive (or -1: until the context is full)");
+    SPECATTN_CHECK(r.max_tokens == -1 || n_prompt + r.max_tokens <= n_ctx_,
+                   "-n %lld with a %lld-token prompt exceeds the context of %lld tokens; lower -n or raise --ctx-size",
+                   static_cast<long long>(r.max_tokens), static_cast<long long>(n_prompt),
+                   static_cast<long long>(n_ctx_));
+    for (int32_t id : r.prompt) {
+        SPECATTN_CHECK(id >= 0 && id < model_.hp.n_vocab, "prompt token id %d is outside the vocabulary of %lld", id,
+                       static_cast<long long>(model_.hp.n_vocab));
+    }
+    specattn::validate(r.sampling);
+}
+
+std::vector<result> engine::generate(const std::vector<request> & requests, run_stats & stats,
+                                     const text_callback & on_text) {
+    SPECATTN_CHECK(static_cast<int64_t>(requests.size()) <= params_.n_seq_max,
+                   "%zu prompts but the engine runs at most %lld sequences at once (--parallel)", requests.size(),
+                   static_cast<long long>(params_.n_seq_max));
+    for (const request & r : requests) {
+        validate(r);
+    }
+    const int64_t n_vocab = model_.hp.n_vocab;
+
+    std::vector<sequence_state> seqs(requests.size());
+    // Whatever happens below, the sequences' KV pages go back to the pool.
+    struct release_guard {
+        kv_block_manager & kv;
+        std::vector<sequence_state> & seqs;
+        ~release_guard() {
+            for (const sequence_state & s : seqs) {
+                if (s.kv_seq >= 0) {
+                    kv.remove_sequence(s.kv_seq);
+                }
+            }
+        }
+    } guard{*kv_, seqs};
+    for (size_t i = 0; i < requests.size(); ++i) {
+        sequence_state & s = seqs[i];
+        s.req = &requests[i];
+        s.kv_seq = kv_->add_sequence();
+        const auto n_prompt = static_cast<int64_t>(s.req->prompt.size());
+        s.max_new = s.req->max_tokens == -1 ? n_ctx_ - n_prompt : s.req->max_tokens;
+        s.smp.emplace(s.req->sampling);
+        s.detok.emplace(*tokenizer_, s.req->prompt);
+        s.stops.emplace(s.req->stop);
+    }
+
+    // Appends one sampled token to a sequence: EOS, stop strings, -n and the context end finish it.
+    auto emit_token = [&](size_t i, int32_t tok) {
+        sequence_state & s = seqs[i];
+        const bool is_eos = std::binary_search(eos_ids_.begin(), eos_ids_.end(), tok);
+        std::string text;
+        if (is_eos && !s.req->ignore_eos) {
+            s.res.finish = finish_reason::finish_reason_eos;
+        } else {
+            s.res.tokens.push_back(tok);
+            bool stopped = false;
+            text = s.stops->feed(s.detok->push(tok), stopped);
+            if (stopped) {
+                s.res.finish = finish_reason::finish_reason_stop;
+            } else if (static_cast<int64_t>(s.res.tokens.size()) >= s.max_new) {
+                // Without -n the limit is the context: the last token sits at position n_ctx - 1.
+                s.res.finish = s.req->max_tokens == -1 ? finish_reason::finish_reason_context
+                                                       : finish_reason::finish_reason_length;
+            }
+        }
+        if (!s.running() && s.res.finish != finish_reason::finish_reason_stop) {
+            bool stopped = false;
+            text += s.stops->feed(s.detok->flush(), stopped);
+            text += s.stops->flush();
+        }
+        s.res.text += text;
+        if (on_text && !text.empty()) {
+            on_text(i, text);
+        }
+        s.pending = tok;
+    };
+
+    // Prefill: every prompt in chunks of at most n_batch rows, logits of each prompt's last row.
+    auto t0 = std::chrono::steady_clock::now();
+    forward_batch batch;
+    std::vector<float> logits;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        const std::vector<int32_t> & prompt = seqs[i].req->prompt;
+        const auto n_prompt = static_cast<int64_t>(prompt.size());
+        for (int64_t start = 0; start < n_prompt; start += params_.n_batch) {
+            const int64_t n = std::min(params_.n_batch, n_prompt - start);
+            batch.clear();
+            kv_->append(seqs[i].kv_seq, n);
+            const bool last = start + n == n_prompt;
+            batch.add_sequence_rows(seqs[i].kv_seq, prompt.data() + start, n, start, last);
+            backend_->forward(batch, *kv_, logits);
+            if (last) {
+                emit_token(i, seqs[i].smp->sample(logits.data(), n_vocab));
+            }
+        }
+        stats.n_prompt_tokens += n_prompt;
+    }
+    stats.prefill_s += seconds_since(t0);
+
+    // Decode: one row per running sequence per step; the pending token goes in, the next comes out.
+    t0 = std::chrono::steady_clock::now();
+    std::vector<size_t> rows_of;
+    for (;;) {
+        batch.clear();
+        rows_of.clear();
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            sequence_state & s = seqs[i];
+            if (!s.running()) {
+                continue;
+            }
+            const int64_t pos = kv_->length(s.kv_seq);
+            kv_->append(s.kv_seq, 1);
+            batch.add_sequence_rows(s.kv_seq, &s.pending, 1, pos, true);
+            rows_of.push_back(i);
+        }
+        if (rows_of.empty()) {
+            break;
+        }
+        backend_->forward(batch, *kv_, logits);
+        stats.n_decode_tokens += static_cast<int64_t>(rows_of.size());
+        for (size_t j = 0; j < rows_of.size(); ++j) {
+            emit_token(rows_of[j], seqs[rows_of[j]].smp->sample(logits.data() + static_cast<int64_t>(j) * n_vocab,
+                                                                  n_vocab));
+        }
+    }
+    stats.decode_s += seconds_since(t0);
+
+    std::vector<result> out;
+    out.reserve(seqs.size());
+    for (sequence_state & s : seqs) {
+        stats.n_gen_tokens += static_cast<int64_t>(s.res.tokens.size());
+        out.push_back(std::move(s.res));
+    }
+    return out;
+}
+
+} // namespace specattn

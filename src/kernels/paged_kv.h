@@ -1,0 +1,47 @@
+// THE paged KV-cache layout. One definition, used by the block manager (src/kv), the CPU reference backend and the
+// CUDA kernels; kernels include this header and nothing else of the engine.
+//
+// Storage: one K pool and one V pool, each
+//     [n_layer][n_pages][n_head_kv][page_size][head_dim]     (f32 on the CPU backend; bf16 on CUDA)
+// A sequence's token at position pos lives in physical page  pages[pos / page_size]  at slot  pos % page_size.
+// A sequence's page list is shared by all layers: page p means the same index in every layer's pool.
+//
+// Why heads outside slots inside a page (HND): a GQA-packed decode/verify kernel owns one KV head and streams its
+// pages; page_size × head_dim elements of one head are then contiguous, one coalesced read per page.
+// Sparse attention (drafts) is a list of positions mapped through the same page list: no second layout.
+#pragma once
+
+#include <cstdint>
+
+namespace specattn {
+
+struct paged_kv_layout {
+    int64_t n_layer = 0;
+    int64_t n_pages = 0;
+    int64_t n_head_kv = 0;
+    int64_t page_size = 0;
+    int64_t head_dim = 0;
+
+    int64_t page_elems() const { return n_head_kv * page_size * head_dim; }
+    int64_t layer_elems() const { return n_pages * page_elems(); }
+    int64_t total_elems() const { return n_layer * layer_elems(); }
+
+    // Element offset of (layer, page, head, slot, dim 0) in a K or V pool.
+    int64_t offset(int64_t layer, int64_t page, int64_t head, int64_t slot) const {
+        return layer * layer_elems() + page * page_elems() + (head * page_size + slot) * head_dim;
+    }
+};
+
+// The pages of one sequence as kernels see them: `pages` holds ceil(len / page_size) physical page indices.
+struct paged_kv_seq {
+    const int32_t * pages = nullptr; // [ceil(len / page_size)]
+    int64_t len = 0;                 // positions [0, len) hold valid K/V
+};
+
+// Element offset of position pos of a sequence (any layer's base added by the caller via layout.offset).
+inline int64_t paged_kv_offset(const paged_kv_layout & layout, const paged_kv_seq & seq, int64_t layer, int64_t head,
+                               int64_t pos) {
+    return layout.offset(layer, seq.pages[pos / layout.page_size], head, pos % layout.page_size);
+}
+
+} // namespace specattn

@@ -1,0 +1,106 @@
+// PCRE2 wrapper for the pre-tokenizer regexes (see regex.h).
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "tokenizer/regex.h"
+
+#include "core/check.h"
+#include "tokenizer/json_view.h"
+#include "tokenizer/utf8.h"
+
+#include <pcre2.h>
+
+#include <memory>
+
+namespace specattn {
+
+namespace {
+
+std::string pcre2_message(int code) {
+    PCRE2_UCHAR buf[256];
+    if (pcre2_get_error_message(code, buf, sizeof buf) < 0) {
+        return "error " + std::to_string(code);
+    }
+    return reinterpret_cast<const char *>(buf);
+}
+
+// Per-thread match state. The JIT stack is larger than PCRE2's 32 KiB default because the HF regexes run over
+// whole paragraphs (e.g. \s+(?!\S) over a long run of spaces).
+struct match_state {
+    pcre2_match_context * context = nullptr;
+    pcre2_jit_stack * stack = nullptr;
+
+    match_state() {
+        context = pcre2_match_context_create(nullptr);
+        stack = pcre2_jit_stack_create(64 * 1024, 8 * 1024 * 1024, nullptr);
+        if (context != nullptr && stack != nullptr) {
+            pcre2_jit_stack_assign(context, nullptr, stack);
+        }
+    }
+    ~match_state() {
+        pcre2_jit_stack_free(stack);
+        pcre2_match_context_free(context);
+    }
+    match_state(const match_state &) = delete;
+    match_state & operator=(const match_state &) = delete;
+};
+
+match_state & thread_match_state() {
+    thread_local match_state state;
+    return state;
+}
+
+} // namespace
+
+regex::regex(std::string_view pattern, bool literal) {
+    uint32_t options = PCRE2_UTF | PCRE2_UCP;
+    if (literal) {
+        options |= PCRE2_LITERAL;
+    }
+    int err = 0;
+    PCRE2_SIZE err_offset = 0;
+    pcre2_code * code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err,
+                                      &err_offset, nullptr);
+    SPECATTN_CHECK(code != nullptr, "regex '%s' does not compile at offset %zu: %s",
+                   tokenizer_printable(pattern).c_str(), static_cast<size_t>(err_offset), pcre2_message(err).c_str());
+    // JIT is an optimization only: when it is unavailable pcre2_match interprets the pattern.
+    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+    code_ = code;
+}
+
+regex::~regex() { pcre2_code_free(static_cast<pcre2_code *>(code_)); }
+
+void regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>> & out) const {
+    out.clear();
+    const pcre2_code * code = static_cast<const pcre2_code *>(code_);
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+        pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
+    SPECATTN_CHECK(md != nullptr, "out of memory creating regex match data");
+    match_state & state = thread_match_state();
+    const auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+    // NOTE(tokenizer): the onig crate's find_iter, which HF uses, searches again from the end of each match; an
+    // empty match right where the previous match ended is dropped and the search moves one character on.
+    size_t last_end = 0;
+    bool have_last_match = false;
+    size_t last_match_end = 0;
+    while (last_end <= text.size()) {
+        const int rc = pcre2_match(code, subject, text.size(), last_end, PCRE2_NO_UTF_CHECK, md.get(), state.context);
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            break;
+        }
+        SPECATTN_CHECK(rc >= 0, "regex match failed: %s", pcre2_message(rc).c_str());
+        const PCRE2_SIZE * ov = pcre2_get_ovector_pointer(md.get());
+        const size_t start = ov[0];
+        const size_t end = ov[1];
+        // \K in a lookbehind can report an end before the start; such a match has no sensible split.
+        SPECATTN_CHECK(start <= end && end <= text.size(), "regex match has an invalid range");
+        if (start == end && have_last_match && start == last_match_end) {
+            last_end += last_end < text.size() ? utf8_len(static_cast<unsigned char>(text[last_end])) : 1;
+            continue;
+        }
+        last_end = end;
+        have_last_match = true;
+        last_match_end = end;
+        out.emplace_back(start, end);
+    }
+}
+
+} // namespace specattn
