@@ -5,6 +5,8 @@
 #include "core/mapped_file.h"
 #include "engine/detokenizer.h"
 #include "sampling/stop.h"
+#include "spec/selector.h"
+#include "spec/spec_decode.h"
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +29,9 @@ struct sequence_state {
     int64_t max_new = 0; // tokens this request may still produce in all
     result res;
     std::optional<sampler> smp;
+    std::optional<sampler> draft_smp; // speculative drafts draw from their own stream
+    std::unique_ptr<draft_selector> selector;
+    attention_capture prefill_capture; // the last prompt row's attention, which seeds the first selection
     std::optional<incremental_detokenizer> detok;
     std::optional<stop_matcher> stops;
     int32_t pending = -1; // sampled but not yet fed back: its K/V is not in the cache
@@ -124,7 +129,11 @@ void engine::validate(const request & r) const {
 }
 
 std::vector<result> engine::generate(const std::vector<request> & requests, run_stats & stats,
-                                     const text_callback & on_text) {
+                                     const text_callback & on_text, const spec_params & spec) {
+    const bool speculative = spec.method != spec_method::spec_method_none;
+    if (speculative) {
+        specattn::validate(spec);
+    }
     SPECATTN_CHECK(static_cast<int64_t>(requests.size()) <= params_.n_seq_max,
                    "%zu prompts but the engine runs at most %lld sequences at once (--parallel)", requests.size(),
                    static_cast<long long>(params_.n_seq_max));
@@ -153,6 +162,12 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         const auto n_prompt = static_cast<int64_t>(s.req->prompt.size());
         s.max_new = s.req->max_tokens == -1 ? n_ctx_ - n_prompt : s.req->max_tokens;
         s.smp.emplace(s.req->sampling);
+        if (speculative) {
+            sampling_params draft_params = s.req->sampling;
+            draft_params.seed ^= 0x9e3779b97f4a7c15ull; // independent of the acceptance / residual stream
+            s.draft_smp.emplace(draft_params);
+            s.selector = make_selector(spec, model_.hp, n_ctx_);
+        }
         s.detok.emplace(*tokenizer_, s.req->prompt);
         s.stops.emplace(s.req->stop);
     }
@@ -201,17 +216,52 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             kv_->append(seqs[i].kv_seq, n);
             const bool last = start + n == n_prompt;
             batch.add_sequence_rows(seqs[i].kv_seq, prompt.data() + start, n, start, last);
+            if (last && speculative) {
+                batch.capture.assign(static_cast<size_t>(n), nullptr);
+                batch.capture.back() = &seqs[i].prefill_capture;
+            }
             backend_->forward(batch, *kv_, logits);
             if (last) {
                 emit_token(i, seqs[i].smp->sample(logits.data(), n_vocab));
+                if (speculative) {
+                    seqs[i].selector->update(prefill_view(n_prompt, &seqs[i].prefill_capture));
+                    seqs[i].prefill_capture = attention_capture{}; // no longer needed; can be large
+                }
             }
         }
         stats.n_prompt_tokens += n_prompt;
     }
     stats.prefill_s += seconds_since(t0);
 
-    // Decode: one row per running sequence per step; the pending token goes in, the next comes out.
     t0 = std::chrono::steady_clock::now();
+    if (speculative) {
+        std::vector<spec_sequence> spec_seqs(seqs.size());
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            sequence_state & s = seqs[i];
+            spec_sequence & ss = spec_seqs[i];
+            ss.kv_seq = s.kv_seq;
+            ss.pending = s.pending;
+            ss.remaining = s.max_new - static_cast<int64_t>(s.res.tokens.size());
+            ss.target = &*s.smp;
+            ss.draft = &*s.draft_smp;
+            ss.selector = s.selector.get();
+            ss.running = s.running();
+        }
+        if (stats.spec.reached.empty()) {
+            stats.spec.reset(spec.draft_len);
+        }
+        const int64_t produced_before = stats.spec.produced;
+        spec_decode(*backend_, *kv_, model_.hp, spec, spec_seqs,
+                    [&](size_t i, int32_t tok) {
+                        emit_token(i, tok);
+                        return seqs[i].running();
+                    },
+                    stats.spec);
+        stats.n_decode_tokens += stats.spec.produced - produced_before;
+    }
+
+    // Decode: one row per running sequence per step; the pending token goes in, the next comes out.
+
     std::vector<size_t> rows_of;
     for (;;) {
         batch.clear();

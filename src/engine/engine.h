@@ -6,6 +6,8 @@
 #include "kv/block_manager.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
+#include "spec/spec_params.h"
+#include "spec/spec_stats.h"
 #include "tokenizer/tokenizer.h"
 
 #include <functional>
@@ -54,6 +56,7 @@ struct run_stats {
     int64_t n_decode_tokens = 0; // tokens sampled by decode steps (the first token of each request comes from prefill)
     double prefill_s = 0.0;
     double decode_s = 0.0;
+    spec_stats spec; // filled when speculative decoding ran
 };
 
 // Streaming: called with each piece of new text of request i as soon as it is final.
@@ -64,10 +67,11 @@ class engine {
     explicit engine(const engine_params & params, const load_progress_fn & progress = nullptr);
     ~engine();
 
-    // Runs the requests to completion. Throws specattn::error for requests that cannot run (empty prompt, prompt
-    // or -n beyond the context, more requests than n_seq_max) before doing any work.
+    // Runs the requests to completion, autoregressively or with speculative decoding (spec.method). Throws
+    // specattn::error for requests that cannot run (empty prompt, prompt or -n beyond the context, more requests
+    // than n_seq_max) before doing any work.
     std::vector<result> generate(const std::vector<request> & requests, run_stats & stats,
-                                 const text_callback & on_text = nullptr);
+                                 const text_callback & on_text = nullptr, const spec_params & spec = {});
 
     const model & get_model() const { return model_; }
     const tokenizer & get_tokenizer() const { return *tokenizer_; }

@@ -30,8 +30,8 @@ class stop_matcher {
 
   private:
     std::vector<std::string> stops_;
-    std::string held_;     // bytes that could still be the start of a stop string
-    size_t max_len_ = 0;   // longest stop string, in bytes
+    std::string held_;   // bytes that could still be the start of a stop string
+    size_t max_len_ = 0; // longest stop string, in bytes
     bool stopped_ = false;
 };
 

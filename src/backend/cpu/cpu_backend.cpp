@@ -60,34 +60,64 @@ void cpu_backend::attention(const forward_batch & batch, const kv_block_manager 
 #pragma omp parallel
     {
         std::vector<float> scores;
+        std::vector<int64_t> list;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int64_t r = 0; r < n_rows; ++r) {
-            for (int64_t h = 0; h < hp.n_head; ++h) {
+            for (int64_t kvh = 0; kvh < hp.n_head_kv; ++kvh) {
                 const paged_kv_seq seq = kv.view(batch.seq_ids[static_cast<size_t>(r)]);
                 const int64_t pos = batch.positions[static_cast<size_t>(r)];
-                // Causal: positions [lo, pos]; a sliding window drops everything more than window-1 back.
+                const float * q_group = q + (r * hp.n_head + kvh * group) * hd; // [group, head_dim]
+                auto key = [&](int64_t t) { return k_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t); };
+                auto value = [&](int64_t t) { return v_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t); };
+
+                // The attended positions: a draft row's sparse list, or causal [lo, pos] where a sliding window
+                // drops everything more than window-1 back.
+                const kv_position_source * src = batch.sparse_of(r);
                 const int64_t lo = hp.sliding_window > 0 ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
-                const float * qh = q + (r * hp.n_head + h) * hd;
-                const int64_t kvh = h / group;
-                scores.resize(static_cast<size_t>(pos - lo + 1));
-                float mx = -INFINITY;
-                for (int64_t t = lo; t <= pos; ++t) {
-                    const float s = cpu_dot(qh, k_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t), hd) * scale;
-                    scores[static_cast<size_t>(t - lo)] = s;
-                    mx = std::max(mx, s);
+                if (src != nullptr) {
+                    list.clear();
+                    src->positions(attention_query{layer, kvh, pos, q_group, group, hd, key}, list);
+                    for (int64_t t : list) {
+                        if (t < lo || t > pos) {
+                            SPECATTN_ABORT("sparse source gave position %lld outside [%lld, %lld]",
+                                           static_cast<long long>(t), static_cast<long long>(lo),
+                                           static_cast<long long>(pos));
+                        }
+                    }
                 }
-                float sum = 0.0f;
-                for (float & s : scores) {
-                    s = std::exp(s - mx);
-                    sum += s;
-                }
-                float * oh = out + (r * hp.n_head + h) * hd;
-                std::fill_n(oh, hd, 0.0f);
-                for (int64_t t = lo; t <= pos; ++t) {
-                    const float wgt = scores[static_cast<size_t>(t - lo)] / sum;
-                    const float * vt = v_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t);
-                    for (int64_t d = 0; d < hd; ++d) {
-                        oh[d] += wgt * vt[d];
+                const int64_t n = src != nullptr ? static_cast<int64_t>(list.size()) : pos - lo + 1;
+                auto position = [&](int64_t i) { return src != nullptr ? list[static_cast<size_t>(i)] : lo + i; };
+                attention_capture * cap = batch.capture_of(r);
+
+                scores.resize(static_cast<size_t>(n));
+                for (int64_t g = 0; g < group; ++g) {
+                    const int64_t h = kvh * group + g;
+                    const float * qh = q_group + g * hd;
+                    float mx = -INFINITY;
+                    for (int64_t i = 0; i < n; ++i) {
+                        const float sc = cpu_dot(qh, key(position(i)), hd) * scale;
+                        scores[static_cast<size_t>(i)] = sc;
+                        mx = std::max(mx, sc);
+                    }
+                    float sum = 0.0f;
+                    for (int64_t i = 0; i < n; ++i) {
+                        sum += std::exp(scores[static_cast<size_t>(i)] - mx);
+                    }
+                    if (cap != nullptr) {
+                        float * row = cap->logits.data() + (layer * hp.n_head + h) * cap->n_pos;
+                        for (int64_t i = 0; i < n; ++i) {
+                            row[position(i)] = scores[static_cast<size_t>(i)];
+                        }
+                        cap->lse[static_cast<size_t>(layer * hp.n_head + h)] = mx + std::log(sum);
+                    }
+                    float * oh = out + (r * hp.n_head + h) * hd;
+                    std::fill_n(oh, hd, 0.0f);
+                    for (int64_t i = 0; i < n; ++i) {
+                        const float wgt = std::exp(scores[static_cast<size_t>(i)] - mx) / sum;
+                        const float * vt = value(position(i));
+                        for (int64_t d = 0; d < hd; ++d) {
+                            oh[d] += wgt * vt[d];
+                        }
                     }
                 }
             }
@@ -115,6 +145,11 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
     std::vector<float> up(gate.size());                           // [n_rows, n_ff]
 
     for (int64_t r = 0; r < n_rows; ++r) {
+        if (attention_capture * cap = batch.capture_of(r)) {
+            cap->n_pos = batch.positions[static_cast<size_t>(r)] + 1;
+            cap->logits.assign(static_cast<size_t>(hp.n_layer * hp.n_head * cap->n_pos), -INFINITY);
+            cap->lse.assign(static_cast<size_t>(hp.n_layer * hp.n_head), 0.0f);
+        }
         const int32_t tok = batch.tokens[static_cast<size_t>(r)];
         SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
                        static_cast<long long>(hp.n_vocab));

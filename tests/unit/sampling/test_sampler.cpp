@@ -279,11 +279,10 @@ std::vector<double> reference_probs(const std::vector<float> & l, const sampling
 TEST(sampling_probs, matches_brute_force_reference) {
     std::mt19937_64 rng(1234);
     const std::vector<sampling_params> cases = {
-        make_params(1.0f, 0, 1.0f, 0.0f),    make_params(0.7f, 5, 1.0f, 0.0f),
-        make_params(1.3f, 0, 0.63f, 0.0f),   make_params(1.0f, 0, 1.0f, 0.07f),
-        make_params(0.9f, 40, 0.91f, 0.0f),  make_params(1.1f, 17, 0.83f, 0.02f),
-        make_params(2.0f, 3, 0.97f, 0.4f),   make_params(0.5f, 150, 0.77f, 0.01f),
-        make_params(4.0f, 0, 0.93f, 0.0f),   make_params(8.0f, 0, 0.99f, 0.0f),
+        make_params(1.0f, 0, 1.0f, 0.0f),  make_params(0.7f, 5, 1.0f, 0.0f),     make_params(1.3f, 0, 0.63f, 0.0f),
+        make_params(1.0f, 0, 1.0f, 0.07f), make_params(0.9f, 40, 0.91f, 0.0f),   make_params(1.1f, 17, 0.83f, 0.02f),
+        make_params(2.0f, 3, 0.97f, 0.4f), make_params(0.5f, 150, 0.77f, 0.01f), make_params(4.0f, 0, 0.93f, 0.0f),
+        make_params(8.0f, 0, 0.99f, 0.0f),
     };
     for (int trial = 0; trial < 24; trial++) {
         // n from 1 to 211, and a few of 3000 so top-p sorts past its first blocks (256, 1024 ids); logits on a 0.25

@@ -101,9 +101,8 @@ std::vector<float> probs_of(const std::vector<float> & logits, const sampling_pa
 TEST(sampler_distribution, matches_sampling_probs) {
     const std::vector<float> l = test_logits();
     const std::vector<sampling_params> cases = {
-        make_params(1.0f, 0, 1.0f, 0.0f, 1),    make_params(0.6f, 8, 1.0f, 0.0f, 2),
-        make_params(1.5f, 0, 0.8f, 0.0f, 3),    make_params(1.0f, 0, 1.0f, 0.1f, 4),
-        make_params(0.8f, 20, 0.9f, 0.05f, 5),  make_params(3.0f, 0, 1.0f, 0.0f, 6),
+        make_params(1.0f, 0, 1.0f, 0.0f, 1), make_params(0.6f, 8, 1.0f, 0.0f, 2),   make_params(1.5f, 0, 0.8f, 0.0f, 3),
+        make_params(1.0f, 0, 1.0f, 0.1f, 4), make_params(0.8f, 20, 0.9f, 0.05f, 5), make_params(3.0f, 0, 1.0f, 0.0f, 6),
     };
     for (const sampling_params & p : cases) {
         SCOPED_TRACE("T " + std::to_string(p.temperature) + " k " + std::to_string(p.top_k) + " p " +

@@ -69,9 +69,10 @@ TEST(stop_matcher, several_stop_strings) {
 }
 
 TEST(stop_matcher, earliest_stop_wins) {
+    // Whatever the order of the list: "b" at byte 1 comes before "abc" at byte 2.
     stop_matcher m({"abc", "b"});
     bool stopped = false;
-    EXPECT_EQ(m.feed("xabc", stopped), "x");
+    EXPECT_EQ(m.feed("xbabc", stopped), "x");
     EXPECT_TRUE(stopped);
     // A short stop that completes inside a longer one still pending.
     stop_matcher m2({"abcdef", "cd"});
@@ -160,11 +161,12 @@ TEST(stop_matcher, utf8_lead_byte_shared_with_stop) {
 }
 
 TEST(stop_matcher, every_split_gives_the_same_output) {
-    const std::vector<std::string> stops = {"<|im_end|>", "\n\nUser", "\xe2\x80\x94" "end"};
+    const std::string dash = "\xe2\x80\x94"; // U+2014, spelled apart so "\x94e..." is not one hex escape
+    const std::vector<std::string> stops = {"<|im_end|>", "\n\nUser", dash + "end"};
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"Hello <|im_en d <|im_end|> tail", "Hello <|im_en d "},
         {"caf\xc3\xa9\n\nUse \n\nUser: hi", "caf\xc3\xa9\n\nUse "},
-        {"a \xe2\x80\x94 b \xe2\x80\x94" "end c", "a \xe2\x80\x94 b "},
+        {"a " + dash + " b " + dash + "end c", "a " + dash + " b "},
         {"no stop here <|im_end", "no stop here <|im_end"},
     };
     for (const auto & [text, want] : cases) {
@@ -172,8 +174,7 @@ TEST(stop_matcher, every_split_gives_the_same_output) {
             for (size_t j = i; j <= text.size(); j++) {
                 stop_matcher m(stops);
                 bool stopped = false;
-                const std::string got =
-                    run(m, {text.substr(0, i), text.substr(i, j - i), text.substr(j)}, stopped);
+                const std::string got = run(m, {text.substr(0, i), text.substr(i, j - i), text.substr(j)}, stopped);
                 EXPECT_EQ(got, want) << "cuts at " << i << ", " << j;
                 EXPECT_EQ(stopped, want != text);
             }

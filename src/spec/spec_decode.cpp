@@ -1,0 +1,177 @@
+#include "spec/spec_decode.h"
+
+#include "spec/verify.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace specattn {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Per-sequence scratch of one iteration.
+struct iteration_state {
+    int64_t n = 0;                       // committed length: the pending token's position
+    int64_t gamma = 0;                   // drafts this iteration
+    std::vector<int32_t> drafts;         // [gamma]
+    std::vector<std::vector<float>> q;   // [gamma][n_vocab] draft distributions (sampling only)
+    std::vector<attention_capture> caps; // [gamma + 1] verify captures, as the selector needs
+    int64_t out_offset = 0;              // first logit row of this sequence in the verify output
+};
+
+bool is_greedy(const sampler & s) { return s.params().temperature <= 0.0f; }
+
+} // namespace
+
+verify_view prefill_view(int64_t n_prompt, const attention_capture * last_row) {
+    verify_view v;
+    v.prefill = true;
+    v.first_pos = n_prompt - 1;
+    v.n_rows = 1;
+    v.n_accepted = 0;
+    v.domain = n_prompt;
+    v.seqlen_k = n_prompt;
+    v.rows = {last_row};
+    return v;
+}
+
+void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, const spec_params & p,
+                 std::vector<spec_sequence> & seqs, const emit_fn & emit, spec_stats & stats) {
+    const int64_t n_vocab = hp.n_vocab;
+    std::vector<iteration_state> it(seqs.size());
+    forward_batch batch;
+    std::vector<float> logits;
+    std::vector<size_t> rows_of; // batch logit row -> sequence
+
+    for (;;) {
+        int64_t max_gamma = -1;
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            spec_sequence & s = seqs[i];
+            if (!s.running) {
+                continue;
+            }
+            it[i].n = kv.length(s.kv_seq);
+            // a + 1 <= gamma + 1 tokens come out: never more than the request may still produce.
+            it[i].gamma = std::clamp<int64_t>(s.remaining - 1, 0, p.draft_len);
+            it[i].drafts.clear();
+            it[i].q.resize(static_cast<size_t>(it[i].gamma));
+            max_gamma = std::max(max_gamma, it[i].gamma);
+        }
+        if (max_gamma < 0) {
+            break;
+        }
+
+        // Draft: step j feeds the pending token (j = 0) or draft j-1 at position n + j.
+        auto t0 = std::chrono::steady_clock::now();
+        for (int64_t j = 0; j < max_gamma; ++j) {
+            batch.clear();
+            rows_of.clear();
+            for (size_t i = 0; i < seqs.size(); ++i) {
+                spec_sequence & s = seqs[i];
+                if (!s.running || j >= it[i].gamma) {
+                    continue;
+                }
+                const int32_t tok = j == 0 ? s.pending : it[i].drafts[static_cast<size_t>(j - 1)];
+                kv.append(s.kv_seq, 1);
+                batch.add_sequence_rows(s.kv_seq, &tok, 1, it[i].n + j, true);
+                batch.sparse.push_back(s.selector);
+                rows_of.push_back(i);
+            }
+            be.forward(batch, kv, logits);
+            for (size_t r = 0; r < rows_of.size(); ++r) {
+                spec_sequence & s = seqs[rows_of[r]];
+                iteration_state & st = it[rows_of[r]];
+                const float * row = logits.data() + static_cast<int64_t>(r) * n_vocab;
+                if (is_greedy(*s.draft)) {
+                    st.drafts.push_back(argmax(row, n_vocab));
+                } else {
+                    std::vector<float> & q = st.q[static_cast<size_t>(j)];
+                    sampling_probs(row, n_vocab, s.draft->params(), q);
+                    st.drafts.push_back(s.draft->sample_from(q));
+                }
+            }
+        }
+        stats.draft_s += seconds_since(t0);
+
+        // Verify: rows [pending, d1..dγ] at n..n+γ, full attention, captures as each selector needs.
+        t0 = std::chrono::steady_clock::now();
+        batch.clear();
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            spec_sequence & s = seqs[i];
+            if (!s.running) {
+                continue;
+            }
+            iteration_state & st = it[i];
+            kv.append(s.kv_seq, 1); // the drafts wrote gamma positions; the last draft's row needs one more
+            std::vector<int32_t> toks = {s.pending};
+            toks.insert(toks.end(), st.drafts.begin(), st.drafts.end());
+            st.out_offset = static_cast<int64_t>(batch.logit_rows.size());
+            const int64_t first_row = batch.n_rows();
+            batch.add_sequence_rows(s.kv_seq, toks.data(), st.gamma + 1, st.n, false);
+            st.caps.resize(static_cast<size_t>(st.gamma + 1));
+            for (int64_t r = 0; r <= st.gamma; ++r) {
+                batch.logit_rows.push_back(static_cast<int32_t>(first_row + r));
+                const capture_rows need = s.selector->needs();
+                const bool want = need == capture_rows::capture_rows_all ||
+                                  (need == capture_rows::capture_rows_first_last && (r == 0 || r == st.gamma));
+                batch.capture.push_back(want ? &st.caps[static_cast<size_t>(r)] : nullptr);
+            }
+        }
+        batch.sparse.assign(static_cast<size_t>(batch.n_rows()), nullptr);
+        be.forward(batch, kv, logits);
+        stats.verify_s += seconds_since(t0);
+
+        // Accept, emit, roll back, select.
+        std::vector<std::vector<float>> p;
+        for (size_t i = 0; i < seqs.size(); ++i) {
+            spec_sequence & s = seqs[i];
+            if (!s.running) {
+                continue;
+            }
+            iteration_state & st = it[i];
+            const float * rows = logits.data() + st.out_offset * n_vocab;
+            accept_result acc;
+            if (is_greedy(*s.target)) {
+                acc = accept_greedy(st.drafts, rows, n_vocab);
+            } else {
+                p.resize(static_cast<size_t>(st.gamma + 1));
+                for (int64_t r = 0; r <= st.gamma; ++r) {
+                    sampling_probs(rows + r * n_vocab, n_vocab, s.target->params(), p[static_cast<size_t>(r)]);
+                }
+                acc = accept_sampled(st.drafts, p, st.q, *s.target);
+            }
+            stats.record(st.gamma, acc.n_accepted);
+
+            // The pending token and the a accepted drafts now have exact K/V; the rest is rolled back.
+            kv.truncate(s.kv_seq, st.n + acc.n_accepted + 1);
+            for (int64_t k = 0; k <= acc.n_accepted && s.running; ++k) {
+                const int32_t tok = k < acc.n_accepted ? st.drafts[static_cast<size_t>(k)] : acc.next;
+                --s.remaining;
+                s.running = emit(i, tok);
+            }
+            s.pending = acc.next;
+            if (!s.running) {
+                continue;
+            }
+
+            const auto t1 = std::chrono::steady_clock::now();
+            verify_view v;
+            v.first_pos = st.n;
+            v.n_rows = st.gamma + 1;
+            v.n_accepted = acc.n_accepted;
+            v.domain = st.n + 1;
+            v.seqlen_k = st.n + st.gamma + 1;
+            for (attention_capture & c : st.caps) {
+                v.rows.push_back(&c);
+            }
+            s.selector->update(v);
+            stats.select_s += seconds_since(t1);
+        }
+    }
+}
+
+} // namespace specattn

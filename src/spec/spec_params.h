@@ -1,0 +1,49 @@
+// Speculative decoding: which draft selector, and its knobs (CLI: --spec, --draft-len, --spec-ratio,
+// --spec-min-tokens, --spec-score). The method is described in docs/spec_decoding.md and
+// ../shared/reference/specattn.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace specattn {
+
+// The closed set of draft selectors. A new selector is one file in spec/selectors plus one value here.
+enum class spec_method : int32_t {
+    spec_method_none,       // plain autoregressive decoding (the baseline)
+    spec_method_dense,      // drafts attend to everything: a sanity mode, greedy acceptance must be 100%
+    spec_method_streaming,  // MagicDec-Stream: attention sinks + a recent window, block-granular
+    spec_method_quest,      // MagicDec-Quest: top pages by a query-aware key bound, re-selected every draft step
+    spec_method_specextend, // layer-wise top tokens by the last accepted token's attention weights
+    spec_method_pillar,     // SparseSpec/PillarAttn: weights averaged over all verify rows, top-k per KV head
+    spec_method_specattn,   // SpecAttn: Collect-2-Query (first and last verify rows), top-k per layer
+};
+
+enum class score_mode : int32_t {
+    score_mode_logit,  // raw scaled qKᵀ after masking (the v1 paper)
+    score_mode_weight, // softmax weights exp(logit - lse) (the released code's default)
+};
+
+struct spec_params {
+    spec_method method = spec_method::spec_method_none;
+    int64_t draft_len = 6;     // γ: draft steps per iteration
+    double ratio = 0.07;       // selected KV entries / context length
+    int64_t min_tokens = 256;  // budget floor
+    score_mode mode = score_mode::score_mode_logit;
+    int64_t block_size = 16;   // streaming and quest granularity (tokens)
+};
+
+const char * spec_method_name(spec_method m);
+// Parses a --spec value; throws specattn::error listing the valid names.
+spec_method parse_spec_method(const std::string & s);
+score_mode parse_score_mode(const std::string & s);
+const char * score_mode_name(score_mode m);
+// Throws specattn::error naming the flag of a bad value.
+void validate(const spec_params & p);
+
+// The selection budget k of SpecAttn (and every selector, for like-for-like runs):
+//   max_tokens = max(ceil(n_ctx · ratio), min_tokens)
+//   k          = min(clamp(ceil(seqlen_k · ratio), min_tokens, max_tokens), domain)
+int64_t spec_budget(const spec_params & p, int64_t n_ctx, int64_t seqlen_k, int64_t domain);
+
+} // namespace specattn
