@@ -34,6 +34,7 @@ struct generate_options {
     bool json = false;
     int64_t ctx_size = 0;
     int threads = 0;
+    spec_options spec;
 };
 
 nlohmann::json stats_json(const engine & eng, const run_stats & st, uint64_t seed) {
@@ -52,6 +53,7 @@ nlohmann::json stats_json(const engine & eng, const run_stats & st, uint64_t see
 
 int run_generate(const generate_options & o) {
     uint64_t seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+    const spec_params sp = to_spec_params(o.spec);
 
     std::vector<std::string> texts = o.prompts;
     for (const std::string & f : o.prompt_files) {
@@ -100,7 +102,7 @@ int run_generate(const generate_options & o) {
             std::fflush(stdout);
         };
     }
-    const std::vector<result> results = eng.generate(reqs, st, on_text);
+    const std::vector<result> results = eng.generate(reqs, st, on_text, sp);
 
     if (o.json) {
         nlohmann::json items = nlohmann::json::array();
@@ -112,6 +114,9 @@ int run_generate(const generate_options & o) {
         }
         nlohmann::json out = results.size() == 1 ? items[0] : nlohmann::json{{"results", items}};
         out["stats"] = stats_json(eng, st, seed);
+        if (sp.method != spec_method::spec_method_none) {
+            out["stats"]["spec"] = spec_stats_json(st.spec, sp);
+        }
         // Invalid UTF-8 a model produced is replaced rather than crashing the dump.
         std::puts(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         return 0;
@@ -136,6 +141,9 @@ int run_generate(const generate_options & o) {
                  s["prompt_tokens_per_s"].get<double>(), static_cast<long long>(st.n_gen_tokens),
                  s["generation_tokens_per_s"].get<double>(), finish_reason_name(results.back().finish),
                  static_cast<unsigned long long>(seed));
+    if (sp.method != spec_method::spec_method_none) {
+        std::fprintf(stderr, "%s\n", spec_stats_line(st.spec, sp).c_str());
+    }
     return 0;
 }
 
@@ -162,6 +170,7 @@ void add_generate_command(CLI::App & app, int & exit_code) {
     cmd->add_flag("--json", o->json, "Print one JSON object (ids, text, stats) instead of text");
     cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length per sequence (0: the model's, at most 8192)");
     cmd->add_option("-t,--threads", o->threads, "CPU threads (0: all cores)");
+    add_spec_options(*cmd, o->spec);
     cmd->callback([o, &exit_code]() { exit_code = run_generate(*o); });
 }
 

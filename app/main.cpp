@@ -1,4 +1,4 @@
-// The `specattn` command line: generate, tokenize, info. Library errors (specattn::error) end here as one line
+// The `specattn` command line: generate, tokenize, info, bench. Library errors (specattn::error) end here as one line
 // on stderr and exit code 1; usage errors exit with CLI11's code.
 #include "common.h"
 
@@ -15,6 +15,7 @@ int main(int argc, char ** argv) {
     specattn::add_generate_command(app, exit_code);
     specattn::add_tokenize_command(app, exit_code);
     specattn::add_info_command(app, exit_code);
+    specattn::add_bench_command(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError & e) {
