@@ -61,12 +61,13 @@ std::string default_model_path() {
 }
 
 std::string default_tokenizer_path(const std::string & model_path) {
-    if (is_llama2c_path(model_path)) {
-        const size_t slash = model_path.find_last_of('/');
-        const std::string dir = slash == std::string::npos ? "." : model_path.substr(0, slash);
-        return dir + "/tokenizer.bin";
+    if (is_directory(model_path)) {
+        return model_path; // a Hugging Face directory holds its tokenizer.json
     }
-    return model_path;
+    // A file: a llama2.c checkpoint (tokenizer.bin beside it) or a file inside a HF directory (its directory).
+    const size_t slash = model_path.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : model_path.substr(0, slash);
+    return is_llama2c_path(model_path) ? dir + "/tokenizer.bin" : dir;
 }
 
 engine::engine(const engine_params & params, const load_progress_fn & progress) : params_(params) {

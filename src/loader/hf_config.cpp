@@ -109,8 +109,8 @@ struct config_reader {
 
 model_arch parse_arch(const config_reader & cfg, std::string & arch_name) {
     const json & archs = cfg.require("architectures");
-    SPECATTN_CHECK(archs.is_array() && !archs.empty() && archs[0].is_string(), "%s: key 'architectures' must be a "
-                   "non-empty list of strings", cfg.source.c_str());
+    SPECATTN_CHECK(archs.is_array() && !archs.empty() && archs[0].is_string(),
+                   "%s: key 'architectures' must be a non-empty list of strings", cfg.source.c_str());
     arch_name = archs[0].get<std::string>();
     for (const arch_entry & a : arch_table) {
         if (arch_name == a.name) {
@@ -206,15 +206,16 @@ void check_unsupported(const config_reader & cfg, const model_hparams & hp) {
     SPECATTN_CHECK(act == "silu", "%s: unsupported hidden_act '%s' (supported: silu)", src, printable(act).c_str());
     // Qwen2 hard-codes q/k/v biases and ignores attention_bias; elsewhere it would also add an o_proj bias.
     if (hp.arch != model_arch::model_arch_qwen2) {
-        SPECATTN_CHECK(!cfg.opt_bool("attention_bias", false), "%s: unsupported attention_bias=true (%s with "
-                       "attention biases, o_proj included)", src, hp.arch_name.c_str());
+        SPECATTN_CHECK(!cfg.opt_bool("attention_bias", false),
+                       "%s: unsupported attention_bias=true (%s with attention biases, o_proj included)", src,
+                       hp.arch_name.c_str());
     }
     SPECATTN_CHECK(!cfg.opt_bool("mlp_bias", false), "%s: unsupported mlp_bias=true", src);
     if (const json * q = cfg.find("quantization_config")) {
-        const std::string method = q->is_object() && q->contains("quant_method") && (*q)["quant_method"].is_string()
-                                       ? (*q)["quant_method"].get<std::string>() : "?";
-        throw error(string_format("%s: unsupported quantized checkpoint (quant_method '%s'); weights must be F32, "
-                                  "F16 or BF16", src, printable(method).c_str()));
+        const json method = q->is_object() ? q->value("quant_method", json("?")) : json("?");
+        throw error(
+            string_format("%s: unsupported quantized checkpoint (quant_method %s); weights must be F32/F16/BF16", src,
+                          printable(method.dump()).c_str()));
     }
 }
 
@@ -255,17 +256,17 @@ model_hparams hf_config_parse(const std::string & config_text, const std::string
     parse_rope(cfg, hp.rope);
 
     switch (hp.arch) {
-        case model_arch::model_arch_mistral:
+    case model_arch::model_arch_mistral:
+        hp.sliding_window = cfg.opt_int("sliding_window", 0);
+        break;
+    case model_arch::model_arch_qwen2:
+    case model_arch::model_arch_qwen3:
+        if (cfg.opt_bool("use_sliding_window", false)) {
             hp.sliding_window = cfg.opt_int("sliding_window", 0);
-            break;
-        case model_arch::model_arch_qwen2:
-        case model_arch::model_arch_qwen3:
-            if (cfg.opt_bool("use_sliding_window", false)) {
-                hp.sliding_window = cfg.opt_int("sliding_window", 0);
-            }
-            break;
-        case model_arch::model_arch_llama:
-            break;
+        }
+        break;
+    case model_arch::model_arch_llama:
+        break;
     }
     if (hp.sliding_window >= hp.n_ctx_train) {
         hp.sliding_window = 0; // a window as long as the context is no window

@@ -30,9 +30,9 @@ void hparams_validate(const model_hparams & hp, const std::string & source) {
     check_range(source, "num_hidden_layers", hp.n_layer, 1, 1024);
     check_range(source, "num_attention_heads", hp.n_head, 1, 1024);
     check_range(source, "num_key_value_heads", hp.n_head_kv, 1, hp.n_head);
-    SPECATTN_CHECK(hp.n_head % hp.n_head_kv == 0, "%s: num_attention_heads %lld is not a multiple of "
-                   "num_key_value_heads %lld", source.c_str(), static_cast<long long>(hp.n_head),
-                   static_cast<long long>(hp.n_head_kv));
+    SPECATTN_CHECK(hp.n_head % hp.n_head_kv == 0,
+                   "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", source.c_str(),
+                   static_cast<long long>(hp.n_head), static_cast<long long>(hp.n_head_kv));
     check_range(source, "head_dim", hp.head_dim, 2, 1024);
     SPECATTN_CHECK(hp.head_dim % 2 == 0, "%s: head_dim %lld must be even for RoPE", source.c_str(),
                    static_cast<long long>(hp.head_dim));
@@ -42,20 +42,20 @@ void hparams_validate(const model_hparams & hp, const std::string & source) {
     check_positive(source, "rms_norm_eps", hp.norm_eps);
     check_positive(source, "rope_theta", hp.rope.theta);
     switch (hp.rope.scaling) {
-        case rope_scaling_type::rope_scaling_none:
-            break;
-        case rope_scaling_type::rope_scaling_linear:
-            check_positive(source, "rope factor", hp.rope.factor);
-            break;
-        case rope_scaling_type::rope_scaling_llama3:
-            check_positive(source, "rope factor", hp.rope.factor);
-            check_positive(source, "rope low_freq_factor", hp.rope.low_freq_factor);
-            // The llama3 rule divides by (high - low).
-            SPECATTN_CHECK(std::isfinite(hp.rope.high_freq_factor) && hp.rope.high_freq_factor > hp.rope.low_freq_factor,
-                           "%s: rope high_freq_factor %g must exceed low_freq_factor %g", source.c_str(),
-                           static_cast<double>(hp.rope.high_freq_factor), static_cast<double>(hp.rope.low_freq_factor));
-            check_range(source, "rope original_max_position_embeddings", hp.rope.original_n_ctx, 1, int64_t{1} << 26);
-            break;
+    case rope_scaling_type::rope_scaling_none:
+        break;
+    case rope_scaling_type::rope_scaling_linear:
+        check_positive(source, "rope factor", hp.rope.factor);
+        break;
+    case rope_scaling_type::rope_scaling_llama3:
+        check_positive(source, "rope factor", hp.rope.factor);
+        check_positive(source, "rope low_freq_factor", hp.rope.low_freq_factor);
+        // The llama3 rule divides by (high - low).
+        SPECATTN_CHECK(std::isfinite(hp.rope.high_freq_factor) && hp.rope.high_freq_factor > hp.rope.low_freq_factor,
+                       "%s: rope high_freq_factor %g must exceed low_freq_factor %g", source.c_str(),
+                       static_cast<double>(hp.rope.high_freq_factor), static_cast<double>(hp.rope.low_freq_factor));
+        check_range(source, "rope original_max_position_embeddings", hp.rope.original_n_ctx, 1, int64_t{1} << 26);
+        break;
     }
 
     SPECATTN_CHECK(hp.bos_id >= -1 && hp.bos_id < hp.n_vocab, "%s: bos_token_id %d is not below vocab_size %lld",

@@ -25,30 +25,30 @@ json json_parse_strict(std::string_view text, const std::string & source) {
     std::vector<std::set<std::string>> open_objects;
     const json::parser_callback_t on_event = [&](int /*depth*/, json::parse_event_t event, json & parsed) {
         switch (event) {
-            case json::parse_event_t::object_start:
-                open_objects.emplace_back();
-                break;
-            case json::parse_event_t::object_end:
-                open_objects.pop_back();
-                break;
-            case json::parse_event_t::key: {
-                const std::string & key = parsed.get_ref<const std::string &>();
-                const bool fresh = open_objects.back().insert(key).second;
-                SPECATTN_CHECK(fresh, "%s: duplicate key '%s'", source.c_str(), printable(key).c_str());
-                break;
-            }
-            case json::parse_event_t::array_start:
-            case json::parse_event_t::array_end:
-            case json::parse_event_t::value:
-                break;
+        case json::parse_event_t::object_start:
+            open_objects.emplace_back();
+            break;
+        case json::parse_event_t::object_end:
+            open_objects.pop_back();
+            break;
+        case json::parse_event_t::key: {
+            const std::string & key = parsed.get_ref<const std::string &>();
+            const bool fresh = open_objects.back().insert(key).second;
+            SPECATTN_CHECK(fresh, "%s: duplicate key '%s'", source.c_str(), printable(key).c_str());
+            break;
+        }
+        case json::parse_event_t::array_start:
+        case json::parse_event_t::array_end:
+        case json::parse_event_t::value:
+            break;
         }
         return true;
     };
     try {
         return json::parse(text.begin(), text.end(), on_event);
     } catch (const json::exception & e) {
-        throw error(string_format("%s is not valid JSON: %s", source.c_str(),
-                                  printable(strip_json_prefix(e.what())).c_str()));
+        throw error(
+            string_format("%s is not valid JSON: %s", source.c_str(), printable(strip_json_prefix(e.what())).c_str()));
     }
 }
 

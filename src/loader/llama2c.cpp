@@ -43,16 +43,17 @@ void llama2c_parse(const uint8_t * data, size_t size, const std::string & file, 
     SPECATTN_CHECK(size >= header_bytes, "%s: %zu bytes is too short for a llama2.c checkpoint", file.c_str(), size);
     int32_t h[7];
     std::memcpy(h, data, sizeof h);
-    SPECATTN_CHECK(h[0] != export_v1_magic, "%s: llama2.c export version 1/2 files are unsupported; export the "
-                   "legacy (version 0) format", file.c_str());
+    SPECATTN_CHECK(h[0] != export_v1_magic,
+                   "%s: llama2.c export version 1/2 files are unsupported; export the legacy (version 0) format",
+                   file.c_str());
     const int64_t dim = h[0], hidden = h[1], n_layer = h[2], n_head = h[3], n_head_kv = h[4], seq_len = h[6];
     const int64_t vocab = h[5] < 0 ? -static_cast<int64_t>(h[5]) : h[5];
     SPECATTN_CHECK(dim > 0 && hidden > 0 && n_layer > 0 && n_head > 0 && n_head_kv > 0 && vocab > 0 && seq_len > 0,
                    "%s: not a llama2.c checkpoint: header (dim %lld, hidden_dim %lld, n_layers %lld, n_heads %lld, "
-                   "n_kv_heads %lld, vocab_size %d, seq_len %lld) has a non-positive value", file.c_str(),
-                   static_cast<long long>(dim), static_cast<long long>(hidden), static_cast<long long>(n_layer),
-                   static_cast<long long>(n_head), static_cast<long long>(n_head_kv), h[5],
-                   static_cast<long long>(seq_len));
+                   "n_kv_heads %lld, vocab_size %d, seq_len %lld) has a non-positive value",
+                   file.c_str(), static_cast<long long>(dim), static_cast<long long>(hidden),
+                   static_cast<long long>(n_layer), static_cast<long long>(n_head), static_cast<long long>(n_head_kv),
+                   h[5], static_cast<long long>(seq_len));
     SPECATTN_CHECK(dim % n_head == 0, "%s: dim %lld is not divisible by n_heads %lld", file.c_str(),
                    static_cast<long long>(dim), static_cast<long long>(n_head));
 
@@ -72,7 +73,9 @@ void llama2c_parse(const uint8_t * data, size_t size, const std::string & file, 
     hp.rope.layout = rope_layout::rope_layout_interleaved;
     hp.tied_embeddings = h[5] > 0;
     hp.bos_id = 1;
-    hp.eos_ids = {2};
+    // NOTE(loader): llama2.c's training data delimits stories with BOS and has no EOS, so the model ends a story
+    // by predicting BOS; run.c stops on it. 2 (the tokenizer's </s>) is kept for checkpoints trained with EOS.
+    hp.eos_ids = {2, 1};
     hp.weight_dtype = "f32";
     hparams_validate(hp, file);
 
@@ -83,9 +86,10 @@ void llama2c_parse(const uint8_t * data, size_t size, const std::string & file, 
     const int64_t n_floats = vocab * dim + n_layer * per_layer + dim + 2 * (seq_len * head_size / 2) +
                              (hp.tied_embeddings ? 0 : vocab * dim);
     const size_t expected = header_bytes + static_cast<size_t>(n_floats) * sizeof(float);
-    SPECATTN_CHECK(size == expected, "%s: llama2.c checkpoint is %zu bytes but its header (dim %lld, n_layers %lld, "
-                   "vocab_size %d, seq_len %lld) needs exactly %zu (%s)", file.c_str(), size,
-                   static_cast<long long>(dim), static_cast<long long>(n_layer), h[5],
+    SPECATTN_CHECK(size == expected,
+                   "%s: llama2.c checkpoint is %zu bytes but its header (dim %lld, n_layers %lld, "
+                   "vocab_size %d, seq_len %lld) needs exactly %zu (%s)",
+                   file.c_str(), size, static_cast<long long>(dim), static_cast<long long>(n_layer), h[5],
                    static_cast<long long>(seq_len), expected, size < expected ? "truncated" : "trailing bytes");
 
     // Each stacked tensor [L, rows, cols] is split into L per-layer tensors.
@@ -100,10 +104,10 @@ void llama2c_parse(const uint8_t * data, size_t size, const std::string & file, 
         int64_t cols;
     };
     const stacked layout[] = {
-        {"input_layernorm.weight", dim, 0},          {"self_attn.q_proj.weight", dim, dim},
-        {"self_attn.k_proj.weight", kv_dim, dim},     {"self_attn.v_proj.weight", kv_dim, dim},
-        {"self_attn.o_proj.weight", dim, dim},        {"post_attention_layernorm.weight", dim, 0},
-        {"mlp.gate_proj.weight", hidden, dim},        {"mlp.down_proj.weight", dim, hidden},
+        {"input_layernorm.weight", dim, 0},       {"self_attn.q_proj.weight", dim, dim},
+        {"self_attn.k_proj.weight", kv_dim, dim}, {"self_attn.v_proj.weight", kv_dim, dim},
+        {"self_attn.o_proj.weight", dim, dim},    {"post_attention_layernorm.weight", dim, 0},
+        {"mlp.gate_proj.weight", hidden, dim},    {"mlp.down_proj.weight", dim, hidden},
         {"mlp.up_proj.weight", hidden, dim},
     };
     for (const stacked & s : layout) {

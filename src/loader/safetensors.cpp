@@ -67,32 +67,35 @@ void parse_shape(tensor_ref & t, const json & entry, const std::string & file) {
     t.n_elements = 1;
     for (const json & d : *it) {
         int64_t n = 0;
-        SPECATTN_CHECK(json_get_int64(d, n) && n >= 0, "%s: tensor %s has a shape entry %s that is not a non-negative "
-                       "integer", file.c_str(), printable(t.name).c_str(), printable(d.dump()).c_str());
-        SPECATTN_CHECK(!__builtin_mul_overflow(t.n_elements, n, &t.n_elements), "%s: tensor %s: the element count "
-                       "of its shape overflows", file.c_str(), printable(t.name).c_str());
+        SPECATTN_CHECK(json_get_int64(d, n) && n >= 0,
+                       "%s: tensor %s has a shape entry %s that is not a non-negative integer", file.c_str(),
+                       printable(t.name).c_str(), printable(d.dump()).c_str());
+        SPECATTN_CHECK(!__builtin_mul_overflow(t.n_elements, n, &t.n_elements),
+                       "%s: tensor %s: the element count of its shape overflows", file.c_str(),
+                       printable(t.name).c_str());
         t.shape.push_back(n);
     }
 }
 
 void parse_offsets(tensor_ref & t, const json & entry, const safetensors_header & h, const std::string & file) {
     const auto it = entry.find("data_offsets");
-    SPECATTN_CHECK(it != entry.end() && it->is_array() && it->size() == 2, "%s: tensor %s has no \"data_offsets\" "
-                   "pair", file.c_str(), printable(t.name).c_str());
-    SPECATTN_CHECK(json_get_size((*it)[0], t.begin) && json_get_size((*it)[1], t.end), "%s: tensor %s has data_offsets "
-                   "%s that are not non-negative integers", file.c_str(), printable(t.name).c_str(),
-                   printable(it->dump()).c_str());
+    SPECATTN_CHECK(it != entry.end() && it->is_array() && it->size() == 2, "%s: tensor %s has no \"data_offsets\" pair",
+                   file.c_str(), printable(t.name).c_str());
+    SPECATTN_CHECK(json_get_size((*it)[0], t.begin) && json_get_size((*it)[1], t.end),
+                   "%s: tensor %s has data_offsets %s that are not non-negative integers", file.c_str(),
+                   printable(t.name).c_str(), printable(it->dump()).c_str());
     SPECATTN_CHECK(t.begin <= t.end, "%s: tensor %s has data_offsets [%zu, %zu] with end before begin", file.c_str(),
                    printable(t.name).c_str(), t.begin, t.end);
-    SPECATTN_CHECK(t.end <= h.data_size, "%s: tensor %s has data_offsets [%zu, %zu] past the end of the data section "
-                   "(%zu bytes; truncated file?)", file.c_str(), printable(t.name).c_str(), t.begin, t.end,
-                   h.data_size);
+    SPECATTN_CHECK(t.end <= h.data_size,
+                   "%s: tensor %s has data_offsets [%zu, %zu] past the end of the data section "
+                   "(%zu bytes; truncated file?)",
+                   file.c_str(), printable(t.name).c_str(), t.begin, t.end, h.data_size);
     size_t expected = 0;
     const bool overflow = __builtin_mul_overflow(static_cast<size_t>(t.n_elements), t.elem_size, &expected);
-    SPECATTN_CHECK(!overflow && expected == t.end - t.begin, "%s: tensor %s holds %zu bytes but its shape and dtype "
-                   "%s need %s", file.c_str(), printable(t.name).c_str(), t.end - t.begin,
-                   printable(t.dtype_str).c_str(), overflow ? "more than fit in memory"
-                                                            : string_format("%zu", expected).c_str());
+    SPECATTN_CHECK(!overflow && expected == t.end - t.begin,
+                   "%s: tensor %s holds %zu bytes but its shape and dtype %s need %s", file.c_str(),
+                   printable(t.name).c_str(), t.end - t.begin, printable(t.dtype_str).c_str(),
+                   overflow ? "more than fit in memory" : string_format("%zu", expected).c_str());
 }
 
 void parse_metadata(safetensors_header & h, const json & meta, const std::string & file) {
@@ -124,11 +127,11 @@ safetensors_header safetensors_parse(const uint8_t * data, size_t size, const st
     SPECATTN_CHECK(size >= 8, "%s: %zu bytes is too short for a safetensors file", file.c_str(), size);
     const uint64_t n_header = read_u64_le(data);
     SPECATTN_CHECK(n_header > 0, "%s: safetensors header length is 0", file.c_str());
-    SPECATTN_CHECK(n_header <= safetensors_max_header, "%s: safetensors header length %llu exceeds the %zu-byte "
-                   "limit (not a safetensors file?)", file.c_str(), static_cast<unsigned long long>(n_header),
-                   safetensors_max_header);
-    SPECATTN_CHECK(n_header <= size - 8, "%s: safetensors header length %llu runs past the end of the file "
-                   "(%zu bytes)", file.c_str(), static_cast<unsigned long long>(n_header), size);
+    SPECATTN_CHECK(n_header <= safetensors_max_header,
+                   "%s: safetensors header length %llu exceeds the %zu-byte limit (not a safetensors file?)",
+                   file.c_str(), static_cast<unsigned long long>(n_header), safetensors_max_header);
+    SPECATTN_CHECK(n_header <= size - 8, "%s: safetensors header length %llu runs past the end of the file (%zu bytes)",
+                   file.c_str(), static_cast<unsigned long long>(n_header), size);
 
     safetensors_header h;
     h.data_offset = 8 + static_cast<size_t>(n_header);

@@ -22,8 +22,8 @@ struct tensor_ref {
     dtype type = dtype::dtype_f32; // valid when has_dtype
     size_t elem_size = 0;          // bytes per element of dtype_str
     std::vector<int64_t> shape;
-    int64_t n_elements = 0;         // product of shape (1 for a scalar)
-    size_t begin = 0;               // byte range in the file's data section
+    int64_t n_elements = 0; // product of shape (1 for a scalar)
+    size_t begin = 0;       // byte range in the file's data section
     size_t end = 0;
     const uint8_t * data = nullptr; // [end - begin] bytes, not necessarily aligned to elem_size
 

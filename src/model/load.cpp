@@ -40,13 +40,20 @@ enum class weight_dim : int32_t {
 
 int64_t dim_value(const model_hparams & hp, weight_dim d) {
     switch (d) {
-        case weight_dim::weight_dim_none: return 0;
-        case weight_dim::weight_dim_vocab: return hp.n_vocab;
-        case weight_dim::weight_dim_embd: return hp.n_embd;
-        case weight_dim::weight_dim_ff: return hp.n_ff;
-        case weight_dim::weight_dim_q: return hp.n_embd_q();
-        case weight_dim::weight_dim_kv: return hp.n_embd_kv();
-        case weight_dim::weight_dim_head: return hp.head_dim;
+    case weight_dim::weight_dim_none:
+        return 0;
+    case weight_dim::weight_dim_vocab:
+        return hp.n_vocab;
+    case weight_dim::weight_dim_embd:
+        return hp.n_embd;
+    case weight_dim::weight_dim_ff:
+        return hp.n_ff;
+    case weight_dim::weight_dim_q:
+        return hp.n_embd_q();
+    case weight_dim::weight_dim_kv:
+        return hp.n_embd_kv();
+    case weight_dim::weight_dim_head:
+        return hp.head_dim;
     }
     SPECATTN_ABORT("bad weight_dim %d", static_cast<int>(d));
 }
@@ -56,8 +63,12 @@ struct weight_slot {
     matrix * m = nullptr;
     std::vector<float> * v = nullptr;
 };
-weight_slot slot_of(matrix & m) { return {&m, nullptr}; }
-weight_slot slot_of(std::vector<float> & v) { return {nullptr, &v}; }
+weight_slot slot_of(matrix & m) {
+    return {&m, nullptr};
+}
+weight_slot slot_of(std::vector<float> & v) {
+    return {nullptr, &v};
+}
 
 struct weight_row {
     const char * name;
@@ -112,10 +123,18 @@ const weight_row weight_table[] = {
 // Whether the checkpoint must hold the row's tensor (*required) and whether it may (return value).
 bool row_applies(const weight_row & row, const model_hparams & hp, bool * required) {
     switch (row.flag) {
-        case weight_flag_required: *required = true; return true;
-        case weight_flag_untied: *required = !hp.tied_embeddings; return true;
-        case weight_flag_qkv_bias: *required = hp.qkv_bias; return hp.qkv_bias;
-        case weight_flag_qk_norm: *required = hp.qk_norm; return hp.qk_norm;
+    case weight_flag_required:
+        *required = true;
+        return true;
+    case weight_flag_untied:
+        *required = !hp.tied_embeddings;
+        return true;
+    case weight_flag_qkv_bias:
+        *required = hp.qkv_bias;
+        return hp.qkv_bias;
+    case weight_flag_qk_norm:
+        *required = hp.qk_norm;
+        return hp.qk_norm;
     }
     SPECATTN_ABORT("bad weight_flag %d", static_cast<int>(row.flag));
 }
@@ -141,7 +160,16 @@ bool ends_with(const std::string & s, const std::string & suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Matches the table against the checkpoint's tensors, checking everything, and returns the conversions to run.
+// A table row matched to a checkpoint tensor, checked but not yet allocated.
+struct weight_match {
+    const tensor_ref * src;
+    weight_slot slot;
+    int64_t rows;
+    int64_t cols; // 0 for 1-D
+};
+
+// Matches the table against the checkpoint's tensors and checks everything; only then allocates the weights and
+// returns the conversions to run, so a bad checkpoint fails before gigabytes are allocated.
 std::vector<weight_job> plan_weights(const model_hparams & hp, const std::vector<tensor_ref> & tensors,
                                      const std::string & where, model_weights & w) {
     std::unordered_map<std::string, size_t> by_name;
@@ -149,7 +177,7 @@ std::vector<weight_job> plan_weights(const model_hparams & hp, const std::vector
         by_name.emplace(tensors[i].name, i);
     }
     std::vector<bool> consumed(tensors.size(), false);
-    std::vector<weight_job> jobs;
+    std::vector<weight_match> matches;
     w.layers.assign(static_cast<size_t>(hp.n_layer), layer_weights());
     for (const weight_row & row : weight_table) {
         bool required = false;
@@ -174,14 +202,7 @@ std::vector<weight_job> plan_weights(const model_hparams & hp, const std::vector
             const bool is_float = t.has_dtype && t.type != dtype::dtype_i32;
             SPECATTN_CHECK(is_float, "tensor %s has dtype %s, unsupported for weights (F32, F16 or BF16) (in %s)",
                            name.c_str(), printable(t.dtype_str).c_str(), t.file.c_str());
-            const weight_slot slot = row.slot(w, il);
-            std::vector<float> & dst = slot.m != nullptr ? slot.m->w : *slot.v;
-            if (slot.m != nullptr) {
-                slot.m->n_out = rows;
-                slot.m->n_in = cols;
-            }
-            dst.resize(static_cast<size_t>(t.n_elements));
-            jobs.push_back(weight_job{&t, dst.data()});
+            matches.push_back(weight_match{&t, row.slot(w, il), rows, cols});
         }
     }
     for (size_t i = 0; i < tensors.size(); ++i) {
@@ -189,6 +210,17 @@ std::vector<weight_job> plan_weights(const model_hparams & hp, const std::vector
         const bool skippable = ends_with(tensors[i].name, ".rotary_emb.inv_freq");
         SPECATTN_CHECK(consumed[i] || skippable, "unexpected tensor %s in %s", printable(tensors[i].name).c_str(),
                        tensors[i].file.c_str());
+    }
+
+    std::vector<weight_job> jobs;
+    for (const weight_match & m : matches) {
+        std::vector<float> & dst = m.slot.m != nullptr ? m.slot.m->w : *m.slot.v;
+        if (m.slot.m != nullptr) {
+            m.slot.m->n_out = m.rows;
+            m.slot.m->n_in = m.cols;
+        }
+        dst.resize(static_cast<size_t>(m.src->n_elements));
+        jobs.push_back(weight_job{m.src, dst.data()});
     }
     return jobs;
 }
@@ -214,9 +246,9 @@ std::string hf_weights_path(const std::string & dir) {
         return index;
     }
     const bool has_bin = file_exists(dir + "/pytorch_model.bin") || file_exists(dir + "/pytorch_model.bin.index.json");
-    throw error(string_format("%s has no model.safetensors or model.safetensors.index.json%s", dir.c_str(),
-                              has_bin ? " (PyTorch .bin checkpoints are unsupported: convert them to safetensors)"
-                                      : ""));
+    throw error(
+        string_format("%s has no model.safetensors or model.safetensors.index.json%s", dir.c_str(),
+                      has_bin ? " (PyTorch .bin checkpoints are unsupported: convert them to safetensors)" : ""));
 }
 
 } // namespace

@@ -25,25 +25,25 @@ temp_dir::~temp_dir() {
     std::filesystem::remove_all(path_, ec);
 }
 
-void write_safetensors(const std::string & path, const std::vector<st_tensor> & tensors) {
+void write_safetensors(const std::string & path, const std::vector<st_tensor> & tensors, bool misalign) {
     nlohmann::ordered_json header;
     header["__metadata__"] = {{"format", "pt"}};
     std::vector<uint8_t> data;
     for (const st_tensor & t : tensors) {
-        header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() +
-                                                                                    t.bytes.size()}}};
+        header[t.name] = {
+            {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {data.size(), data.size() + t.bytes.size()}}};
         data.insert(data.end(), t.bytes.begin(), t.bytes.end());
     }
     std::string text = header.dump();
-    while (text.size() % 8 != 0) {
-        text += ' '; // like the reference writer, so the data section starts aligned
+    while (text.size() % 8 != (misalign ? 1 : 0)) {
+        text += ' ';
     }
     write_raw_safetensors(path, text, data);
 }
 
 void write_raw_safetensors(const std::string & path, const std::string & header, const std::vector<uint8_t> & data,
-                           int64_t header_len) {
-    const uint64_t n = header_len < 0 ? header.size() : static_cast<uint64_t>(header_len);
+                           uint64_t header_len) {
+    const uint64_t n = header_len == UINT64_MAX ? header.size() : header_len;
     std::vector<uint8_t> bytes(8);
     for (int i = 0; i < 8; ++i) {
         bytes[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
