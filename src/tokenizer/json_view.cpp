@@ -8,8 +8,7 @@
 
 namespace specattn {
 
-std::string tokenizer_printable(std::string_view s) {
-    constexpr size_t max_bytes = 80;
+std::string tokenizer_printable(std::string_view s, size_t max_bytes) {
     std::string out;
     for (size_t i = 0; i < s.size() && i < max_bytes; ++i) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
@@ -25,11 +24,20 @@ std::string tokenizer_printable(std::string_view s) {
     return out;
 }
 
+std::string tokenizer_json_error(const std::exception & e) {
+    std::string_view what = e.what();
+    if (what.starts_with("[json.exception.")) {
+        const size_t end = what.find("] ");
+        what.remove_prefix(end == std::string_view::npos ? 0 : end + 2);
+    }
+    return tokenizer_printable(what, 200);
+}
+
 nlohmann::json tokenizer_json_parse(std::string_view text, const std::string & source) {
     try {
         return nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception & e) {
-        throw error(string_format("%s is not valid JSON: %s", source.c_str(), tokenizer_printable(e.what()).c_str()));
+        throw error(string_format("%s is not valid JSON: %s", source.c_str(), tokenizer_json_error(e).c_str()));
     }
 }
 

@@ -11,8 +11,11 @@
 
 namespace specattn {
 
-// Untrusted text made safe for a one-line message: control bytes become \xNN, long text is cut at 80 bytes.
-std::string tokenizer_printable(std::string_view s);
+// Untrusted text made safe for a one-line message: control bytes become \xNN, long text is cut at max_bytes.
+std::string tokenizer_printable(std::string_view s, size_t max_bytes = 80);
+
+// nlohmann's exception message without its "[json.exception.parse_error.101] " prefix, made one line.
+std::string tokenizer_json_error(const std::exception & e);
 
 // Parses text; throws "SOURCE is not valid JSON: ..." (nlohmann's message, made one line).
 nlohmann::json tokenizer_json_parse(std::string_view text, const std::string & source);
@@ -25,6 +28,7 @@ class json_view {
 
     const nlohmann::json & raw() const { return j_; }
     const std::string & path() const { return path_; }
+    const std::string & source() const { return source_; }
     bool is_null() const { return j_.is_null(); }
     bool is_string() const { return j_.is_string(); }
     bool is_object() const { return j_.is_object(); }
