@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libpcre2-dev
               libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev clang
-              libclang-rt-14-dev ca-certificates)
+              libclang-rt-14-dev ca-certificates python3-networkx)
+# python3-networkx: held-out source text for the long-context model tests (scripts/long_prompt.sh).
 # npm fetches the models; this image's Node.js already ships it, a plain Debian needs the package.
 command -v npm >/dev/null || apt_packages+=(npm)
 missing=()
