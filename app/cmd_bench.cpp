@@ -33,6 +33,7 @@ struct bench_options {
     int64_t block = 16;
     int64_t ctx_size = 0;
     int threads = 0;
+    std::string device = "cpu";
     bool json = false;
     bool csv = false;
 };
@@ -70,11 +71,15 @@ int run_bench(const bench_options & o) {
     if (texts.empty()) {
         texts.push_back("Once upon a time");
     }
+    for (const std::string & t : texts) {
+        SPECATTN_CHECK(!t.empty(), "the prompt is empty: give some text with -p or -f");
+    }
     SPECATTN_CHECK(o.batch >= 1 && o.reps >= 1, "--batch and --reps must be positive");
     engine_params ep;
     ep.model_path = o.model;
     ep.n_ctx = o.ctx_size;
     ep.n_threads = o.threads;
+    ep.device = o.device;
     ep.n_seq_max = o.batch;
     engine eng(ep, make_load_progress());
 
@@ -214,6 +219,9 @@ void add_bench_command(CLI::App & app, int & exit_code) {
     cmd->add_option("--spec-block", o->block, "Block size of streaming and quest")->capture_default_str();
     cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length per sequence (0: the model's, at most 8192)");
     cmd->add_option("-t,--threads", o->threads, "CPU threads (0: all cores)");
+    cmd->add_option("--device", o->device, "Backend: cpu or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
     cmd->add_flag("--json", o->json, "JSON output");
     cmd->add_flag("--csv", o->csv, "CSV output");
     cmd->callback([o, &exit_code]() { exit_code = run_bench(*o); });

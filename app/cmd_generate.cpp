@@ -34,6 +34,7 @@ struct generate_options {
     bool json = false;
     int64_t ctx_size = 0;
     int threads = 0;
+    std::string device = "cpu";
     spec_options spec;
 };
 
@@ -59,6 +60,9 @@ int run_generate(const generate_options & o) {
     for (const std::string & f : o.prompt_files) {
         texts.push_back(read_prompt_file(f));
     }
+    for (const std::string & t : texts) {
+        SPECATTN_CHECK(!t.empty(), "the prompt is empty: give some text with -p or -f");
+    }
     const size_t n_requests = texts.size() + o.prompt_ids.size();
     SPECATTN_CHECK(n_requests > 0, "no prompt: give one with -p TEXT, -f FILE or --prompt-ids IDS");
 
@@ -68,6 +72,7 @@ int run_generate(const generate_options & o) {
     ep.n_ctx = o.ctx_size;
     ep.n_seq_max = static_cast<int64_t>(n_requests);
     ep.n_threads = o.threads;
+    ep.device = o.device;
     engine eng(ep, make_load_progress());
 
     std::vector<request> reqs(n_requests);
@@ -170,6 +175,9 @@ void add_generate_command(CLI::App & app, int & exit_code) {
     cmd->add_flag("--json", o->json, "Print one JSON object (ids, text, stats) instead of text");
     cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length per sequence (0: the model's, at most 8192)");
     cmd->add_option("-t,--threads", o->threads, "CPU threads (0: all cores)");
+    cmd->add_option("--device", o->device, "Backend: cpu or cuda")
+        ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
     add_spec_options(*cmd, o->spec);
     cmd->callback([o, &exit_code]() { exit_code = run_generate(*o); });
 }
