@@ -106,11 +106,15 @@ TEST(spec_lossless, greedy_equals_autoregressive_on_tiny_hf_checkpoints) {
         run_stats st0;
         const std::vector<result> ar = eng.generate({a, b}, st0);
         for (spec_method m : all_selectors) {
-            for (int64_t gamma : {2, 5}) {
-                run_stats st;
-                const std::vector<result> sp = eng.generate({a, b}, st, nullptr, params(m, gamma, 0.07));
-                EXPECT_EQ(sp[0].tokens, ar[0].tokens) << name << " " << spec_method_name(m) << " γ=" << gamma;
-                EXPECT_EQ(sp[1].tokens, ar[1].tokens) << name << " " << spec_method_name(m) << " γ=" << gamma;
+            for (int64_t gamma : {1, 5, 8}) {
+                for (double ratio : {0.01, 0.07, 1.0}) {
+                    run_stats st;
+                    const std::vector<result> sp = eng.generate({a, b}, st, nullptr, params(m, gamma, ratio));
+                    EXPECT_EQ(sp[0].tokens, ar[0].tokens)
+                        << name << " " << spec_method_name(m) << " γ=" << gamma << " ratio=" << ratio;
+                    EXPECT_EQ(sp[1].tokens, ar[1].tokens)
+                        << name << " " << spec_method_name(m) << " γ=" << gamma << " ratio=" << ratio;
+                }
             }
         }
     }
