@@ -55,12 +55,30 @@ void accumulate_scores(const attention_capture & cap, const model_hparams & hp, 
     }
 }
 
-list_selector::list_selector(const model_hparams & hp, bool per_kv_head)
-    : hp_(hp), per_kv_head_(per_kv_head),
+list_selector::list_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx, bool per_kv_head)
+    : p_(p), n_ctx_(n_ctx), hp_(hp), per_kv_head_(per_kv_head),
       lists_(static_cast<size_t>(hp.n_layer * (per_kv_head ? hp.n_head_kv : 1))) {}
 
 std::vector<int64_t> & list_selector::list(int64_t layer, int64_t kv_head) {
     return lists_[static_cast<size_t>(per_kv_head_ ? layer * hp_.n_head_kv + kv_head : layer)];
+}
+
+void list_selector::select_top_k(const std::vector<const attention_capture *> & rows, score_mode mode,
+                                 int64_t domain, int64_t k) {
+    const int64_t n_groups = per_kv_head_ ? hp_.n_head_kv : 1;
+    const int64_t heads_per_group = hp_.n_head / n_groups;
+    std::vector<float> score(static_cast<size_t>(domain));
+    for (int64_t il = 0; il < hp_.n_layer; ++il) {
+        for (int64_t g = 0; g < n_groups; ++g) {
+            std::fill(score.begin(), score.end(), 0.0f);
+            for (const attention_capture * cap : rows) {
+                accumulate_scores(*cap, hp_, il, g * heads_per_group, (g + 1) * heads_per_group, mode, domain,
+                                  score.data());
+            }
+            list(il, g) = top_k_positions(score.data(), domain, k);
+        }
+    }
+    recent_from_ = domain;
 }
 
 void list_selector::positions(const attention_query & q, std::vector<int64_t> & out) const {

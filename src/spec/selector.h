@@ -54,11 +54,20 @@ void accumulate_scores(const attention_capture & cap, const model_hparams & hp, 
 // state of specattn, specextend, pillar and dense. Head-shared selections store one list per layer.
 class list_selector : public draft_selector {
   public:
-    list_selector(const model_hparams & hp, bool per_kv_head);
+    list_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx, bool per_kv_head);
     void positions(const attention_query & q, std::vector<int64_t> & out) const override;
 
   protected:
+    // For every layer (and KV head, if per_kv_head), sums f over the rows and the query heads (of that KV head's
+    // group), keeps the top k positions of [0, domain) and makes domain the start of the recent window.
+    // The mean over rows and heads is a constant factor and does not change the top k, so it is not formed.
+    void select_top_k(const std::vector<const attention_capture *> & rows, score_mode mode, int64_t domain, int64_t k);
     std::vector<int64_t> & list(int64_t layer, int64_t kv_head);
+    // The budget k for a verification.
+    int64_t budget(const verify_view & v) const { return spec_budget(p_, n_ctx_, v.seqlen_k, v.domain); }
+
+    spec_params p_;
+    int64_t n_ctx_;
     const model_hparams & hp_;
     bool per_kv_head_;
     int64_t recent_from_ = 0;

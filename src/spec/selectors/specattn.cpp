@@ -12,7 +12,7 @@ namespace {
 class specattn_selector final : public list_selector {
   public:
     specattn_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx)
-        : list_selector(hp, /*per_kv_head=*/false), p_(p), n_ctx_(n_ctx) {}
+        : list_selector(p, hp, n_ctx, /*per_kv_head=*/false) {}
     spec_method method() const override { return spec_method::spec_method_specattn; }
     capture_rows needs() const override { return capture_rows::capture_rows_first_last; }
 
@@ -22,22 +22,8 @@ class specattn_selector final : public list_selector {
         if (v.rows.size() > 1) {
             rows.push_back(v.rows.back());
         }
-        const int64_t k = spec_budget(p_, n_ctx_, v.seqlen_k, v.domain);
-        std::vector<float> score(static_cast<size_t>(v.domain));
-        for (int64_t il = 0; il < hp_.n_layer; ++il) {
-            std::fill(score.begin(), score.end(), 0.0f);
-            for (const attention_capture * cap : rows) {
-                accumulate_scores(*cap, hp_, il, 0, hp_.n_head, p_.mode, v.domain, score.data());
-            }
-            // The mean over rows and heads is a constant factor: it does not change the top k, so it is skipped.
-            list(il, 0) = top_k_positions(score.data(), v.domain, k);
-        }
-        recent_from_ = v.domain;
+        select_top_k(rows, p_.mode, v.domain, budget(v));
     }
-
-  private:
-    spec_params p_;
-    int64_t n_ctx_;
 };
 
 } // namespace

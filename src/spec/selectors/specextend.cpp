@@ -11,25 +11,14 @@ namespace {
 class specextend_selector final : public list_selector {
   public:
     specextend_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx)
-        : list_selector(hp, /*per_kv_head=*/false), p_(p), n_ctx_(n_ctx) {}
+        : list_selector(p, hp, n_ctx, /*per_kv_head=*/false) {}
     spec_method method() const override { return spec_method::spec_method_specextend; }
     capture_rows needs() const override { return capture_rows::capture_rows_all; }
 
     void update(const verify_view & v) override {
-        const attention_capture & cap = *v.rows[static_cast<size_t>(v.n_accepted)];
-        const int64_t k = spec_budget(p_, n_ctx_, v.seqlen_k, v.domain);
-        std::vector<float> score(static_cast<size_t>(v.domain));
-        for (int64_t il = 0; il < hp_.n_layer; ++il) {
-            std::fill(score.begin(), score.end(), 0.0f);
-            accumulate_scores(cap, hp_, il, 0, hp_.n_head, score_mode::score_mode_weight, v.domain, score.data());
-            list(il, 0) = top_k_positions(score.data(), v.domain, k);
-        }
-        recent_from_ = v.domain;
+        select_top_k({v.rows[static_cast<size_t>(v.n_accepted)]}, score_mode::score_mode_weight, v.domain,
+                     budget(v));
     }
-
-  private:
-    spec_params p_;
-    int64_t n_ctx_;
 };
 
 } // namespace
