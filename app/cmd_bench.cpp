@@ -29,7 +29,7 @@ struct bench_options {
     std::vector<int64_t> draft_lens = {4};
     std::vector<double> ratios = {0.07};
     int64_t min_tokens = 256;
-    std::string score = "logit";
+    std::string score = "weight";
     int64_t block = 16;
     int64_t ctx_size = 0;
     int threads = 0;

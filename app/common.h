@@ -25,7 +25,7 @@ struct spec_options {
     int64_t draft_len = 6;
     double ratio = 0.07;
     int64_t min_tokens = 256;
-    std::string score = "logit";
+    std::string score = "weight";
     int64_t block = 16;
 };
 void add_spec_options(CLI::App & cmd, spec_options & o);

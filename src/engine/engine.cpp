@@ -7,6 +7,9 @@
 #include "sampling/stop.h"
 #include "spec/selector.h"
 #include "spec/spec_decode.h"
+#ifdef SPECATTN_HAS_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -72,6 +75,11 @@ std::string default_tokenizer_path(const std::string & model_path) {
 
 engine::engine(const engine_params & params, const load_progress_fn & progress) : params_(params) {
     const auto t0 = std::chrono::steady_clock::now();
+    SPECATTN_CHECK(params_.device == "cpu" || params_.device == "cuda", "unknown device '%s' (cpu or cuda)",
+                   params_.device.c_str());
+#ifndef SPECATTN_HAS_CUDA
+    SPECATTN_CHECK(params_.device != "cuda", "this build has no CUDA backend (configure with -DSPECATTN_CUDA=ON)");
+#endif
     if (params_.model_path.empty()) {
         params_.model_path = default_model_path();
         SPECATTN_CHECK(file_exists(params_.model_path),
@@ -104,7 +112,15 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     SPECATTN_CHECK(params_.page_size > 0 && params_.page_size <= 1024, "KV page size must be in [1, 1024]");
     const int64_t n_pages = params_.n_seq_max * kv_pages_for(n_ctx_, params_.page_size);
     kv_ = std::make_unique<kv_block_manager>(n_pages, params_.page_size);
-    backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
+    if (params_.device == "cuda") {
+#ifdef SPECATTN_HAS_CUDA
+        // Workspaces for a whole prefill chunk or one row per sequence, whichever is larger.
+        backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size,
+                                                  std::max(params_.n_batch, params_.n_seq_max));
+#endif
+    } else {
+        backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
+    }
     load_s_ = seconds_since(t0);
 }
 

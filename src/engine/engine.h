@@ -25,6 +25,7 @@ struct engine_params {
     int64_t page_size = 16;     // KV page size in tokens
     int64_t n_batch = 512;      // most rows in one prefill forward
     int n_threads = 0;          // 0: all cores
+    std::string device = "cpu"; // "cpu" (the reference backend) or "cuda" (needs a build with SPECATTN_CUDA)
 };
 
 struct request {

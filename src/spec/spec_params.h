@@ -29,7 +29,7 @@ struct spec_params {
     int64_t draft_len = 6;     // γ: draft steps per iteration
     double ratio = 0.07;       // selected KV entries / context length
     int64_t min_tokens = 256;  // budget floor
-    score_mode mode = score_mode::score_mode_logit;
+    score_mode mode = score_mode::score_mode_weight; // the released code's default; logit loses badly on our model (docs)
     int64_t block_size = 16;   // streaming and quest granularity (tokens)
 };
 

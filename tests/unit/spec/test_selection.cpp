@@ -82,6 +82,7 @@ TEST(selection, specattn_averages_first_and_last_rows_over_heads_per_layer) {
     const model_hparams hp = tiny_hparams();
     spec_params p;
     p.method = spec_method::spec_method_specattn;
+    p.mode = score_mode::score_mode_logit;
     p.ratio = 0.2;
     p.min_tokens = 2;
     auto sel = make_selector(p, hp, 100);

@@ -1,0 +1,146 @@
+// attention_plan_build: segments, tiles, KV split and partial slots (see attention_plan.h).
+#include "backend/cuda/attention_plan.h"
+
+#include "core/check.h"
+
+#include <algorithm>
+#include <climits>
+#include <map>
+
+namespace specattn {
+
+namespace {
+
+int32_t to_i32(int64_t v, const char * what) {
+    SPECATTN_CHECK(v >= 0 && v <= INT32_MAX, "attention plan: %s %lld does not fit int32", what,
+                   static_cast<long long>(v));
+    return static_cast<int32_t>(v);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// A row tile before the split is chosen.
+struct tile {
+    int32_t seg;
+    int32_t row0; // relative to the segment
+    int32_t n_rows;
+    int64_t kv_lo;
+    int64_t kv_hi; // exclusive
+};
+
+} // namespace
+
+void attention_plan_build(const std::vector<attention_plan_row> & rows, const attention_plan_config & cfg,
+                          attention_plan & plan) {
+    plan.segs.clear();
+    plan.page_table.clear();
+    plan.work.clear();
+    plan.row_slot.assign(rows.size(), -1);
+    plan.row_n_split.assign(rows.size(), 1);
+    plan.n_slots = 0;
+    const int64_t group = cfg.n_head / cfg.n_head_kv;
+    const int64_t rows_per_tile = std::max<int64_t>(1, attention_tile_queries / group);
+
+    // Segments; each distinct sequence's page list goes into the table once.
+    std::map<int32_t, int32_t> page0_of;
+    for (size_t r = 0; r < rows.size(); ++r) {
+        const attention_plan_row & row = rows[r];
+        const bool extends = !plan.segs.empty() && rows[r - 1].seq == row.seq && rows[r - 1].pos + 1 == row.pos;
+        if (extends) {
+            ++plan.segs.back().n_rows;
+            continue;
+        }
+        auto it = page0_of.find(row.seq);
+        if (it == page0_of.end()) {
+            it = page0_of.emplace(row.seq, to_i32(static_cast<int64_t>(plan.page_table.size()), "page table")).first;
+            plan.page_table.insert(plan.page_table.end(), row.pages->begin(), row.pages->end());
+        }
+        attention_segment s;
+        s.row0 = to_i32(static_cast<int64_t>(r), "row");
+        s.n_rows = 1;
+        s.pos0 = to_i32(row.pos, "position");
+        s.page0 = it->second;
+        plan.segs.push_back(s);
+    }
+
+    // Row tiles and their causal KV ranges [lo(first row), pos(last row) + 1).
+    std::vector<tile> tiles;
+    for (size_t si = 0; si < plan.segs.size(); ++si) {
+        const attention_segment & s = plan.segs[si];
+        for (int64_t r0 = 0; r0 < s.n_rows; r0 += rows_per_tile) {
+            const int64_t n = std::min(rows_per_tile, s.n_rows - r0);
+            const int64_t first = s.pos0 + r0;
+            const int64_t lo = cfg.sliding_window > 0 ? std::max<int64_t>(0, first - cfg.sliding_window + 1) : 0;
+            tiles.push_back(
+                tile{static_cast<int32_t>(si), static_cast<int32_t>(r0), static_cast<int32_t>(n), lo, first + n});
+        }
+    }
+
+    // Split KV only while the grid is short of ~2 CTAs per multiprocessor, and only as far as the partial
+    // workspace allows (halving the split until it fits; a split of 1 needs no slots).
+    const int64_t base = static_cast<int64_t>(tiles.size()) * cfg.n_head_kv;
+    int64_t want = base >= 2 * cfg.n_sm ? 1 : ceil_div(2 * cfg.n_sm, std::max<int64_t>(base, 1));
+    std::vector<int64_t> n_split(tiles.size(), 1);
+    std::vector<int64_t> chunk(tiles.size(), 0);
+    for (;;) {
+        int64_t slots = 0;
+        for (size_t i = 0; i < tiles.size(); ++i) {
+            const int64_t len = tiles[i].kv_hi - tiles[i].kv_lo;
+            const int64_t ns = std::max<int64_t>(1, std::min(want, len / cfg.min_chunk));
+            // Chunks are whole KV blocks of the kernel; recount so none is empty.
+            chunk[i] = ceil_div(ceil_div(len, ns), attention_kv_block) * attention_kv_block;
+            n_split[i] = ceil_div(len, chunk[i]);
+            if (n_split[i] > 1) {
+                slots += n_split[i] * tiles[i].n_rows;
+            }
+        }
+        if (slots <= cfg.slot_capacity || want == 1) {
+            break;
+        }
+        want = std::max<int64_t>(1, want / 2);
+    }
+
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        const tile & t = tiles[i];
+        const attention_segment & s = plan.segs[static_cast<size_t>(t.seg)];
+        if (n_split[i] > 1) {
+            for (int32_t j = 0; j < t.n_rows; ++j) {
+                plan.row_n_split[static_cast<size_t>(s.row0 + t.row0 + j)] = static_cast<int32_t>(n_split[i]);
+            }
+        }
+    }
+    // Slots in row order: row r of a split tile owns [row_slot[r], row_slot[r] + n_split).
+    int64_t next = 0;
+    for (size_t r = 0; r < rows.size(); ++r) {
+        if (plan.row_n_split[r] > 1) {
+            plan.row_slot[r] = to_i32(next, "slot");
+            next += plan.row_n_split[r];
+        } else {
+            plan.row_slot[r] = -1;
+        }
+    }
+    plan.n_slots = next;
+
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        const tile & t = tiles[i];
+        for (int64_t kvh = 0; kvh < cfg.n_head_kv; ++kvh) {
+            for (int64_t sp = 0; sp < n_split[i]; ++sp) {
+                attention_work w;
+                w.seg = t.seg;
+                w.kv_head = static_cast<int32_t>(kvh);
+                w.row0 = t.row0;
+                w.n_rows = t.n_rows;
+                w.kv_begin = to_i32(t.kv_lo + sp * chunk[i], "kv position");
+                w.kv_end = to_i32(std::min(t.kv_hi, t.kv_lo + (sp + 1) * chunk[i]), "kv position");
+                w.split = static_cast<int32_t>(sp);
+                w.n_split = static_cast<int32_t>(n_split[i]);
+                plan.work.push_back(w);
+            }
+        }
+    }
+    SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= INT32_MAX, "attention plan: too many CTAs");
+}
+
+} // namespace specattn

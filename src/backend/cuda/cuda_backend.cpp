@@ -1,0 +1,466 @@
+// The CUDA backend's forward pass (see cuda_backend.h). Host code only: it translates the model and the batch
+// into kernel params and launches; the kernels live in src/kernels/, their launchers in cuda_ops.h.
+//
+// Per pass (at most max_rows rows):
+//   host: tokens, positions, KV (page, slot) per row, the attention plan and the logit rows -> one pinned buffer,
+//         one cudaMemcpyAsync
+//   embed -> per layer [ rmsnorm(+residual) -> QKV GEMM -> qkv_prep (bias, q/k norm, RoPE) -> KV append ->
+//            attention -> O GEMM -> rmsnorm(+residual) -> gate/up GEMM -> SwiGLU -> down GEMM ]
+//   -> final rmsnorm(+residual, gathering the logit rows) -> LM head GEMM (fp32) -> copy back, one synchronize.
+// Nothing is allocated after construction except cuBLASLt's per-shape descriptors the first time a shape is seen.
+#include "backend/cuda/cuda_backend.h"
+
+#include "backend/cuda/attention_plan.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/device_buffer.h"
+#include "backend/cuda/gemm.h"
+#include "core/check.h"
+#include "core/dtype.h"
+#include "kernels/paged_kv.h"
+#include "model/rope.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+
+namespace specattn {
+
+namespace {
+
+// A layer's weights on the device. Q, K and V are fused into one [H*D + 2*HK*D, E] matrix, gate and up into one
+// [2F, E] matrix (gpt-fast's load-time fusion), so each is one GEMM.
+struct cuda_layer {
+    const bf16 * wqkv = nullptr;       // [(H + 2 HK) * D, E]
+    const bf16 * wo = nullptr;         // [E, H * D]
+    const bf16 * w_gate_up = nullptr;  // [2F, E]
+    const bf16 * w_down = nullptr;     // [E, F]
+    const float * attn_norm = nullptr; // [E]
+    const float * ffn_norm = nullptr;  // [E]
+    const float * bqkv = nullptr;      // [(H + 2 HK) * D] or nullptr
+    const float * q_norm = nullptr;    // [D] or nullptr
+    const float * k_norm = nullptr;    // [D] or nullptr
+};
+
+int32_t checked_i32(int64_t v, const char * what) {
+    SPECATTN_CHECK(v >= 0 && v <= INT32_MAX, "%s %lld does not fit int32", what, static_cast<long long>(v));
+    return static_cast<int32_t>(v);
+}
+
+} // namespace
+
+struct cuda_backend::impl {
+    const model & m;
+    model_hparams hp;
+    paged_kv_layout layout;
+    int64_t max_rows = 0;
+    int64_t n_sm = 0;
+    int64_t max_work = 0;
+    int64_t slot_capacity = 0;
+
+    cudaStream_t stream = nullptr;
+    std::unique_ptr<cublaslt_gemm> gemm;
+    std::vector<device_buffer> owned; // every weight tensor
+
+    const bf16 * tok_embd = nullptr;  // [V, E]
+    const bf16 * lm_head = nullptr;   // [V, E] (tok_embd when tied)
+    const float * out_norm = nullptr; // [E]
+    const float * inv_freq = nullptr; // [D / 2]
+    std::vector<cuda_layer> layers;
+
+    device_buffer k_pool; // [n_layer, P, HK, S, D] bf16
+    device_buffer v_pool; // same
+
+    // Workspaces for max_rows rows.
+    device_buffer x;           // [R, E] fp32 residual stream
+    device_buffer xn;          // [R, E] bf16 normed block input
+    device_buffer qkv;         // [R, (H + 2 HK) * D] bf16
+    device_buffer attn;        // [R, H * D] bf16
+    device_buffer proj;        // [R, E] bf16 output of the O and down projections (the residual delta)
+    device_buffer gate_up;     // [R, 2F] bf16
+    device_buffer act;         // [R, F] bf16
+    device_buffer logits;      // [R, V] fp32
+    device_buffer partial_o;   // [slot_capacity, H, D] fp32
+    device_buffer partial_lse; // [slot_capacity, H] fp32
+
+    // Per-pass metadata, packed as int32 (see upload_metadata), host staging and device copy.
+    size_t meta_capacity = 0; // int32 elements
+    pinned_buffer meta_host;
+    device_buffer meta_dev;
+    pinned_buffer logits_host; // [R, V] fp32
+
+    // Offsets (int32 elements) of the metadata arrays of the current pass.
+    struct meta_offsets {
+        size_t tokens, positions, kv_page, kv_slot, out_rows, row_slot, row_n_split, page_table, segs, work;
+    } off{};
+    attention_plan plan;
+    std::vector<attention_plan_row> plan_rows;
+
+    impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows);
+    ~impl() { cudaStreamDestroy(stream); }
+
+    template <typename T> const T * upload(const T * src, int64_t n) {
+        owned.emplace_back(static_cast<size_t>(n) * sizeof(T));
+        SPECATTN_CUDA_CHECK(
+            cudaMemcpy(owned.back().as<void>(), src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
+        return owned.back().as<T>();
+    }
+    // fp32 matrices (concatenated row-wise when several) rounded to bf16 and uploaded.
+    const bf16 * upload_bf16(std::initializer_list<const matrix *> parts) {
+        std::vector<uint16_t> h;
+        size_t n = 0;
+        for (const matrix * p : parts) {
+            n += p->w.size();
+        }
+        h.reserve(n);
+        for (const matrix * p : parts) {
+            for (float f : p->w) {
+                h.push_back(f32_to_bf16(f));
+            }
+        }
+        return reinterpret_cast<const bf16 *>(upload(h.data(), static_cast<int64_t>(h.size())));
+    }
+
+    void run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
+                  std::vector<float> & logits_out);
+    void warm_up(int64_t n_pages, int64_t page_size);
+};
+
+cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows)
+    : m(mod), hp(mod.hp), max_rows(rows) {
+    int n_dev = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n_dev);
+    SPECATTN_CHECK(e == cudaSuccess && n_dev > 0, "no CUDA device found (%s); run with --device cpu",
+                   e == cudaSuccess ? "0 devices" : cudaGetErrorString(e));
+    SPECATTN_CHECK(max_rows > 0, "cuda backend: max_rows must be positive");
+    SPECATTN_CHECK(hp.head_dim % 2 == 0 && hp.head_dim <= 256,
+                   "the CUDA backend supports even head dims up to 256, not %lld", static_cast<long long>(hp.head_dim));
+    SPECATTN_CHECK(hp.n_embd % 2 == 0, "the CUDA backend needs an even hidden size, not %lld",
+                   static_cast<long long>(hp.n_embd));
+    int dev = 0;
+    int sms = 0;
+    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
+    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    n_sm = sms;
+    SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    gemm = std::make_unique<cublaslt_gemm>();
+
+    // Weights.
+    const model_weights & w = m.w;
+    tok_embd = upload_bf16({&w.tok_embd});
+    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output});
+    out_norm = upload(w.out_norm.data(), hp.n_embd);
+    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
+    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
+    for (const layer_weights & lw : w.layers) {
+        cuda_layer l;
+        l.wqkv = upload_bf16({&lw.wq, &lw.wk, &lw.wv});
+        l.wo = upload_bf16({&lw.wo});
+        l.w_gate_up = upload_bf16({&lw.w_gate, &lw.w_up});
+        l.w_down = upload_bf16({&lw.w_down});
+        l.attn_norm = upload(lw.attn_norm.data(), hp.n_embd);
+        l.ffn_norm = upload(lw.ffn_norm.data(), hp.n_embd);
+        if (hp.qkv_bias) {
+            std::vector<float> b(lw.bq);
+            b.insert(b.end(), lw.bk.begin(), lw.bk.end());
+            b.insert(b.end(), lw.bv.begin(), lw.bv.end());
+            l.bqkv = upload(b.data(), static_cast<int64_t>(b.size()));
+        }
+        if (hp.qk_norm) {
+            l.q_norm = upload(lw.q_norm.data(), hp.head_dim);
+            l.k_norm = upload(lw.k_norm.data(), hp.head_dim);
+        }
+        layers.push_back(l);
+    }
+
+    // KV pools, the layout shared with the CPU backend and the block manager.
+    layout.n_layer = hp.n_layer;
+    layout.n_pages = n_pages;
+    layout.n_head_kv = hp.n_head_kv;
+    layout.page_size = page_size;
+    layout.head_dim = hp.head_dim;
+    const size_t pool_bytes = static_cast<size_t>(layout.total_elems()) * sizeof(bf16);
+    k_pool = device_buffer(pool_bytes);
+    v_pool = device_buffer(pool_bytes);
+
+    // Workspaces.
+    const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
+    const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
+    x = device_buffer(rows_bytes(hp.n_embd, sizeof(float)));
+    xn = device_buffer(rows_bytes(hp.n_embd, sizeof(bf16)));
+    qkv = device_buffer(rows_bytes(n_qkv, sizeof(bf16)));
+    attn = device_buffer(rows_bytes(hp.n_embd_q(), sizeof(bf16)));
+    proj = device_buffer(rows_bytes(hp.n_embd, sizeof(bf16)));
+    gate_up = device_buffer(rows_bytes(2 * hp.n_ff, sizeof(bf16)));
+    act = device_buffer(rows_bytes(hp.n_ff, sizeof(bf16)));
+    logits = device_buffer(rows_bytes(hp.n_vocab, sizeof(float)));
+    logits_host = pinned_buffer(rows_bytes(hp.n_vocab, sizeof(float)));
+    slot_capacity = 4 * std::max(max_rows, 2 * n_sm);
+    partial_o = device_buffer(static_cast<size_t>(slot_capacity * hp.n_embd_q()) * sizeof(float));
+    partial_lse = device_buffer(static_cast<size_t>(slot_capacity * hp.n_head) * sizeof(float));
+
+    // Metadata bound: 7 arrays of rows, the page lists of the batch's sequences (pages are owned by one sequence,
+    // so at most n_pages), segments (at most one per row) and work items (at most one per row tile and KV head,
+    // or about 2 per multiprocessor when KV is split; see attention_plan_build).
+    max_work = max_rows * hp.n_head_kv + 4 * n_sm;
+    meta_capacity = static_cast<size_t>(7 * max_rows + n_pages) +
+                    static_cast<size_t>(max_rows) * sizeof(attention_segment) / sizeof(int32_t) +
+                    static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
+    meta_host = pinned_buffer(meta_capacity * sizeof(int32_t));
+    meta_dev = device_buffer(meta_capacity * sizeof(int32_t));
+}
+
+void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
+                                  int64_t r_end, std::vector<float> & logits_out) {
+    const int64_t n = r_end - r_begin;
+    const int64_t n_embd = hp.n_embd;
+    const int64_t hd = hp.head_dim;
+    const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
+
+    // ---- host: the pass's metadata ----
+    int32_t * meta = meta_host.as<int32_t>();
+    size_t used = 0;
+    const auto take = [&](size_t count) {
+        const size_t at = used;
+        used += count;
+        SPECATTN_CHECK(used <= meta_capacity, "cuda backend: per-pass metadata exceeds its reserved %zu words",
+                       meta_capacity);
+        return at;
+    };
+    off.tokens = take(static_cast<size_t>(n));
+    off.positions = take(static_cast<size_t>(n));
+    off.kv_page = take(static_cast<size_t>(n));
+    off.kv_slot = take(static_cast<size_t>(n));
+    plan_rows.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        const auto r = static_cast<size_t>(r_begin + i);
+        const int32_t tok = batch.tokens[r];
+        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
+                       static_cast<long long>(hp.n_vocab));
+        const int32_t seq = batch.seq_ids[r];
+        const int64_t pos = batch.positions[r];
+        const std::vector<int32_t> & pages = kv.pages(seq);
+        SPECATTN_CHECK(pos >= 0 && pos < kv.length(seq),
+                       "row %lld writes position %lld beyond its sequence's %lld reserved positions",
+                       static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(kv.length(seq)));
+        meta[off.tokens + static_cast<size_t>(i)] = tok;
+        meta[off.positions + static_cast<size_t>(i)] = checked_i32(pos, "position");
+        meta[off.kv_page + static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
+        meta[off.kv_slot + static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
+        plan_rows[static_cast<size_t>(i)] = attention_plan_row{&pages, seq, pos};
+    }
+    // Output rows of this pass, in the batch's output order.
+    std::vector<std::pair<int64_t, int32_t>> outs; // (output index, row in this pass)
+    for (size_t j = 0; j < batch.logit_rows.size(); ++j) {
+        const int32_t r = batch.logit_rows[j];
+        SPECATTN_CHECK(r >= 0 && r < batch.n_rows(), "logit row %d outside the batch", r);
+        if (r >= r_begin && r < r_end) {
+            outs.emplace_back(static_cast<int64_t>(j), static_cast<int32_t>(r - r_begin));
+        }
+    }
+    const auto n_out = static_cast<int64_t>(outs.size());
+    off.out_rows = take(outs.size());
+    for (size_t j = 0; j < outs.size(); ++j) {
+        meta[off.out_rows + j] = outs[j].second;
+    }
+
+    attention_plan_config pc;
+    pc.n_head = hp.n_head;
+    pc.n_head_kv = hp.n_head_kv;
+    pc.page_size = layout.page_size;
+    pc.sliding_window = hp.sliding_window;
+    pc.n_sm = n_sm;
+    pc.slot_capacity = slot_capacity;
+    attention_plan_build(plan_rows, pc, plan);
+    SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= max_work, "cuda backend: attention plan exceeds %lld CTAs",
+                   static_cast<long long>(max_work));
+    off.row_slot = take(static_cast<size_t>(n));
+    off.row_n_split = take(static_cast<size_t>(n));
+    off.page_table = take(plan.page_table.size());
+    off.segs = take(plan.segs.size() * sizeof(attention_segment) / sizeof(int32_t));
+    off.work = take(plan.work.size() * sizeof(attention_work) / sizeof(int32_t));
+    std::memcpy(meta + off.row_slot, plan.row_slot.data(), plan.row_slot.size() * sizeof(int32_t));
+    std::memcpy(meta + off.row_n_split, plan.row_n_split.data(), plan.row_n_split.size() * sizeof(int32_t));
+    std::memcpy(meta + off.page_table, plan.page_table.data(), plan.page_table.size() * sizeof(int32_t));
+    std::memcpy(meta + off.segs, plan.segs.data(), plan.segs.size() * sizeof(attention_segment));
+    std::memcpy(meta + off.work, plan.work.data(), plan.work.size() * sizeof(attention_work));
+    SPECATTN_CUDA_CHECK(
+        cudaMemcpyAsync(meta_dev.as<void>(), meta, used * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    const int32_t * md = meta_dev.as<int32_t>();
+
+    // ---- device ----
+    float * x_d = x.as<float>();
+    bf16 * xn_d = xn.as<bf16>();
+    bf16 * qkv_d = qkv.as<bf16>();
+    bf16 * proj_d = proj.as<bf16>();
+
+    embed_params ep;
+    ep.table = tok_embd;
+    ep.tokens = md + off.tokens;
+    ep.out = x_d;
+    ep.n_rows = n;
+    ep.n_embd = n_embd;
+    launch_embed(ep, stream);
+
+    const int64_t layer_elems = layout.layer_elems();
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+        const cuda_layer & l = layers[static_cast<size_t>(il)];
+
+        rmsnorm_params np;
+        np.x = x_d;
+        np.residual = il == 0 ? nullptr : proj_d; // the previous layer's MLP output joins the stream here
+        np.weight = l.attn_norm;
+        np.out = xn_d;
+        np.n_rows = n;
+        np.n = n_embd;
+        np.eps = hp.norm_eps;
+        launch_rmsnorm(np, stream);
+
+        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream);
+
+        qkv_prep_params qp;
+        qp.qkv = qkv_d;
+        qp.bias = l.bqkv;
+        qp.q_norm = l.q_norm;
+        qp.k_norm = l.k_norm;
+        qp.inv_freq = inv_freq;
+        qp.positions = md + off.positions;
+        qp.n_rows = n;
+        qp.n_head = hp.n_head;
+        qp.n_head_kv = hp.n_head_kv;
+        qp.head_dim = hd;
+        switch (hp.rope.layout) {
+        case rope_layout::rope_layout_interleaved:
+            qp.pairs = rope_pairs::rope_pairs_interleaved;
+            break;
+        case rope_layout::rope_layout_half_split:
+            qp.pairs = rope_pairs::rope_pairs_half_split;
+            break;
+        }
+        qp.eps = hp.norm_eps;
+        launch_qkv_prep(qp, stream);
+
+        bf16 * k_layer = k_pool.as<bf16>() + il * layer_elems; // [P, HK, S, D]
+        bf16 * v_layer = v_pool.as<bf16>() + il * layer_elems;
+        kv_append_params kp;
+        kp.k = qkv_d + hp.n_embd_q();
+        kp.v = qkv_d + hp.n_embd_q() + hp.n_embd_kv();
+        kp.row_stride = n_qkv;
+        kp.k_pool = k_layer;
+        kp.v_pool = v_layer;
+        kp.page = md + off.kv_page;
+        kp.slot = md + off.kv_slot;
+        kp.n_rows = n;
+        kp.n_head_kv = hp.n_head_kv;
+        kp.page_size = layout.page_size;
+        kp.head_dim = hd;
+        launch_kv_append(kp, stream);
+
+        attention_params ap;
+        ap.q = qkv_d;
+        ap.q_row_stride = n_qkv;
+        ap.k_pool = k_layer;
+        ap.v_pool = v_layer;
+        ap.page_table = md + off.page_table;
+        ap.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
+        ap.work = reinterpret_cast<const attention_work *>(md + off.work);
+        ap.row_slot = md + off.row_slot;
+        ap.row_n_split = md + off.row_n_split;
+        ap.partial_o = partial_o.as<float>();
+        ap.partial_lse = partial_lse.as<float>();
+        ap.out = attn.as<bf16>();
+        ap.n_work = static_cast<int64_t>(plan.work.size());
+        ap.n_slots = plan.n_slots;
+        ap.n_rows = n;
+        ap.n_head = hp.n_head;
+        ap.n_head_kv = hp.n_head_kv;
+        ap.head_dim = hd;
+        ap.page_size = layout.page_size;
+        ap.sliding_window = hp.sliding_window;
+        ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        launch_attention(ap, stream);
+
+        gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream);
+
+        np.residual = proj_d;
+        np.weight = l.ffn_norm;
+        launch_rmsnorm(np, stream);
+
+        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream);
+        swiglu_params sp;
+        sp.gate_up = gate_up.as<bf16>();
+        sp.out = act.as<bf16>();
+        sp.n_rows = n;
+        sp.n_ff = hp.n_ff;
+        launch_swiglu(sp, stream);
+        gemm->run(act.as<bf16>(), l.w_down, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream);
+    }
+
+    if (n_out == 0) {
+        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
+        return;
+    }
+    // Only the rows whose logits are wanted: the last MLP's output joins them, they are normed and projected.
+    rmsnorm_params fp;
+    fp.x = x_d;
+    fp.residual = proj_d;
+    fp.weight = out_norm;
+    fp.rows = md + off.out_rows;
+    fp.out = xn_d;
+    fp.n_rows = n_out;
+    fp.n = n_embd;
+    fp.eps = hp.norm_eps;
+    launch_rmsnorm(fp, stream);
+    gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream);
+    const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
+    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
+                                        static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
+    // NOTE(cuda): the one host synchronization of a pass; the engine samples on the host for now.
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    // Row k of the LM head's output belongs to output index outs[k].first of the whole batch.
+    for (size_t k = 0; k < outs.size(); ++k) {
+        std::memcpy(logits_out.data() + outs[k].first * hp.n_vocab,
+                    logits_host.as<float>() + static_cast<int64_t>(k) * hp.n_vocab, row_bytes);
+    }
+}
+
+// One single-row pass at construction, so that lazy kernel loading, cuBLASLt's first-call set-up and the attention
+// kernel's shared-memory opt-in are paid while loading rather than inside the first timed prefill. It writes the
+// K/V of one position into a page no sequence owns yet; that is harmless, because a sequence writes every position
+// it owns before anything reads it.
+void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
+    kv_block_manager kv(n_pages, page_size);
+    const int32_t s = kv.add_sequence();
+    kv.append(s, 1);
+    forward_batch b;
+    const int32_t tok = 0;
+    b.add_sequence_rows(s, &tok, 1, 0, true);
+    std::vector<float> out(static_cast<size_t>(hp.n_vocab));
+    run_pass(b, kv, 0, 1, out);
+}
+
+cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows)
+    : impl_(std::make_unique<impl>(m, n_pages, page_size, max_rows)) {
+    impl_->warm_up(n_pages, page_size);
+}
+
+cuda_backend::~cuda_backend() = default;
+
+void cuda_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
+    const int64_t n_rows = batch.n_rows();
+    SPECATTN_CHECK(n_rows > 0, "empty forward batch");
+    for (int64_t r = 0; r < n_rows; ++r) {
+        if (batch.sparse_of(r) != nullptr || batch.capture_of(r) != nullptr) {
+            throw error("speculative decoding is not yet supported on the CUDA backend");
+        }
+    }
+    logits.resize(batch.logit_rows.size() * static_cast<size_t>(impl_->hp.n_vocab));
+    // Batches beyond the workspaces run in passes of max_rows rows. Each pass runs every layer, so a later pass's
+    // rows see the K/V an earlier pass wrote: the result is the same as one pass.
+    for (int64_t r0 = 0; r0 < n_rows; r0 += impl_->max_rows) {
+        impl_->run_pass(batch, kv, r0, std::min(n_rows, r0 + impl_->max_rows), logits);
+    }
+}
+
+} // namespace specattn

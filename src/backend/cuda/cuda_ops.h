@@ -1,0 +1,21 @@
+// Launchers of the kernels in src/kernels/: they check what the kernels assume (even head dims, sizes that fit
+// int32 grids), pick the template instance and launch on a stream. Host code only; tests/ops calls these directly.
+// None of them allocates or synchronizes.
+#pragma once
+
+#include "kernels/kernel_params.h"
+
+#include <cuda_runtime_api.h>
+
+namespace specattn {
+
+void launch_embed(const embed_params & p, cudaStream_t stream);
+void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream);
+void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream);
+void launch_swiglu(const swiglu_params & p, cudaStream_t stream);
+void launch_kv_append(const kv_append_params & p, cudaStream_t stream);
+// Runs attention_kernel over p.work, then the combine kernel for the rows of split tiles.
+void launch_attention(const attention_params & p, cudaStream_t stream);
+void launch_argmax(const argmax_params & p, cudaStream_t stream);
+
+} // namespace specattn

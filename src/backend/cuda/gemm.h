@@ -1,0 +1,49 @@
+// Dense GEMMs through cuBLASLt: y = x · Wᵀ with bf16 inputs, fp32 compute and bf16 or fp32 output, weights
+// row-major [out, in] as PyTorch stores them. One handle, one workspace, and a cache of descriptors and the
+// heuristic's algorithm per shape, so a steady-state call only launches (no allocation, no synchronization).
+#pragma once
+
+#include "kernels/kernel_params.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace specattn {
+
+enum class gemm_out : int32_t {
+    gemm_out_bf16,
+    gemm_out_f32,
+};
+
+class cublaslt_gemm {
+  public:
+    explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20);
+    ~cublaslt_gemm();
+    cublaslt_gemm(const cublaslt_gemm &) = delete;
+    cublaslt_gemm & operator=(const cublaslt_gemm &) = delete;
+
+    // y = x · wᵀ.  x: [m, k] bf16  w: [n, k] bf16  y: [m, n] (bf16 or fp32 as `out` says). Row-major, dense.
+    void run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
+             cudaStream_t stream);
+
+  private:
+    struct plan {
+        cublasLtMatmulDesc_t op = nullptr;
+        cublasLtMatrixLayout_t a = nullptr; // W
+        cublasLtMatrixLayout_t b = nullptr; // x
+        cublasLtMatrixLayout_t c = nullptr; // y
+        cublasLtMatmulAlgo_t algo{};
+    };
+    const plan & get_plan(gemm_out out, int64_t m, int64_t n, int64_t k);
+
+    cublasLtHandle_t handle_ = nullptr;
+    void * workspace_ = nullptr;
+    size_t workspace_bytes_ = 0;
+    std::map<std::tuple<int32_t, int64_t, int64_t, int64_t>, plan> plans_;
+};
+
+} // namespace specattn

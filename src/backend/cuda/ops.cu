@@ -1,0 +1,70 @@
+// Launchers of the element-wise and row-wise kernels (embedding, RMSNorm, QKV prep, SwiGLU, KV append, argmax).
+// Attention has its own translation unit (ops_attention.cu) so its instances compile in parallel with these.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_ops.h"
+#include "core/check.h"
+#include "kernels/act.cuh"
+#include "kernels/embed.cuh"
+#include "kernels/kv_write.cuh"
+#include "kernels/norm.cuh"
+#include "kernels/rope.cuh"
+#include "kernels/sampling.cuh"
+
+#include <climits>
+
+namespace specattn {
+
+namespace {
+
+// A grid dimension: checked narrowing of a count to the x-dimension limit.
+unsigned int grid_of(int64_t n, const char * what) {
+    SPECATTN_CHECK(n > 0 && n <= INT32_MAX, "%s: %lld blocks do not fit a CUDA grid", what, static_cast<long long>(n));
+    return static_cast<unsigned int>(n);
+}
+
+} // namespace
+
+void launch_embed(const embed_params & p, cudaStream_t stream) {
+    SPECATTN_CHECK(p.n_embd % 2 == 0, "embedding: n_embd %lld must be even", static_cast<long long>(p.n_embd));
+    embed_kernel<<<grid_of(p.n_rows, "embedding"), 128, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream) {
+    rmsnorm_kernel<<<grid_of(p.n_rows, "rmsnorm"), rmsnorm_threads, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
+    SPECATTN_CHECK(p.head_dim % 2 == 0 && p.head_dim > 0 && p.head_dim <= qkv_prep_max_head_dim,
+                   "qkv prep: unsupported head_dim %lld (even, at most %d)", static_cast<long long>(p.head_dim),
+                   qkv_prep_max_head_dim);
+    SPECATTN_CHECK((p.q_norm == nullptr) == (p.k_norm == nullptr), "qkv prep: q_norm and k_norm go together");
+    qkv_prep_kernel<<<grid_of(p.n_rows, "qkv prep"), qkv_prep_threads, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_swiglu(const swiglu_params & p, cudaStream_t stream) {
+    constexpr int threads = 256;
+    const int64_t n = p.n_rows * p.n_ff;
+    swiglu_kernel<<<grid_of((n + threads - 1) / threads, "swiglu"), threads, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_kv_append(const kv_append_params & p, cudaStream_t stream) {
+    SPECATTN_CHECK(p.head_dim % 2 == 0 && p.row_stride % 2 == 0,
+                   "kv append: head_dim %lld and row stride %lld "
+                   "must be even",
+                   static_cast<long long>(p.head_dim), static_cast<long long>(p.row_stride));
+    kv_append_kernel<<<grid_of(p.n_rows, "kv append"), 128, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_argmax(const argmax_params & p, cudaStream_t stream) {
+    SPECATTN_CHECK(p.n_vocab > 0 && p.n_vocab <= INT32_MAX, "argmax: vocabulary of %lld does not fit int32",
+                   static_cast<long long>(p.n_vocab));
+    argmax_kernel<<<grid_of(p.n_rows, "argmax"), argmax_threads, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace specattn

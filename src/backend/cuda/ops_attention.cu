@@ -1,0 +1,75 @@
+// Launcher of the paged attention kernel: the closed dispatch set over head dims and the combine pass.
+//
+// NOTE(cuda): three instances only (compile time on small machines): exactly 64 and exactly 128 are the fast
+// paths of the models we target; every other even head dim up to 256 (the test models use 8, 16, 32, 48) runs
+// zero-padded in the next instance up. Anything else fails loudly.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_ops.h"
+#include "core/check.h"
+#include "kernels/attention.cuh"
+
+#include <climits>
+
+namespace specattn {
+
+namespace {
+
+template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
+    constexpr size_t smem = attention_smem_bytes(HD);
+    // Above 48 KB a kernel needs an explicit opt-in; done once per instance (it is a property of the function).
+    [[maybe_unused]] static const bool configured = [] {
+        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(smem)));
+        return true;
+    }();
+    attention_kernel<HD><<<static_cast<unsigned int>(p.n_work), attention_threads, smem, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace
+
+void launch_attention(const attention_params & p, cudaStream_t stream) {
+    SPECATTN_CHECK(p.n_head > 0 && p.n_head_kv > 0 && p.n_head % p.n_head_kv == 0,
+                   "attention: %lld query heads are not a multiple of %lld KV heads", static_cast<long long>(p.n_head),
+                   static_cast<long long>(p.n_head_kv));
+    SPECATTN_CHECK(p.n_head / p.n_head_kv <= attention_tile_queries,
+                   "attention: GQA group of %lld query heads exceeds the kernel's tile of %lld",
+                   static_cast<long long>(p.n_head / p.n_head_kv), static_cast<long long>(attention_tile_queries));
+    SPECATTN_CHECK(p.n_work <= INT32_MAX && p.n_rows <= INT32_MAX && p.n_head <= INT32_MAX &&
+                       p.page_size <= INT32_MAX && p.sliding_window <= INT32_MAX,
+                   "attention: sizes exceed int32");
+    SPECATTN_CHECK(p.q_row_stride % 2 == 0, "attention: q row stride %lld must be even",
+                   static_cast<long long>(p.q_row_stride));
+    if (p.n_work == 0) {
+        return;
+    }
+    const int64_t hd = p.head_dim;
+    switch (hd) {
+    case 64:
+        launch_attention_hd<64>(p, stream);
+        break;
+    case 128:
+        launch_attention_hd<128>(p, stream);
+        break;
+    default:
+        SPECATTN_CHECK(hd > 0 && hd % 2 == 0 && hd <= 256,
+                       "attention: unsupported head_dim %lld (supported: even head dims up to 256; fast paths "
+                       "64 and 128)",
+                       static_cast<long long>(hd));
+        if (hd < 64) {
+            launch_attention_hd<64>(p, stream);
+        } else if (hd < 128) {
+            launch_attention_hd<128>(p, stream);
+        } else {
+            launch_attention_hd<256>(p, stream);
+        }
+        break;
+    }
+    if (p.n_slots == 0) {
+        return;
+    }
+    attention_combine_kernel<<<static_cast<unsigned int>(p.n_rows), attention_combine_threads, 0, stream>>>(p);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+} // namespace specattn

@@ -1,0 +1,45 @@
+// Small device helpers shared by the kernels: warp and block reductions. Framework-free; no engine includes.
+#pragma once
+
+#include "kernels/kernel_params.h"
+
+#include <cuda_runtime.h>
+
+namespace specattn {
+
+constexpr int warp_size = 32;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = warp_size / 2; o > 0; o /= 2) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = warp_size / 2; o > 0; o /= 2) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+    return v;
+}
+
+// Sum over the whole block (blockDim.x a multiple of 32, at most 1024). Every thread gets the result.
+// scratch: [32] floats of shared memory; the call synchronizes the block.
+__device__ __forceinline__ float block_sum(float v, float * scratch) {
+    const int lane = static_cast<int>(threadIdx.x) % warp_size;
+    const int warp = static_cast<int>(threadIdx.x) / warp_size;
+    const int n_warp = static_cast<int>(blockDim.x) / warp_size;
+    v = warp_sum(v);
+    if (lane == 0) {
+        scratch[warp] = v;
+    }
+    __syncthreads();
+    v = lane < n_warp ? scratch[lane] : 0.0f;
+    v = warp_sum(v);
+    __syncthreads(); // scratch may be reused right after
+    return v;
+}
+
+} // namespace specattn

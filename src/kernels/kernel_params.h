@@ -1,0 +1,159 @@
+// The POD parameter structs of every CUDA kernel in src/kernels/*.cuh. Kept apart from the kernels so host code
+// (launchers in src/backend/cuda/, tests in tests/ops/, benchmarks) can fill them without nvcc. No engine headers:
+// kernels see raw pointers, counts and the paged KV layout of paged_kv.h, nothing else.
+//
+// Dimensions used in the shape comments:
+//   R  rows of the batch (one token of one sequence each)     E  n_embd        F  n_ff        V  n_vocab
+//   H  query heads   HK  KV heads   G = H / HK (GQA group)   D  head_dim      P  n_pages     S  page_size
+//
+// Counts are int64_t as everywhere in the engine; kernels narrow them to int32 only where the launcher has
+// checked that the product fits (see the launchers' checks).
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace specattn {
+
+using bf16 = __nv_bfloat16;
+
+// Embedding gather: out[r] = float(table[tokens[r]]). Token ids are validated on the host.
+struct embed_params {
+    const bf16 * table = nullptr;     // [V, E]
+    const int32_t * tokens = nullptr; // [R]
+    float * out = nullptr;            // [R, E] the fp32 residual stream
+    int64_t n_rows = 0;
+    int64_t n_embd = 0;
+};
+
+// RMSNorm with an optional fused residual add, as transformers computes it:
+//     x[src] += residual[src]   (when residual != nullptr; written back, x is the fp32 residual stream)
+//     out[r]  = weight * (x[src] * rsqrt(mean(x[src]²) + eps))        src = rows ? rows[r] : r
+// `rows` gathers output rows (the LM head needs only the rows whose logits are wanted).
+struct rmsnorm_params {
+    float * x = nullptr;             // [R_in, E]
+    const bf16 * residual = nullptr; // [R_in, E] or nullptr
+    const float * weight = nullptr;  // [E]
+    const int32_t * rows = nullptr;  // [R] or nullptr (identity)
+    bf16 * out = nullptr;            // [R, E]
+    int64_t n_rows = 0;              // R: output rows
+    int64_t n = 0;                   // E
+    float eps = 1e-5f;
+};
+
+// Which pairs of a head's dimensions RoPE rotates together (mirrors model/hparams.h's rope_layout, which kernels
+// may not include).
+enum class rope_pairs : int32_t {
+    rope_pairs_interleaved, // (x0,x1), (x2,x3), ...: llama2.c
+    rope_pairs_half_split,  // (x0,x_{D/2}), ...: Hugging Face's rotate_half
+};
+
+// The step between the QKV projection and attention, in place on the fused QKV activations, per head:
+//     + bias (Qwen2), RMSNorm with q_norm / k_norm (Qwen3, q and k heads only), RoPE (q and k heads only).
+// Done in fp32 from and to bf16. Layout of one row: H query heads, then HK key heads, then HK value heads.
+struct qkv_prep_params {
+    bf16 * qkv = nullptr;                // [R, (H + 2 HK) * D]
+    const float * bias = nullptr;        // [(H + 2 HK) * D] or nullptr
+    const float * q_norm = nullptr;      // [D] or nullptr
+    const float * k_norm = nullptr;      // [D] or nullptr (set together with q_norm)
+    const float * inv_freq = nullptr;    // [D / 2] from model/rope.h (scaling already applied)
+    const int32_t * positions = nullptr; // [R]
+    int64_t n_rows = 0;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t head_dim = 0; // even, <= 256
+    rope_pairs pairs = rope_pairs::rope_pairs_half_split;
+    float eps = 1e-6f;
+};
+
+// out = silu(gate) * up with gate and up side by side in one row (the fused gate/up projection).
+struct swiglu_params {
+    const bf16 * gate_up = nullptr; // [R, 2F]: gate [0, F), up [F, 2F)
+    bf16 * out = nullptr;           // [R, F]
+    int64_t n_rows = 0;
+    int64_t n_ff = 0;
+};
+
+// Writes each row's K and V heads into one layer of the paged pools (layout: src/kernels/paged_kv.h) at the
+// physical (page, slot) the host resolved from the row's sequence and position.
+struct kv_append_params {
+    const bf16 * k = nullptr;       // [R, row_stride]: head h at k + r * row_stride + h * D
+    const bf16 * v = nullptr;       // [R, row_stride]
+    int64_t row_stride = 0;         // elements
+    bf16 * k_pool = nullptr;        // [P, HK, S, D] this layer's part of the K pool
+    bf16 * v_pool = nullptr;        // [P, HK, S, D]
+    const int32_t * page = nullptr; // [R] physical page of the row's position
+    const int32_t * slot = nullptr; // [R] slot in that page
+    int64_t n_rows = 0;
+    int64_t n_head_kv = 0;
+    int64_t page_size = 0;
+    int64_t head_dim = 0;
+};
+
+// ---- attention over the paged cache (attention.cuh) ----
+
+// A run of consecutive batch rows of one sequence at consecutive positions: rows [row0, row0 + n_rows) sit at
+// positions [pos0, pos0 + n_rows). Its pages are page_table[page0 ...] in sequence order.
+struct attention_segment {
+    int32_t row0 = 0;
+    int32_t n_rows = 0;
+    int32_t pos0 = 0;
+    int32_t page0 = 0;
+};
+
+// One CTA's work: a tile of up to attention_tile_queries / G consecutive rows of a segment, all G query heads of
+// one KV head, over KV positions [kv_begin, kv_end) (one of n_split chunks of the tile's causal range).
+struct attention_work {
+    int32_t seg = 0;
+    int32_t kv_head = 0;
+    int32_t row0 = 0;   // first row of the tile, relative to the segment
+    int32_t n_rows = 0; // rows in the tile
+    int32_t kv_begin = 0;
+    int32_t kv_end = 0;
+    int32_t split = 0;   // which chunk
+    int32_t n_split = 0; // chunks of this tile; 1: the CTA writes `out` directly
+};
+
+// Query vectors (row, head) one CTA holds: rows of a tile × G <= this.
+constexpr int64_t attention_tile_queries = 64;
+// KV positions a CTA stages per step (one per lane of a warp); KV chunks of split tiles are multiples of it.
+constexpr int attention_kv_block = 32;
+
+// Causal (optionally sliding-window) attention of every batch row over its own sequence: row r at position pos
+// attends to positions [lo, pos], lo = max(0, pos - window + 1) with a window, else 0. K/V of the batch's rows
+// must already be in the pools. Partial results of split tiles are merged by the combine kernel with their
+// log-sum-exp (flash-decoding).
+struct attention_params {
+    const bf16 * q = nullptr;                 // [R, q_row_stride]: head h of row r at q + r * q_row_stride + h * D
+    int64_t q_row_stride = 0;                 // elements
+    const bf16 * k_pool = nullptr;            // [P, HK, S, D] this layer's part of the K pool
+    const bf16 * v_pool = nullptr;            // [P, HK, S, D]
+    const int32_t * page_table = nullptr;     // [n_table] page lists of the segments' sequences
+    const attention_segment * segs = nullptr; // [n_seg]
+    const attention_work * work = nullptr;    // [n_work], one CTA each
+    const int32_t * row_slot = nullptr;       // [R] first partial slot of a row of a split tile, else -1
+    const int32_t * row_n_split = nullptr;    // [R] chunks of the row's tile
+    float * partial_o = nullptr;              // [n_slots, H, D] normalized partial outputs of split tiles
+    float * partial_lse = nullptr;            // [n_slots, H] their log2-sum-exp (scores in log2 units)
+    bf16 * out = nullptr;                     // [R, H, D]
+    int64_t n_work = 0;
+    int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
+    int64_t n_rows = 0;
+    int64_t n_head = 0;
+    int64_t n_head_kv = 0;
+    int64_t head_dim = 0; // even, <= 256
+    int64_t page_size = 0;
+    int64_t sliding_window = 0; // 0: full causal attention
+    float scale = 1.0f;         // softmax scale, 1/sqrt(D)
+};
+
+// Greedy sampling: out[r] = argmax of row r, lowest index among ties, NaN never wins (as sampling/sampler.cpp).
+struct argmax_params {
+    const float * logits = nullptr; // [R, V]
+    int32_t * out = nullptr;        // [R]
+    int64_t n_rows = 0;
+    int64_t n_vocab = 0;
+};
+
+} // namespace specattn

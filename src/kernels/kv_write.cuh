@@ -1,0 +1,26 @@
+// Paged KV append: copies each row's K and V heads into one layer of the pools at the row's (page, slot).
+// Offsets follow src/kernels/paged_kv.h: ((page * HK + head) * S + slot) * D within the layer
+// (paged_kv_layout::offset minus the layer base); tests/ops checks this against paged_kv_offset.
+#pragma once
+
+#include "kernels/common.cuh"
+
+namespace specattn {
+
+// grid: [R]  block: any multiple of 32.  Requires D even.
+__global__ void kv_append_kernel(const kv_append_params p) {
+    const int64_t r = blockIdx.x;
+    const int64_t page = p.page[r];
+    const int64_t slot = p.slot[r];
+    const int64_t half = p.head_dim / 2;
+    for (int64_t i = threadIdx.x; i < p.n_head_kv * half; i += blockDim.x) {
+        const int64_t h = i / half;
+        const int64_t d = 2 * (i - h * half);
+        const int64_t dst = ((page * p.n_head_kv + h) * p.page_size + slot) * p.head_dim + d;
+        const int64_t src = r * p.row_stride + h * p.head_dim + d;
+        *reinterpret_cast<__nv_bfloat162 *>(p.k_pool + dst) = *reinterpret_cast<const __nv_bfloat162 *>(p.k + src);
+        *reinterpret_cast<__nv_bfloat162 *>(p.v_pool + dst) = *reinterpret_cast<const __nv_bfloat162 *>(p.v + src);
+    }
+}
+
+} // namespace specattn
