@@ -4,6 +4,7 @@
 // sequences give the same logits as one whole-prompt pass.
 #include "backend/cpu/cpu_backend.h"
 #include "engine/engine.h"
+#include "common/model_reference.h"
 #include "model/model.h"
 
 #include <gtest/gtest.h>
@@ -18,38 +19,6 @@ namespace {
 
 const std::string fixtures = std::string(SPECATTN_SOURCE_DIR) + "/tests/fixtures/models/";
 
-struct reference {
-    std::vector<int32_t> prompt_ids;
-    std::vector<std::vector<float>> logits; // [n_prompt][n_vocab]
-    std::vector<int32_t> greedy_ids;
-};
-
-reference load_reference(const std::string & dir) {
-    std::ifstream in(dir + "/reference.json");
-    EXPECT_TRUE(in.good()) << dir;
-    const nlohmann::json j = nlohmann::json::parse(in);
-    reference r;
-    r.prompt_ids = j.at("prompt_ids").get<std::vector<int32_t>>();
-    r.logits = j.at("logits").get<std::vector<std::vector<float>>>();
-    r.greedy_ids = j.at("greedy_ids").get<std::vector<int32_t>>();
-    return r;
-}
-
-// max |a - b| / max |b|: the error relative to the logits' scale (per-element relative error is meaningless
-// for logits near zero).
-double max_rel_error(const float * a, const std::vector<float> & b) {
-    double max_diff = 0.0;
-    double max_ref = 0.0;
-    for (size_t i = 0; i < b.size(); ++i) {
-        if (!std::isfinite(a[i])) {
-            return INFINITY;
-        }
-        max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-        max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
-    }
-    return max_diff / max_ref;
-}
-
 constexpr double tolerance = 1e-4;
 
 class model_fixture : public ::testing::TestWithParam<const char *> {};
@@ -59,7 +28,7 @@ class model_fixture : public ::testing::TestWithParam<const char *> {};
 TEST_P(model_fixture, prompt_logits_match_transformers) {
     const std::string dir = fixtures + GetParam();
     const model m = load_model(dir);
-    const reference ref = load_reference(dir);
+    const model_reference ref = load_model_reference(dir);
     const auto n = static_cast<int64_t>(ref.prompt_ids.size());
     ASSERT_EQ(static_cast<int64_t>(ref.logits.size()), n);
 
@@ -85,7 +54,7 @@ TEST_P(model_fixture, prompt_logits_match_transformers) {
 TEST_P(model_fixture, chunked_prefill_decode_and_batching_agree_with_reference) {
     const std::string dir = fixtures + GetParam();
     const model m = load_model(dir);
-    const reference ref = load_reference(dir);
+    const model_reference ref = load_model_reference(dir);
     const auto n = static_cast<int64_t>(ref.prompt_ids.size());
     const int64_t split = 17; // a prefill chunk that ends mid-page, then one token at a time
 
@@ -116,7 +85,7 @@ TEST_P(model_fixture, chunked_prefill_decode_and_batching_agree_with_reference) 
 
 TEST_P(model_fixture, greedy_continuation_matches_transformers) {
     const std::string dir = fixtures + GetParam();
-    const reference ref = load_reference(dir);
+    const model_reference ref = load_model_reference(dir);
     engine_params ep;
     ep.model_path = dir;
     ep.n_ctx = 256;

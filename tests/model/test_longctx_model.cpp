@@ -4,6 +4,7 @@
 // fp32 logits, and the greedy continuation is identical.
 #include "engine/engine.h"
 #include "backend/cpu/cpu_backend.h"
+#include "common/model_reference.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -70,13 +71,8 @@ TEST(longctx_model, logits_and_greedy_match_transformers) {
     be.forward(batch, kv, logits);
     const auto ref_logits = ref.at("logits").get<std::vector<std::vector<float>>>();
     for (size_t i = 0; i < positions.size(); ++i) {
-        double max_diff = 0, max_ref = 0;
-        for (int64_t v = 0; v < m.hp.n_vocab; ++v) {
-            max_diff = std::max(max_diff, std::fabs(static_cast<double>(logits[i * m.hp.n_vocab + v]) -
-                                                    ref_logits[i][static_cast<size_t>(v)]));
-            max_ref = std::max(max_ref, std::fabs(static_cast<double>(ref_logits[i][static_cast<size_t>(v)])));
-        }
-        EXPECT_LE(max_diff / max_ref, 1e-4) << "position " << positions[i];
+        EXPECT_LE(max_rel_error(logits.data() + static_cast<int64_t>(i) * m.hp.n_vocab, ref_logits[i]), 1e-4)
+            << "position " << positions[i];
     }
 
     request r;

@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "core/mapped_file.h"
 #include "model/model.h"
+#include "common/model_reference.h"
 #include "ops_test_util.h"
 
 #include <nlohmann/json.hpp>
@@ -30,34 +31,6 @@ namespace {
 const std::string fixtures = std::string(SPECATTN_SOURCE_DIR) + "/tests/fixtures/models/";
 constexpr double tol_logits = 3e-2;
 
-struct reference {
-    std::vector<int32_t> prompt_ids;
-    std::vector<std::vector<float>> logits; // [n_prompt][n_vocab]
-};
-
-reference load_reference(const std::string & dir) {
-    std::ifstream in(dir + "/reference.json");
-    EXPECT_TRUE(in.good()) << dir;
-    const nlohmann::json j = nlohmann::json::parse(in);
-    reference r;
-    r.prompt_ids = j.at("prompt_ids").get<std::vector<int32_t>>();
-    r.logits = j.at("logits").get<std::vector<std::vector<float>>>();
-    return r;
-}
-
-double max_rel_error(const float * a, const std::vector<float> & b) {
-    double max_diff = 0.0;
-    double max_ref = 0.0;
-    for (size_t i = 0; i < b.size(); ++i) {
-        if (!std::isfinite(a[i])) {
-            return INFINITY;
-        }
-        max_diff = std::max(max_diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-        max_ref = std::max(max_ref, std::fabs(static_cast<double>(b[i])));
-    }
-    return max_diff / max_ref;
-}
-
 class cuda_model_fixture : public ::testing::TestWithParam<const char *> {};
 
 } // namespace
@@ -66,7 +39,7 @@ TEST_P(cuda_model_fixture, prompt_logits_match_transformers) {
     SPECATTN_REQUIRE_GPU();
     const std::string dir = fixtures + GetParam();
     const model m = load_model(dir);
-    const reference ref = load_reference(dir);
+    const model_reference ref = load_model_reference(dir);
     const auto n = static_cast<int64_t>(ref.prompt_ids.size());
 
     for (int64_t max_rows : {int64_t{512}, int64_t{8}}) { // one pass; then 20 passes of at most 8 rows
@@ -99,7 +72,7 @@ TEST_P(cuda_model_fixture, chunked_prefill_decode_and_batching_agree_with_refere
     SPECATTN_REQUIRE_GPU();
     const std::string dir = fixtures + GetParam();
     const model m = load_model(dir);
-    const reference ref = load_reference(dir);
+    const model_reference ref = load_model_reference(dir);
     const auto n = static_cast<int64_t>(ref.prompt_ids.size());
     const int64_t split = 17;
 
