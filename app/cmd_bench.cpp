@@ -101,7 +101,10 @@ int run_bench(const bench_options & o) {
         so.score = o.score;
         so.block = o.block;
         if (parse_spec_method(m) == spec_method::spec_method_none) {
-            configs.push_back(to_spec_params(so));
+            spec_params none = to_spec_params(so);
+            none.draft_len = 0; // no drafts, no budget: reported as such in JSON / CSV
+            none.ratio = 0.0;
+            configs.push_back(none);
             continue;
         }
         for (int64_t g : o.draft_lens) {
