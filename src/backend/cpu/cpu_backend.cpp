@@ -89,32 +89,43 @@ void cpu_backend::attention(const forward_batch & batch, const kv_block_manager 
                 auto position = [&](int64_t i) { return src != nullptr ? list[static_cast<size_t>(i)] : lo + i; };
                 attention_capture * cap = batch.capture_of(r);
 
-                scores.resize(static_cast<size_t>(n));
+                // All G query heads of this KV head in one sweep over the positions, so each cached K and V row
+                // is read once per (row, KV head) rather than once per query head.
+                scores.resize(static_cast<size_t>(group * n)); // [group, n]
+                for (int64_t i = 0; i < n; ++i) {
+                    const float * kt = key(position(i));
+                    for (int64_t g = 0; g < group; ++g) {
+                        scores[static_cast<size_t>(g * n + i)] = cpu_dot(q_group + g * hd, kt, hd) * scale;
+                    }
+                }
                 for (int64_t g = 0; g < group; ++g) {
-                    const int64_t h = kvh * group + g;
-                    const float * qh = q_group + g * hd;
+                    float * sg = scores.data() + g * n;
                     float mx = -INFINITY;
                     for (int64_t i = 0; i < n; ++i) {
-                        const float sc = cpu_dot(qh, key(position(i)), hd) * scale;
-                        scores[static_cast<size_t>(i)] = sc;
-                        mx = std::max(mx, sc);
+                        mx = std::max(mx, sg[i]);
                     }
                     float sum = 0.0f;
                     for (int64_t i = 0; i < n; ++i) {
-                        sum += std::exp(scores[static_cast<size_t>(i)] - mx);
+                        sum += std::exp(sg[i] - mx);
                     }
+                    const int64_t h = kvh * group + g;
                     if (cap != nullptr) {
                         float * row = cap->logits.data() + (layer * hp.n_head + h) * cap->n_pos;
                         for (int64_t i = 0; i < n; ++i) {
-                            row[position(i)] = scores[static_cast<size_t>(i)];
+                            row[position(i)] = sg[i];
                         }
                         cap->lse[static_cast<size_t>(layer * hp.n_head + h)] = mx + std::log(sum);
                     }
-                    float * oh = out + (r * hp.n_head + h) * hd;
-                    std::fill_n(oh, hd, 0.0f);
                     for (int64_t i = 0; i < n; ++i) {
-                        const float wgt = std::exp(scores[static_cast<size_t>(i)] - mx) / sum;
-                        const float * vt = value(position(i));
+                        sg[i] = std::exp(sg[i] - mx) / sum; // scores become softmax weights
+                    }
+                    std::fill_n(out + (r * hp.n_head + h) * hd, hd, 0.0f);
+                }
+                for (int64_t i = 0; i < n; ++i) {
+                    const float * vt = value(position(i));
+                    for (int64_t g = 0; g < group; ++g) {
+                        const float wgt = scores[static_cast<size_t>(g * n + i)];
+                        float * oh = out + (r * hp.n_head + kvh * group + g) * hd;
                         for (int64_t d = 0; d < hd; ++d) {
                             oh[d] += wgt * vt[d];
                         }
