@@ -67,6 +67,8 @@ void add_spec_options(CLI::App & cmd, spec_options & o) {
     cmd.add_option("--spec-min-tokens", o.min_tokens, "Draft KV budget floor (tokens)")->capture_default_str();
     cmd.add_option("--spec-score", o.score, "specattn score mode: logit or weight")->capture_default_str();
     cmd.add_option("--spec-block", o.block, "Block size of streaming and quest (tokens)")->capture_default_str();
+    cmd.add_option("--spec-collect", o.collect, "specattn verify rows: both (first and last), first or last")
+        ->capture_default_str();
 }
 
 spec_params to_spec_params(const spec_options & o) {
@@ -77,6 +79,7 @@ spec_params to_spec_params(const spec_options & o) {
     p.min_tokens = o.min_tokens;
     p.mode = parse_score_mode(o.score);
     p.block_size = o.block;
+    p.collect = parse_collect_rows(o.collect);
     validate(p);
     return p;
 }
@@ -88,6 +91,7 @@ nlohmann::json spec_stats_json(const spec_stats & s, const spec_params & p) {
         {"ratio", p.ratio},
         {"min_tokens", p.min_tokens},
         {"score_mode", score_mode_name(p.mode)},
+        {"collect", collect_rows_name(p.collect)},
         {"iterations", s.iterations},
         {"tau", s.tau()},
         {"acceptance_rate", s.acceptance_rate()},

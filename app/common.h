@@ -27,6 +27,7 @@ struct spec_options {
     int64_t min_tokens = 256;
     std::string score = "weight";
     int64_t block = 16;
+    std::string collect = "both";
 };
 void add_spec_options(CLI::App & cmd, spec_options & o);
 spec_params to_spec_params(const spec_options & o);

@@ -50,6 +50,25 @@ score_mode parse_score_mode(const std::string & s) {
     throw error(string_format("unknown --spec-score '%s' (valid: logit, weight)", s.c_str()));
 }
 
+const char * collect_rows_name(collect_rows c) {
+    switch (c) {
+        case collect_rows::collect_rows_both: return "both";
+        case collect_rows::collect_rows_first: return "first";
+        case collect_rows::collect_rows_last: return "last";
+    }
+    SPECATTN_ABORT("bad collect_rows %d", static_cast<int>(c));
+}
+
+collect_rows parse_collect_rows(const std::string & s) {
+    for (int i = 0; i <= static_cast<int>(collect_rows::collect_rows_last); ++i) {
+        const auto c = static_cast<collect_rows>(i);
+        if (s == collect_rows_name(c)) {
+            return c;
+        }
+    }
+    throw error(string_format("unknown --spec-collect '%s' (valid: both, first, last)", s.c_str()));
+}
+
 void validate(const spec_params & p) {
     SPECATTN_CHECK(p.draft_len >= 1 && p.draft_len <= 32, "--draft-len must be in [1, 32], got %lld",
                    static_cast<long long>(p.draft_len));

@@ -24,6 +24,13 @@ enum class score_mode : int32_t {
     score_mode_weight, // softmax weights exp(logit - lse) (the released code's default)
 };
 
+// Which verify rows SpecAttn reduces (the official code's reduce_entry: 0 both, 1 first only, 2 last only).
+enum class collect_rows : int32_t {
+    collect_rows_both,  // Collect-2-Query: the first and the last verify row (the paper)
+    collect_rows_first, // the pending token's row only
+    collect_rows_last,  // the last draft's row only
+};
+
 struct spec_params {
     spec_method method = spec_method::spec_method_none;
     int64_t draft_len = 6;     // γ: draft steps per iteration
@@ -31,12 +38,15 @@ struct spec_params {
     int64_t min_tokens = 256;  // budget floor
     score_mode mode = score_mode::score_mode_weight; // the released code's default; logit loses badly on our model (docs)
     int64_t block_size = 16;   // streaming and quest granularity (tokens)
+    collect_rows collect = collect_rows::collect_rows_both; // specattn only
 };
 
 const char * spec_method_name(spec_method m);
 // Parses a --spec value; throws specattn::error listing the valid names.
 spec_method parse_spec_method(const std::string & s);
 score_mode parse_score_mode(const std::string & s);
+collect_rows parse_collect_rows(const std::string & s);
+const char * collect_rows_name(collect_rows c);
 const char * score_mode_name(score_mode m);
 // Throws specattn::error naming the flag of a bad value.
 void validate(const spec_params & p);

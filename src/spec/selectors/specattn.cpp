@@ -17,9 +17,13 @@ class specattn_selector final : public list_selector {
     capture_rows needs() const override { return capture_rows::capture_rows_first_last; }
 
     void update(const verify_view & v) override {
-        // Rows 0 and γ; one row when the segment has one (prefill, or a verification without drafts).
-        std::vector<const attention_capture *> rows = {v.rows.front()};
-        if (v.rows.size() > 1) {
+        // Rows 0 and γ (or one of them, --spec-collect); one row when the segment has one (prefill, or a
+        // verification without drafts).
+        std::vector<const attention_capture *> rows;
+        if (p_.collect != collect_rows::collect_rows_last || v.rows.size() == 1) {
+            rows.push_back(v.rows.front());
+        }
+        if (p_.collect != collect_rows::collect_rows_first && v.rows.size() > 1) {
             rows.push_back(v.rows.back());
         }
         select_top_k(rows, p_.mode, v.domain, budget(v));

@@ -1,5 +1,6 @@
 // Selection rules against hand-computed cases: top-k with ties, the budget clamp, the recent window, streaming's
 // sinks and window, Quest's bound, and SpecAttn's Collect-2-Query reduction.
+#include "core/check.h"
 #include "spec/selector.h"
 #include "spec/spec_decode.h"
 
@@ -109,6 +110,33 @@ TEST(selection, specattn_averages_first_and_last_rows_over_heads_per_layer) {
     EXPECT_EQ(positions_of(*sel, 0, 1, 12), positions_of(*sel, 0, 0, 12)) << "head-shared";
     // layer 1: pos 5 gets 9 (one head), pos 0 only 4: {2, 5, 7}
     EXPECT_EQ(positions_of(*sel, 1, 0, 10), (std::vector<int64_t>{2, 5, 7, 10}));
+}
+
+TEST(selection, specattn_collect_first_or_last_row_only) {
+    const model_hparams hp = tiny_hparams();
+    auto first = make_capture(hp, 10, [](int64_t, int64_t, int64_t q) { return q == 2 ? 4.0f : 0.0f; });
+    auto last = make_capture(hp, 12, [](int64_t, int64_t, int64_t q) { return q == 7 ? 9.0f : 0.0f; });
+    verify_view v;
+    v.first_pos = 9;
+    v.n_rows = 3;
+    v.n_accepted = 0;
+    v.domain = 10;
+    v.seqlen_k = 12;
+    attention_capture unused;
+    v.rows = {&first, &unused, &last};
+    spec_params p;
+    p.method = spec_method::spec_method_specattn;
+    p.ratio = 0.01;
+    p.min_tokens = 1; // k = 1
+    p.collect = collect_rows::collect_rows_first;
+    auto sel_first = make_selector(p, hp, 100);
+    sel_first->update(v);
+    EXPECT_EQ(positions_of(*sel_first, 0, 0, 10), (std::vector<int64_t>{2, 10}));
+    p.collect = collect_rows::collect_rows_last;
+    auto sel_last = make_selector(p, hp, 100);
+    sel_last->update(v);
+    EXPECT_EQ(positions_of(*sel_last, 0, 0, 10), (std::vector<int64_t>{7, 10}));
+    EXPECT_THROW(parse_collect_rows("middle"), error);
 }
 
 TEST(selection, specattn_weight_mode_normalizes_each_head) {
