@@ -108,7 +108,7 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     n_ctx_ = params_.n_ctx > 0 ? params_.n_ctx : std::min(model_.hp.n_ctx_train, cpu_default_ctx);
     SPECATTN_CHECK(n_ctx_ <= model_.hp.n_ctx_train, "--ctx-size %lld exceeds the model's trained context of %lld",
                    static_cast<long long>(n_ctx_), static_cast<long long>(model_.hp.n_ctx_train));
-    SPECATTN_CHECK(params_.n_seq_max > 0, "--parallel must be positive");
+    SPECATTN_CHECK(params_.n_seq_max > 0, "the engine needs room for at least one sequence");
     SPECATTN_CHECK(params_.page_size > 0 && params_.page_size <= 1024, "KV page size must be in [1, 1024]");
     const int64_t n_pages = params_.n_seq_max * kv_pages_for(n_ctx_, params_.page_size);
     kv_ = std::make_unique<kv_block_manager>(n_pages, params_.page_size);
@@ -152,7 +152,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         specattn::validate(spec);
     }
     SPECATTN_CHECK(static_cast<int64_t>(requests.size()) <= params_.n_seq_max,
-                   "%zu prompts but the engine runs at most %lld sequences at once (--parallel)", requests.size(),
+                   "%zu prompts but this engine was set up for at most %lld sequences at once", requests.size(),
                    static_cast<long long>(params_.n_seq_max));
     for (const request & r : requests) {
         validate(r);
