@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "backend/cpu/cpu_backend.h"
+#include "core/timer.h"
 #include "core/check.h"
 #include "core/mapped_file.h"
 #include "engine/detokenizer.h"
@@ -20,10 +21,6 @@
 namespace specattn {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Everything one running request owns.
 struct sequence_state {

@@ -1,6 +1,7 @@
 #include "spec/spec_decode.h"
 
 #include "spec/verify.h"
+#include "core/timer.h"
 
 #include <algorithm>
 #include <chrono>
@@ -8,10 +9,6 @@
 namespace specattn {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Per-sequence scratch of one iteration.
 struct iteration_state {

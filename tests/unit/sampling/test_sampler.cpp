@@ -3,6 +3,7 @@
 // plus a brute-force reference (ranks by counting, softmax without max subtraction) on random logits with ties.
 #include "core/check.h"
 #include "sampling/sampler.h"
+#include "sampling_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -17,16 +18,6 @@ namespace {
 
 constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr float nan = std::numeric_limits<float>::quiet_NaN();
-
-sampling_params make_params(float temperature, int32_t top_k, float top_p, float min_p, uint64_t seed = 0) {
-    sampling_params p;
-    p.temperature = temperature;
-    p.top_k = top_k;
-    p.top_p = top_p;
-    p.min_p = min_p;
-    p.seed = seed;
-    return p;
-}
 
 std::vector<float> probs_of(const std::vector<float> & logits, const sampling_params & p) {
     std::vector<float> probs;

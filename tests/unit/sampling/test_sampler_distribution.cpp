@@ -2,6 +2,7 @@
 // 40 ids, 200,000 seeded draws are checked with Pearson's chi-square goodness-of-fit test at p = 1e-4. The same
 // check must reject a deliberately wrong distribution, so a pass means something.
 #include "sampling/sampler.h"
+#include "sampling_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -71,16 +72,6 @@ std::vector<float> test_logits() {
     l[7] = l[3];
     l[21] = -std::numeric_limits<float>::infinity();
     return l;
-}
-
-sampling_params make_params(float temperature, int32_t top_k, float top_p, float min_p, uint64_t seed) {
-    sampling_params p;
-    p.temperature = temperature;
-    p.top_k = top_k;
-    p.top_p = top_p;
-    p.min_p = min_p;
-    p.seed = seed;
-    return p;
 }
 
 std::vector<int64_t> draw_counts(const std::vector<float> & logits, const sampling_params & p) {
