@@ -31,7 +31,6 @@ struct sequence_state {
     std::optional<sampler> smp;
     std::optional<sampler> draft_smp; // speculative drafts draw from their own stream
     std::unique_ptr<draft_selector> selector;
-    attention_capture prefill_capture; // the last prompt row's attention, which seeds the first selection
     std::optional<incremental_detokenizer> detok;
     std::optional<stop_matcher> stops;
     int32_t pending = -1; // sampled but not yet fed back: its K/V is not in the cache
@@ -157,18 +156,20 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     const int64_t n_vocab = model_.hp.n_vocab;
 
     std::vector<sequence_state> seqs(requests.size());
-    // Whatever happens below, the sequences' KV pages go back to the pool.
+    // Whatever happens below, the sequences' KV pages go back to the pool and the backend forgets their selections.
     struct release_guard {
         kv_block_manager & kv;
+        backend & be;
         std::vector<sequence_state> & seqs;
         ~release_guard() {
             for (const sequence_state & s : seqs) {
                 if (s.kv_seq >= 0) {
                     kv.remove_sequence(s.kv_seq);
+                    be.release_selection(s.kv_seq);
                 }
             }
         }
-    } guard{*kv_, seqs};
+    } guard{*kv_, *backend_, seqs};
     for (size_t i = 0; i < requests.size(); ++i) {
         sequence_state & s = seqs[i];
         s.req = &requests[i];
@@ -231,15 +232,14 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             const bool last = start + n == n_prompt;
             batch.add_sequence_rows(seqs[i].kv_seq, prompt.data() + start, n, start, last);
             if (last && speculative) {
-                batch.capture.assign(static_cast<size_t>(n), nullptr);
-                batch.capture.back() = &seqs[i].prefill_capture;
+                // The last prompt row's attention seeds the first selection.
+                seqs[i].selector->add_sinks(prefill_view(seqs[i].kv_seq, n - 1, n_prompt), batch);
             }
             backend_->forward(batch, *kv_, logits);
             if (last) {
                 emit_token(i, seqs[i].smp->sample(logits.data(), n_vocab));
                 if (speculative) {
-                    seqs[i].selector->update(prefill_view(n_prompt, &seqs[i].prefill_capture));
-                    seqs[i].prefill_capture = attention_capture{}; // no longer needed; can be large
+                    seqs[i].selector->update(prefill_view(seqs[i].kv_seq, n - 1, n_prompt), *backend_);
                 }
             }
         }

@@ -16,7 +16,6 @@ struct iteration_state {
     int64_t gamma = 0;                   // drafts this iteration
     std::vector<int32_t> drafts;         // [gamma]
     std::vector<std::vector<float>> q;   // [gamma][n_vocab] draft distributions (sampling only)
-    std::vector<attention_capture> caps; // [gamma + 1] verify captures, as the selector needs
     int64_t out_offset = 0;              // first logit row of this sequence in the verify output
 };
 
@@ -24,17 +23,34 @@ bool is_greedy(const sampler & s) { return s.params().temperature <= 0.0f; }
 
 } // namespace
 
-verify_view prefill_view(int64_t n_prompt, const attention_capture * last_row) {
+verify_view prefill_view(int32_t seq, int64_t last_row, int64_t n_prompt) {
     verify_view v;
+    v.seq = seq;
     v.prefill = true;
+    v.first_row = last_row;
     v.first_pos = n_prompt - 1;
     v.n_rows = 1;
     v.n_accepted = 0;
     v.domain = n_prompt;
     v.seqlen_k = n_prompt;
-    v.rows = {last_row};
     return v;
 }
+
+namespace {
+
+// The verification of sequence s: rows [pending, d1..dγ] at n..n+γ, the first at batch row first_row.
+verify_view verification_view(const spec_sequence & s, const iteration_state & st, int64_t first_row) {
+    verify_view v;
+    v.seq = s.kv_seq;
+    v.first_row = first_row;
+    v.first_pos = st.n;
+    v.n_rows = st.gamma + 1;
+    v.domain = st.n + 1;
+    v.seqlen_k = st.n + st.gamma + 1;
+    return v;
+}
+
+} // namespace
 
 void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, const spec_params & p,
                  std::vector<spec_sequence> & seqs, const emit_fn & emit, spec_stats & stats) {
@@ -75,7 +91,7 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                 const int32_t tok = j == 0 ? s.pending : it[i].drafts[static_cast<size_t>(j - 1)];
                 kv.append(s.kv_seq, 1);
                 batch.add_sequence_rows(s.kv_seq, &tok, 1, it[i].n + j, true);
-                batch.sparse.push_back(s.selector);
+                batch.draft.push_back(s.selector->draft_view(it[i].n + j));
                 rows_of.push_back(i);
             }
             be.forward(batch, kv, logits);
@@ -94,7 +110,7 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
         }
         stats.draft_s += seconds_since(t0);
 
-        // Verify: rows [pending, d1..dγ] at n..n+γ, full attention, captures as each selector needs.
+        // Verify: rows [pending, d1..dγ] at n..n+γ, full attention, the score sinks each selector needs.
         t0 = std::chrono::steady_clock::now();
         batch.clear();
         for (size_t i = 0; i < seqs.size(); ++i) {
@@ -109,21 +125,16 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
             st.out_offset = static_cast<int64_t>(batch.logit_rows.size());
             const int64_t first_row = batch.n_rows();
             batch.add_sequence_rows(s.kv_seq, toks.data(), st.gamma + 1, st.n, false);
-            st.caps.resize(static_cast<size_t>(st.gamma + 1));
             for (int64_t r = 0; r <= st.gamma; ++r) {
                 batch.logit_rows.push_back(static_cast<int32_t>(first_row + r));
-                const capture_rows need = s.selector->needs();
-                const bool want = need == capture_rows::capture_rows_all ||
-                                  (need == capture_rows::capture_rows_first_last && (r == 0 || r == st.gamma));
-                batch.capture.push_back(want ? &st.caps[static_cast<size_t>(r)] : nullptr);
             }
+            s.selector->add_sinks(verification_view(s, st, first_row), batch);
         }
-        batch.sparse.assign(static_cast<size_t>(batch.n_rows()), nullptr);
         be.forward(batch, kv, logits);
         stats.verify_s += seconds_since(t0);
 
         // Accept, emit, roll back, select.
-        std::vector<std::vector<float>> p;
+        std::vector<std::vector<float>> target_probs;
         for (size_t i = 0; i < seqs.size(); ++i) {
             spec_sequence & s = seqs[i];
             if (!s.running) {
@@ -135,11 +146,11 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
             if (is_greedy(*s.target)) {
                 acc = accept_greedy(st.drafts, rows, n_vocab);
             } else {
-                p.resize(static_cast<size_t>(st.gamma + 1));
+                target_probs.resize(static_cast<size_t>(st.gamma + 1));
                 for (int64_t r = 0; r <= st.gamma; ++r) {
-                    sampling_probs(rows + r * n_vocab, n_vocab, s.target->params(), p[static_cast<size_t>(r)]);
+                    sampling_probs(rows + r * n_vocab, n_vocab, s.target->params(), target_probs[static_cast<size_t>(r)]);
                 }
-                acc = accept_sampled(st.drafts, p, st.q, *s.target);
+                acc = accept_sampled(st.drafts, target_probs, st.q, *s.target);
             }
             stats.record(st.gamma, acc.n_accepted);
 
@@ -156,16 +167,9 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
             }
 
             const auto t1 = std::chrono::steady_clock::now();
-            verify_view v;
-            v.first_pos = st.n;
-            v.n_rows = st.gamma + 1;
+            verify_view v = verification_view(s, st, 0);
             v.n_accepted = acc.n_accepted;
-            v.domain = st.n + 1;
-            v.seqlen_k = st.n + st.gamma + 1;
-            for (attention_capture & c : st.caps) {
-                v.rows.push_back(&c);
-            }
-            s.selector->update(v);
+            s.selector->update(v, be);
             stats.select_s += seconds_since(t1);
         }
     }

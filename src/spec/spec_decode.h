@@ -36,7 +36,8 @@ using emit_fn = std::function<bool(size_t i, int32_t token)>;
 void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, const spec_params & p,
                  std::vector<spec_sequence> & seqs, const emit_fn & emit, spec_stats & stats);
 
-// What the selector sees of the prefill: its last row (position n_prompt - 1) over the domain [0, n_prompt).
-verify_view prefill_view(int64_t n_prompt, const attention_capture * last_row);
+// What the selector sees of the prefill: its last row (batch row last_row, position n_prompt - 1) over the domain
+// [0, n_prompt).
+verify_view prefill_view(int32_t seq, int64_t last_row, int64_t n_prompt);
 
 } // namespace specattn

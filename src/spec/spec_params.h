@@ -3,6 +3,8 @@
 // ../shared/reference/specattn.md.
 #pragma once
 
+#include "backend/selection.h" // score_mode
+
 #include <cstdint>
 #include <string>
 
@@ -17,11 +19,6 @@ enum class spec_method : int32_t {
     spec_method_specextend, // layer-wise top tokens by the last accepted token's attention weights
     spec_method_pillar,     // SparseSpec/PillarAttn: weights averaged over all verify rows, top-k per KV head
     spec_method_specattn,   // SpecAttn: Collect-2-Query (first and last verify rows), top-k per layer
-};
-
-enum class score_mode : int32_t {
-    score_mode_logit,  // raw scaled qKᵀ after masking (the v1 paper)
-    score_mode_weight, // softmax weights exp(logit - lse) (the released code's default)
 };
 
 // Which verify rows SpecAttn reduces (the official code's reduce_entry: 0 both, 1 first only, 2 last only).

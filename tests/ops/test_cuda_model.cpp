@@ -117,12 +117,15 @@ TEST(cuda_model, speculative_batches_are_refused) {
     forward_batch batch;
     const int32_t toks[2] = {1, 2};
     batch.add_sequence_rows(s, toks, 2, 0, true);
-    attention_capture cap;
-    batch.capture = {nullptr, &cap};
+    score_sink sink;
+    sink.seq = s;
+    sink.domain = 2;
+    sink.rows = {1};
+    batch.sinks.push_back(sink);
     std::vector<float> logits;
     try {
         be.forward(batch, kv, logits);
-        FAIL() << "a batch with an attention capture must throw";
+        FAIL() << "a batch with a score sink must throw";
     } catch (const specattn::error & e) {
         EXPECT_STREQ(e.what(), "speculative decoding is not yet supported on the CUDA backend");
     }

@@ -51,7 +51,7 @@ void cpu_backend::write_kv(const forward_batch & batch, const kv_block_manager &
 }
 
 void cpu_backend::attention(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * q,
-                            float * out) const {
+                            float * out, row_scores & row_sc) const {
     const model_hparams & hp = model_.hp;
     const int64_t hd = hp.head_dim;
     const int64_t group = hp.n_head / hp.n_head_kv;
@@ -70,24 +70,24 @@ void cpu_backend::attention(const forward_batch & batch, const kv_block_manager 
                 auto key = [&](int64_t t) { return k_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t); };
                 auto value = [&](int64_t t) { return v_pool_.data() + paged_kv_offset(layout_, seq, layer, kvh, t); };
 
-                // The attended positions: a draft row's sparse list, or causal [lo, pos] where a sliding window
+                // The attended positions: a draft row's selection, or causal [lo, pos] where a sliding window
                 // drops everything more than window-1 back.
-                const kv_position_source * src = batch.sparse_of(r);
+                const draft_attention * draft = batch.draft_of(r);
                 const int64_t lo = hp.sliding_window > 0 ? std::max<int64_t>(0, pos - hp.sliding_window + 1) : 0;
-                if (src != nullptr) {
-                    list.clear();
-                    src->positions(attention_query{layer, kvh, pos, q_group, group, hd, key}, list);
+                if (draft != nullptr) {
+                    draft_positions(*draft, batch.seq_ids[static_cast<size_t>(r)], layer, kvh, pos, q_group, seq, list);
                     for (int64_t t : list) {
                         if (t < lo || t > pos) {
-                            SPECATTN_ABORT("sparse source gave position %lld outside [%lld, %lld]",
+                            SPECATTN_ABORT("draft selection gave position %lld outside [%lld, %lld]",
                                            static_cast<long long>(t), static_cast<long long>(lo),
                                            static_cast<long long>(pos));
                         }
                     }
                 }
-                const int64_t n = src != nullptr ? static_cast<int64_t>(list.size()) : pos - lo + 1;
-                auto position = [&](int64_t i) { return src != nullptr ? list[static_cast<size_t>(i)] : lo + i; };
-                attention_capture * cap = batch.capture_of(r);
+                const int64_t n = draft != nullptr ? static_cast<int64_t>(list.size()) : pos - lo + 1;
+                auto position = [&](int64_t i) { return draft != nullptr ? list[static_cast<size_t>(i)] : lo + i; };
+                std::vector<float> & cap_logits = row_sc.logits[static_cast<size_t>(r)];
+                const bool cap = !cap_logits.empty();
 
                 // All G query heads of this KV head in one sweep over the positions, so each cached K and V row
                 // is read once per (row, KV head) rather than once per query head.
@@ -109,12 +109,13 @@ void cpu_backend::attention(const forward_batch & batch, const kv_block_manager 
                         sum += std::exp(sg[i] - mx);
                     }
                     const int64_t h = kvh * group + g;
-                    if (cap != nullptr) {
-                        float * row = cap->logits.data() + (layer * hp.n_head + h) * cap->n_pos;
+                    if (cap) {
+                        float * row = cap_logits.data() + h * (pos + 1);
+                        std::fill_n(row, pos + 1, -INFINITY); // masked positions
                         for (int64_t i = 0; i < n; ++i) {
                             row[position(i)] = sg[i];
                         }
-                        cap->lse[static_cast<size_t>(layer * hp.n_head + h)] = mx + std::log(sum);
+                        row_sc.lse[static_cast<size_t>(r)][static_cast<size_t>(h)] = mx + std::log(sum);
                     }
                     for (int64_t i = 0; i < n; ++i) {
                         sg[i] = std::exp(sg[i] - mx) / sum; // scores become softmax weights
@@ -155,12 +156,11 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
     std::vector<float> gate(static_cast<size_t>(n_rows * hp.n_ff)); // [n_rows, n_ff]
     std::vector<float> up(gate.size());                           // [n_rows, n_ff]
 
+    SPECATTN_CHECK(batch.draft.empty() || static_cast<int64_t>(batch.draft.size()) == n_rows,
+                   "forward batch: %zu draft views for %lld rows", batch.draft.size(), static_cast<long long>(n_rows));
+    row_scores row_sc;
+    begin_sinks(batch, row_sc);
     for (int64_t r = 0; r < n_rows; ++r) {
-        if (attention_capture * cap = batch.capture_of(r)) {
-            cap->n_pos = batch.positions[static_cast<size_t>(r)] + 1;
-            cap->logits.assign(static_cast<size_t>(hp.n_layer * hp.n_head * cap->n_pos), -INFINITY);
-            cap->lse.assign(static_cast<size_t>(hp.n_layer * hp.n_head), 0.0f);
-        }
         const int32_t tok = batch.tokens[static_cast<size_t>(r)];
         SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
                        static_cast<long long>(hp.n_vocab));
@@ -190,7 +190,8 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
         emit("v", il, v.data(), n_rows, n_kv);
 
         write_kv(batch, kv, il, k.data(), v.data());
-        attention(batch, kv, il, q.data(), attn.data());
+        attention(batch, kv, il, q.data(), attn.data(), row_sc);
+        reduce_sinks(batch, il, row_sc);
         emit("attn_out", il, attn.data(), n_rows, n_q);
         cpu_matmul(attn.data(), n_rows, lw.wo, nullptr, proj.data());
         cpu_add(x.data(), proj.data(), n_rows * n_embd);

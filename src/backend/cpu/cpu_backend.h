@@ -7,6 +7,7 @@
 #include "model/model.h"
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,15 +25,45 @@ class cpu_backend : public backend {
 
     const char * name() const override { return "cpu"; }
     void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) override;
+    void set_selection(int32_t seq, const std::vector<int32_t> & positions) override;
+    int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override;
+    void release_selection(int32_t seq) override;
 
     void set_tensor_callback(tensor_callback cb) { callback_ = std::move(cb); }
+    // Inspection, for tests: the scores [n_layer, groups, domain] of a held sink (nullptr if none), a held list.
+    const std::vector<float> * sink_scores(int32_t seq, int32_t id) const;
+    const std::vector<int32_t> & held_list(int32_t seq, int64_t layer, int64_t kv_head) const;
+    // The positions a draft row attends to in one layer and KV head.  q_group: [G, head_dim], the row's queries.
+    void draft_positions(const draft_attention & d, int32_t seq, int64_t layer, int64_t kv_head, int64_t pos,
+                         const float * q_group, const paged_kv_seq & view, std::vector<int64_t> & out) const;
     const paged_kv_layout & layout() const { return layout_; }
 
   private:
-    // Causal attention of every row over its own sequence (all heads), reading K/V from the pools.
+    // What a sequence holds for speculative decoding (backend/selection.h).
+    struct held_sink {
+        int32_t id = 0;
+        bool per_kv_head = false;
+        int64_t domain = 0;
+        std::vector<float> score; // [n_layer, groups, domain]
+    };
+    struct held_selection {
+        std::vector<std::vector<int32_t>> lists; // [n_layer * n_head_kv], ascending
+        std::vector<held_sink> sinks;
+    };
+    // The scaled logits and log-sum-exp of the rows a score sink reads, for the current layer.
+    struct row_scores {
+        std::vector<std::vector<float>> logits; // [n_rows][n_head * (pos + 1)]; empty for rows no sink reads
+        std::vector<std::vector<float>> lse;    // [n_rows][n_head]
+    };
+
+    // Causal attention of every row over its own sequence (all heads), reading K/V from the pools; draft rows over
+    // their selection. Fills `scores` for the rows it has room for.
     // q: [n_rows, n_head, head_dim]  out: [n_rows, n_head, head_dim]
     void attention(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * q,
-                   float * out) const;
+                   float * out, row_scores & scores) const;
+    // Checks the batch's sinks and gives each a zeroed score vector in its sequence's held state.
+    void begin_sinks(const forward_batch & batch, row_scores & scores);
+    void reduce_sinks(const forward_batch & batch, int64_t layer, const row_scores & scores);
     void write_kv(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * k,
                   const float * v);
     void emit(const char * name, int64_t layer, const float * data, int64_t n_rows, int64_t n) const;
@@ -43,6 +74,7 @@ class cpu_backend : public backend {
     std::vector<float> v_pool_; // same
     std::vector<float> inv_freq_; // [head_dim / 2]
     tensor_callback callback_;
+    std::map<int32_t, held_selection> held_; // by kv sequence
 };
 
 } // namespace specattn

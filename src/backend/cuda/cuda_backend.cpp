@@ -450,10 +450,8 @@ cuda_backend::~cuda_backend() = default;
 void cuda_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
     const int64_t n_rows = batch.n_rows();
     SPECATTN_CHECK(n_rows > 0, "empty forward batch");
-    for (int64_t r = 0; r < n_rows; ++r) {
-        if (batch.sparse_of(r) != nullptr || batch.capture_of(r) != nullptr) {
-            throw error("speculative decoding is not yet supported on the CUDA backend");
-        }
+    if (!batch.draft.empty() || !batch.sinks.empty()) {
+        throw error("speculative decoding is not yet supported on the CUDA backend");
     }
     logits.resize(batch.logit_rows.size() * static_cast<size_t>(impl_->hp.n_vocab));
     // Batches beyond the workspaces run in passes of max_rows rows. Each pass runs every layer, so a later pass's
@@ -462,5 +460,15 @@ void cuda_backend::forward(const forward_batch & batch, const kv_block_manager &
         impl_->run_pass(batch, kv, r0, std::min(n_rows, r0 + impl_->max_rows), logits);
     }
 }
+
+void cuda_backend::set_selection(int32_t, const std::vector<int32_t> &) {
+    throw error("speculative decoding is not yet supported on the CUDA backend");
+}
+
+int64_t cuda_backend::select_top_k(int32_t, int32_t, int64_t) {
+    throw error("speculative decoding is not yet supported on the CUDA backend");
+}
+
+void cuda_backend::release_selection(int32_t) {}
 
 } // namespace specattn

@@ -27,6 +27,9 @@ class cuda_backend : public backend {
 
     const char * name() const override { return "cuda"; }
     void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) override;
+    void set_selection(int32_t seq, const std::vector<int32_t> & positions) override;
+    int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override;
+    void release_selection(int32_t seq) override;
 
   private:
     struct impl;

@@ -9,14 +9,12 @@ namespace {
 class dense_selector final : public draft_selector {
   public:
     spec_method method() const override { return spec_method::spec_method_dense; }
-    capture_rows needs() const override { return capture_rows::capture_rows_none; }
-    void update(const verify_view &) override {}
-    void positions(const attention_query & q, std::vector<int64_t> & out) const override {
-        out.clear();
-        for (int64_t t = 0; t <= q.pos; ++t) {
-            out.push_back(t);
-        }
+    draft_attention draft_view(int64_t) const override {
+        draft_attention d;
+        d.active = true; // through the draft path, with nothing selected and everything recent
+        return d;
     }
+    void update(const verify_view &, backend &) override {}
 };
 
 } // namespace

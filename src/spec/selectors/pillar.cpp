@@ -7,22 +7,25 @@ namespace specattn {
 
 namespace {
 
-class pillar_selector final : public list_selector {
+class pillar_selector final : public top_k_selector {
   public:
-    pillar_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx)
-        : list_selector(p, hp, n_ctx, /*per_kv_head=*/true) {}
+    using top_k_selector::top_k_selector;
     spec_method method() const override { return spec_method::spec_method_pillar; }
-    capture_rows needs() const override { return capture_rows::capture_rows_all; }
 
-    void update(const verify_view & v) override {
-        select_top_k(v.rows, score_mode::score_mode_weight, v.domain, budget(v));
+    void add_sinks(const verify_view & v, forward_batch & batch) const override {
+        std::vector<int64_t> rows(static_cast<size_t>(v.n_rows));
+        for (int64_t r = 0; r < v.n_rows; ++r) {
+            rows[static_cast<size_t>(r)] = r;
+        }
+        add_sink(v, batch, 0, rows, score_mode::score_mode_weight, /*per_kv_head=*/true);
     }
+    void update(const verify_view & v, backend & be) override { hold_top_k(v, be, 0); }
 };
 
 } // namespace
 
-std::unique_ptr<draft_selector> make_pillar_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx) {
-    return std::make_unique<pillar_selector>(p, hp, n_ctx);
+std::unique_ptr<draft_selector> make_pillar_selector(const spec_params & p, const model_hparams &, int64_t n_ctx) {
+    return std::make_unique<pillar_selector>(p, n_ctx);
 }
 
 } // namespace specattn

@@ -17,49 +17,23 @@ class quest_selector final : public draft_selector {
   public:
     quest_selector(const spec_params & p, int64_t n_ctx) : p_(p), n_ctx_(n_ctx) {}
     spec_method method() const override { return spec_method::spec_method_quest; }
-    capture_rows needs() const override { return capture_rows::capture_rows_none; }
-    void update(const verify_view &) override {}
+    void update(const verify_view &, backend &) override {}
 
-    void positions(const attention_query & q, std::vector<int64_t> & out) const override {
+    // The budget in blocks, one of which is the row's own block; the backend picks the others per layer and KV
+    // head from the row's queries.
+    draft_attention draft_view(int64_t pos) const override {
         const int64_t block = p_.block_size;
-        const int64_t seq_len = q.pos + 1;
+        const int64_t seq_len = pos + 1;
         const int64_t n_blocks = (seq_len + block - 1) / block;
         const int64_t budget = spec_budget(p_, n_ctx_, seq_len, seq_len);
         const int64_t k_blocks = std::min((budget + block - 1) / block, n_blocks);
-
-        std::vector<float> bound(static_cast<size_t>(n_blocks));
-        std::vector<float> kmin(static_cast<size_t>(q.head_dim));
-        std::vector<float> kmax(static_cast<size_t>(q.head_dim));
-        for (int64_t b = 0; b < n_blocks; ++b) {
-            std::fill(kmin.begin(), kmin.end(), INFINITY);
-            std::fill(kmax.begin(), kmax.end(), -INFINITY);
-            for (int64_t t = b * block; t < std::min((b + 1) * block, seq_len); ++t) {
-                const float * k = q.key(t);
-                for (int64_t c = 0; c < q.head_dim; ++c) {
-                    kmin[static_cast<size_t>(c)] = std::min(kmin[static_cast<size_t>(c)], k[c]);
-                    kmax[static_cast<size_t>(c)] = std::max(kmax[static_cast<size_t>(c)], k[c]);
-                }
-            }
-            float best = -INFINITY;
-            for (int64_t g = 0; g < q.group; ++g) {
-                const float * qg = q.q + g * q.head_dim;
-                float s = 0.0f;
-                for (int64_t c = 0; c < q.head_dim; ++c) {
-                    s += std::max(qg[c] * kmin[static_cast<size_t>(c)], qg[c] * kmax[static_cast<size_t>(c)]);
-                }
-                best = std::max(best, s);
-            }
-            bound[static_cast<size_t>(b)] = best;
-        }
-        // The current block is always attended: make it win.
-        bound[static_cast<size_t>(n_blocks - 1)] = INFINITY;
-        const std::vector<int64_t> blocks = top_k_positions(bound.data(), n_blocks, k_blocks);
-        out.clear();
-        for (int64_t b : blocks) {
-            for (int64_t t = b * block; t < std::min((b + 1) * block, seq_len); ++t) {
-                out.push_back(t);
-            }
-        }
+        draft_attention d;
+        d.active = true;
+        d.quest_block = block;
+        d.recent_from = pos / block * block;
+        d.quest_blocks = std::min(k_blocks - 1, pos / block);
+        d.n_list = d.quest_blocks * block;
+        return d;
     }
 
   private:

@@ -9,32 +9,30 @@ namespace specattn {
 
 namespace {
 
-class specattn_selector final : public list_selector {
+class specattn_selector final : public top_k_selector {
   public:
-    specattn_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx)
-        : list_selector(p, hp, n_ctx, /*per_kv_head=*/false) {}
+    using top_k_selector::top_k_selector;
     spec_method method() const override { return spec_method::spec_method_specattn; }
-    capture_rows needs() const override { return capture_rows::capture_rows_first_last; }
 
-    void update(const verify_view & v) override {
-        // Rows 0 and γ (or one of them, --spec-collect); one row when the segment has one (prefill, or a
-        // verification without drafts).
-        std::vector<const attention_capture *> rows;
-        if (p_.collect != collect_rows::collect_rows_last || v.rows.size() == 1) {
-            rows.push_back(v.rows.front());
+    // Rows 0 and γ (or one of them, --spec-collect); the one row when the segment has one (prefill, or a
+    // verification without drafts).
+    void add_sinks(const verify_view & v, forward_batch & batch) const override {
+        std::vector<int64_t> rows;
+        if (p_.collect != collect_rows::collect_rows_last || v.n_rows == 1) {
+            rows.push_back(0);
         }
-        if (p_.collect != collect_rows::collect_rows_first && v.rows.size() > 1) {
-            rows.push_back(v.rows.back());
+        if (p_.collect != collect_rows::collect_rows_first && v.n_rows > 1) {
+            rows.push_back(v.n_rows - 1);
         }
-        select_top_k(rows, p_.mode, v.domain, budget(v));
+        add_sink(v, batch, 0, rows, p_.mode, /*per_kv_head=*/false);
     }
+    void update(const verify_view & v, backend & be) override { hold_top_k(v, be, 0); }
 };
 
 } // namespace
 
-std::unique_ptr<draft_selector> make_specattn_selector(const spec_params & p, const model_hparams & hp,
-                                                       int64_t n_ctx) {
-    return std::make_unique<specattn_selector>(p, hp, n_ctx);
+std::unique_ptr<draft_selector> make_specattn_selector(const spec_params & p, const model_hparams &, int64_t n_ctx) {
+    return std::make_unique<specattn_selector>(p, n_ctx);
 }
 
 } // namespace specattn

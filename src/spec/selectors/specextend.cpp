@@ -8,24 +8,27 @@ namespace specattn {
 
 namespace {
 
-class specextend_selector final : public list_selector {
+class specextend_selector final : public top_k_selector {
   public:
-    specextend_selector(const spec_params & p, const model_hparams & hp, int64_t n_ctx)
-        : list_selector(p, hp, n_ctx, /*per_kv_head=*/false) {}
+    using top_k_selector::top_k_selector;
     spec_method method() const override { return spec_method::spec_method_specextend; }
-    capture_rows needs() const override { return capture_rows::capture_rows_all; }
 
-    void update(const verify_view & v) override {
-        select_top_k({v.rows[static_cast<size_t>(v.n_accepted)]}, score_mode::score_mode_weight, v.domain,
-                     budget(v));
+    // One sink per row: which row decides is known only after acceptance.
+    void add_sinks(const verify_view & v, forward_batch & batch) const override {
+        for (int64_t r = 0; r < v.n_rows; ++r) {
+            add_sink(v, batch, static_cast<int32_t>(r), {r}, score_mode::score_mode_weight, /*per_kv_head=*/false);
+        }
+    }
+    void update(const verify_view & v, backend & be) override {
+        hold_top_k(v, be, static_cast<int32_t>(v.n_accepted));
     }
 };
 
 } // namespace
 
-std::unique_ptr<draft_selector> make_specextend_selector(const spec_params & p, const model_hparams & hp,
+std::unique_ptr<draft_selector> make_specextend_selector(const spec_params & p, const model_hparams &,
                                                          int64_t n_ctx) {
-    return std::make_unique<specextend_selector>(p, hp, n_ctx);
+    return std::make_unique<specextend_selector>(p, n_ctx);
 }
 
 } // namespace specattn

@@ -1,5 +1,5 @@
-// Selection rules against hand-computed cases: top-k with ties, the budget clamp, the recent window, streaming's
-// sinks and window, Quest's bound, and SpecAttn's Collect-2-Query reduction.
+// Selection policies against hand-computed cases: top-k with ties, the budget clamp, which rows each selector
+// scores and how (sinks), what it holds after a verification, streaming's sinks and window, Quest's blocks.
 #include "core/check.h"
 #include "spec/selector.h"
 #include "spec/spec_decode.h"
@@ -39,220 +39,178 @@ TEST(selection, budget_clamps_to_floor_cap_and_domain) {
 }
 
 namespace {
-model_hparams tiny_hparams() {
-    model_hparams hp;
-    hp.n_layer = 2;
-    hp.n_head = 4;
-    hp.n_head_kv = 2;
-    hp.head_dim = 2;
-    return hp;
-}
 
-// A capture whose scaled logits are given per (layer, head) over n_pos positions.
-attention_capture make_capture(const model_hparams & hp, int64_t n_pos,
-                               const std::function<float(int64_t l, int64_t h, int64_t p)> & f) {
-    attention_capture c;
-    c.n_pos = n_pos;
-    c.logits.resize(static_cast<size_t>(hp.n_layer * hp.n_head * n_pos));
-    c.lse.resize(static_cast<size_t>(hp.n_layer * hp.n_head));
-    for (int64_t l = 0; l < hp.n_layer; ++l) {
-        for (int64_t h = 0; h < hp.n_head; ++h) {
-            double z = 0;
-            for (int64_t p = 0; p < n_pos; ++p) {
-                c.logits[static_cast<size_t>((l * hp.n_head + h) * n_pos + p)] = f(l, h, p);
-                z += std::exp(f(l, h, p));
-            }
-            c.lse[static_cast<size_t>(l * hp.n_head + h)] = static_cast<float>(std::log(z));
-        }
+// A backend that runs nothing and records what the selectors ask of it.
+class recording_backend final : public backend {
+  public:
+    const char * name() const override { return "recording"; }
+    void forward(const forward_batch &, const kv_block_manager &, std::vector<float> &) override {}
+    void set_selection(int32_t seq, const std::vector<int32_t> & positions) override {
+        held_seq = seq;
+        held = positions;
     }
-    return c;
+    int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override {
+        top_k_calls.push_back({seq, sink, k});
+        return std::min<int64_t>(k, domain);
+    }
+    void release_selection(int32_t) override {}
+
+    struct call {
+        int32_t seq, sink;
+        int64_t k;
+        bool operator==(const call & o) const { return seq == o.seq && sink == o.sink && k == o.k; }
+    };
+    int64_t domain = 0; // what select_top_k clamps k to, as a real backend does with the sink's domain
+    int32_t held_seq = -1;
+    std::vector<int32_t> held;
+    std::vector<call> top_k_calls;
+};
+
+// Verification of sequence 3 at n = 9 with γ = 2: rows at positions 9, 10, 11 starting at batch row 5;
+// domain [0, 10); seqlen_k = 12.
+verify_view verification() {
+    verify_view v;
+    v.seq = 3;
+    v.first_row = 5;
+    v.first_pos = 9;
+    v.n_rows = 3;
+    v.domain = 10;
+    v.seqlen_k = 12;
+    return v;
 }
 
-std::vector<int64_t> positions_of(const draft_selector & s, int64_t layer, int64_t kv_head, int64_t pos) {
-    attention_query q;
-    q.layer = layer;
-    q.kv_head = kv_head;
-    q.pos = pos;
-    std::vector<int64_t> out;
-    s.positions(q, out);
-    return out;
+spec_params params(spec_method m, double ratio, int64_t min_tokens) {
+    spec_params p;
+    p.method = m;
+    p.ratio = ratio;
+    p.min_tokens = min_tokens;
+    return p;
 }
+
 } // namespace
 
-TEST(selection, specattn_averages_first_and_last_rows_over_heads_per_layer) {
-    const model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_specattn;
+TEST(selection, specattn_scores_first_and_last_rows_per_layer_and_holds_the_top_k) {
+    spec_params p = params(spec_method::spec_method_specattn, 0.2, 2);
     p.mode = score_mode::score_mode_logit;
-    p.ratio = 0.2;
-    p.min_tokens = 2;
-    auto sel = make_selector(p, hp, 100);
-    ASSERT_EQ(sel->needs(), capture_rows::capture_rows_first_last);
-    // Verify at n = 9 with γ = 2: rows at positions 9, 10, 11; domain [0, 10); seqlen_k = 12 → k = ceil(2.4) = 3.
-    // Row 0 favours position 2 in every head, the last row favours 7; head 3 of layer 1 alone loves 5.
-    auto first = make_capture(hp, 10, [](int64_t l, int64_t h, int64_t q) {
-        return q == 2 ? 4.0f : (l == 1 && h == 3 && q == 5) ? 9.0f : 0.0f;
-    });
-    auto middle = make_capture(hp, 11, [](int64_t, int64_t, int64_t q) { return q == 8 ? 50.0f : 0.0f; });
-    auto last = make_capture(hp, 12, [](int64_t, int64_t, int64_t q) {
-        return q == 7 ? 3.0f : q == 0 ? 1.0f : q >= 10 ? 40.0f : 0.0f; // positions >= 10 are outside the domain
-    });
-    verify_view v;
-    v.first_pos = 9;
-    v.n_rows = 3;
+    auto sel = make_selector(p, model_hparams{}, 100);
+    forward_batch batch;
+    sel->add_sinks(verification(), batch);
+    ASSERT_EQ(batch.sinks.size(), 1u);
+    const score_sink & s = batch.sinks[0];
+    EXPECT_EQ(s.seq, 3);
+    EXPECT_EQ(s.id, 0);
+    EXPECT_EQ(s.rows, (std::vector<int32_t>{5, 7})) << "rows 0 and γ, not the middle row";
+    EXPECT_EQ(s.domain, 10);
+    EXPECT_EQ(s.mode, score_mode::score_mode_logit);
+    EXPECT_FALSE(s.per_kv_head) << "one selection per layer, shared by its KV heads";
+
+    recording_backend be;
+    be.domain = 10;
+    verify_view v = verification();
     v.n_accepted = 1;
-    v.domain = 10;
-    v.seqlen_k = 12;
-    v.rows = {&first, &middle, &last}; // the middle row must be ignored (only first and last are collected)
-    sel->update(v);
-    // layer 0 sums: pos 2: 4·4 = 16, pos 7: 3·4 = 12, pos 0: 1·4 = 4 → {0, 2, 7}, then [10, pos]
-    EXPECT_EQ(positions_of(*sel, 0, 0, 12), (std::vector<int64_t>{0, 2, 7, 10, 11, 12}));
-    EXPECT_EQ(positions_of(*sel, 0, 1, 12), positions_of(*sel, 0, 0, 12)) << "head-shared";
-    // layer 1: pos 5 gets 9 (one head), pos 0 only 4: {2, 5, 7}
-    EXPECT_EQ(positions_of(*sel, 1, 0, 10), (std::vector<int64_t>{2, 5, 7, 10}));
+    sel->update(v, be);
+    // k = min(clamp(ceil(12 · 0.2), 2, max(ceil(100 · 0.2), 2)), 10) = 3
+    ASSERT_EQ(be.top_k_calls.size(), 1u);
+    EXPECT_EQ(be.top_k_calls[0], (recording_backend::call{3, 0, 3}));
+    const draft_attention d = sel->draft_view(12);
+    EXPECT_TRUE(d.active);
+    EXPECT_EQ(d.n_list, 3);
+    EXPECT_EQ(d.recent_from, 10) << "every position since the verification's domain is recent";
+    EXPECT_EQ(d.quest_block, 0);
 }
 
-TEST(selection, specattn_collect_first_or_last_row_only) {
-    const model_hparams hp = tiny_hparams();
-    auto first = make_capture(hp, 10, [](int64_t, int64_t, int64_t q) { return q == 2 ? 4.0f : 0.0f; });
-    auto last = make_capture(hp, 12, [](int64_t, int64_t, int64_t q) { return q == 7 ? 9.0f : 0.0f; });
-    verify_view v;
-    v.first_pos = 9;
-    v.n_rows = 3;
-    v.n_accepted = 0;
-    v.domain = 10;
-    v.seqlen_k = 12;
-    attention_capture unused;
-    v.rows = {&first, &unused, &last};
-    spec_params p;
-    p.method = spec_method::spec_method_specattn;
-    p.ratio = 0.01;
-    p.min_tokens = 1; // k = 1
+TEST(selection, specattn_collect_first_or_last_row_only_and_one_row_prefill) {
+    spec_params p = params(spec_method::spec_method_specattn, 0.01, 1);
     p.collect = collect_rows::collect_rows_first;
-    auto sel_first = make_selector(p, hp, 100);
-    sel_first->update(v);
-    EXPECT_EQ(positions_of(*sel_first, 0, 0, 10), (std::vector<int64_t>{2, 10}));
+    forward_batch batch;
+    make_selector(p, model_hparams{}, 100)->add_sinks(verification(), batch);
+    EXPECT_EQ(batch.sinks.at(0).rows, (std::vector<int32_t>{5}));
     p.collect = collect_rows::collect_rows_last;
-    auto sel_last = make_selector(p, hp, 100);
-    sel_last->update(v);
-    EXPECT_EQ(positions_of(*sel_last, 0, 0, 10), (std::vector<int64_t>{7, 10}));
+    batch.clear();
+    make_selector(p, model_hparams{}, 100)->add_sinks(verification(), batch);
+    EXPECT_EQ(batch.sinks.at(0).rows, (std::vector<int32_t>{7}));
+    // After prefill there is one row, whichever rows are asked for; the domain is the whole prompt.
+    batch.clear();
+    make_selector(p, model_hparams{}, 100)->add_sinks(prefill_view(2, 40, 41), batch);
+    EXPECT_EQ(batch.sinks.at(0).rows, (std::vector<int32_t>{40}));
+    EXPECT_EQ(batch.sinks.at(0).domain, 41);
+    EXPECT_EQ(batch.sinks.at(0).mode, score_mode::score_mode_weight) << "the default score mode";
     EXPECT_THROW(parse_collect_rows("middle"), error);
 }
 
-TEST(selection, specattn_weight_mode_normalizes_each_head) {
-    const model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_specattn;
-    p.mode = score_mode::score_mode_weight;
-    p.ratio = 0.01;
-    p.min_tokens = 1;
-    auto sel = make_selector(p, hp, 100);
-    // One head has huge logits at position 1; all others mildly prefer position 3 (weight ≈ 0.46 each vs ≈ 0.25).
-    // Logit mode would pick 1 (100 > 3·1.5 + ...); weight mode picks 3.
-    auto cap = make_capture(hp, 6, [](int64_t, int64_t h, int64_t q) {
-        return h == 0 ? (q == 1 ? 100.0f : 0.0f) : (q == 3 ? 1.5f : 0.0f);
-    });
-    sel->update(prefill_view(6, &cap));
-    EXPECT_EQ(positions_of(*sel, 0, 0, 6), (std::vector<int64_t>{3, 6}));
-    p.mode = score_mode::score_mode_logit;
-    auto sel_logit = make_selector(p, hp, 100);
-    sel_logit->update(prefill_view(6, &cap));
-    EXPECT_EQ(positions_of(*sel_logit, 0, 0, 6), (std::vector<int64_t>{1, 6}));
-}
-
 TEST(selection, short_domain_selects_everything) {
-    const model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_specattn;
-    p.min_tokens = 256;
-    auto sel = make_selector(p, hp, 4096);
-    auto cap = make_capture(hp, 5, [](int64_t, int64_t, int64_t q) { return static_cast<float>(q); });
-    sel->update(prefill_view(5, &cap));
-    EXPECT_EQ(positions_of(*sel, 1, 1, 7), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+    auto sel = make_selector(params(spec_method::spec_method_specattn, 0.07, 256), model_hparams{}, 4096);
+    recording_backend be;
+    be.domain = 5;
+    sel->update(prefill_view(0, 4, 5), be);
+    EXPECT_EQ(be.top_k_calls.at(0).k, 5) << "the budget never exceeds the domain";
+    EXPECT_EQ(sel->draft_view(7).n_list, 5);
+    EXPECT_EQ(sel->draft_view(7).recent_from, 5);
 }
 
-TEST(selection, pillar_is_per_kv_head_and_uses_all_rows) {
-    const model_hparams hp = tiny_hparams(); // group of 2 query heads per KV head
-    spec_params p;
-    p.method = spec_method::spec_method_pillar;
-    p.ratio = 0.01;
-    p.min_tokens = 1;
-    auto sel = make_selector(p, hp, 100);
-    ASSERT_EQ(sel->needs(), capture_rows::capture_rows_all);
-    // KV head 0 (query heads 0, 1) attends to 4; KV head 1 (heads 2, 3) to 2 in row 0 and to 6 in the middle row 1,
-    // strongly enough that the middle row decides.
-    auto r0 = make_capture(hp, 8, [](int64_t, int64_t h, int64_t q) { return h < 2 ? (q == 4 ? 5.f : 0.f) : (q == 2 ? 2.f : 0.f); });
-    auto r1 = make_capture(hp, 9, [](int64_t, int64_t h, int64_t q) { return h < 2 ? 0.f : (q == 6 ? 9.f : 0.f); });
-    auto r2 = make_capture(hp, 10, [](int64_t, int64_t, int64_t) { return 0.f; });
-    verify_view v;
-    v.first_pos = 7;
-    v.n_rows = 3;
-    v.n_accepted = 2;
-    v.domain = 8;
-    v.seqlen_k = 10;
-    v.rows = {&r0, &r1, &r2};
-    sel->update(v);
-    EXPECT_EQ(positions_of(*sel, 0, 0, 9), (std::vector<int64_t>{4, 8, 9}));
-    EXPECT_EQ(positions_of(*sel, 0, 1, 9), (std::vector<int64_t>{6, 8, 9}));
+TEST(selection, pillar_scores_all_rows_per_kv_head_by_weight) {
+    auto sel = make_selector(params(spec_method::spec_method_pillar, 0.01, 1), model_hparams{}, 100);
+    forward_batch batch;
+    sel->add_sinks(verification(), batch);
+    ASSERT_EQ(batch.sinks.size(), 1u);
+    EXPECT_EQ(batch.sinks[0].rows, (std::vector<int32_t>{5, 6, 7}));
+    EXPECT_TRUE(batch.sinks[0].per_kv_head);
+    EXPECT_EQ(batch.sinks[0].mode, score_mode::score_mode_weight);
 }
 
-TEST(selection, specextend_uses_the_last_committed_row) {
-    const model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_specextend;
-    p.ratio = 0.01;
-    p.min_tokens = 1;
-    auto sel = make_selector(p, hp, 100);
-    auto r0 = make_capture(hp, 8, [](int64_t, int64_t, int64_t q) { return q == 1 ? 5.f : 0.f; });
-    auto r1 = make_capture(hp, 9, [](int64_t, int64_t, int64_t q) { return q == 5 ? 5.f : 0.f; });
-    auto r2 = make_capture(hp, 10, [](int64_t, int64_t, int64_t q) { return q == 3 ? 5.f : 0.f; });
-    verify_view v;
-    v.first_pos = 7;
-    v.n_rows = 3;
-    v.domain = 8;
-    v.seqlen_k = 10;
-    v.rows = {&r0, &r1, &r2};
-    v.n_accepted = 1; // row 1 (position 8) is the last committed token
-    sel->update(v);
-    EXPECT_EQ(positions_of(*sel, 1, 0, 9), (std::vector<int64_t>{5, 8, 9}));
+TEST(selection, specextend_scores_each_row_and_holds_the_last_committed_rows_top_k) {
+    auto sel = make_selector(params(spec_method::spec_method_specextend, 0.01, 1), model_hparams{}, 100);
+    forward_batch batch;
+    sel->add_sinks(verification(), batch);
+    ASSERT_EQ(batch.sinks.size(), 3u);
+    for (int32_t r = 0; r < 3; ++r) {
+        EXPECT_EQ(batch.sinks[static_cast<size_t>(r)].id, r);
+        EXPECT_EQ(batch.sinks[static_cast<size_t>(r)].rows, (std::vector<int32_t>{5 + r}));
+        EXPECT_FALSE(batch.sinks[static_cast<size_t>(r)].per_kv_head);
+    }
+    recording_backend be;
+    be.domain = 10;
+    verify_view v = verification();
+    v.n_accepted = 1; // row 1 (position 10) is the last committed token
+    sel->update(v, be);
+    EXPECT_EQ(be.top_k_calls.at(0).sink, 1);
 }
 
 TEST(selection, streaming_keeps_sink_block_and_recent_blocks) {
-    model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_streaming;
+    spec_params p = params(spec_method::spec_method_streaming, 0.01, 6); // → 2 recent blocks
     p.block_size = 4;
-    p.ratio = 0.01;
-    p.min_tokens = 6; // → 2 recent blocks
-    auto sel = make_selector(p, hp, 100);
+    auto sel = make_selector(p, model_hparams{}, 100);
+    forward_batch batch;
+    sel->add_sinks(verification(), batch);
+    EXPECT_TRUE(batch.sinks.empty()) << "streaming learns nothing from verification";
+    recording_backend be;
+    sel->update(prefill_view(2, 19, 20), be);
+    EXPECT_EQ(be.held_seq, 2);
+    EXPECT_EQ(be.held, (std::vector<int32_t>{0, 1, 2, 3})) << "the held list is the sink block";
     // pos 21: blocks 4 (16..19) and 5 (20..21) are recent; block 0 is the sink.
-    EXPECT_EQ(positions_of(*sel, 0, 0, 21), (std::vector<int64_t>{0, 1, 2, 3, 16, 17, 18, 19, 20, 21}));
-    // Early on everything is kept, with no duplicates.
-    EXPECT_EQ(positions_of(*sel, 0, 0, 5), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+    draft_attention d = sel->draft_view(21);
+    EXPECT_EQ(d.n_list, 4);
+    EXPECT_EQ(d.recent_from, 16);
+    // Early on everything is recent, with no duplicates.
+    d = sel->draft_view(5);
+    EXPECT_EQ(d.n_list, 0);
+    EXPECT_EQ(d.recent_from, 0);
 }
 
-TEST(selection, quest_takes_pages_with_the_highest_key_bound_and_the_current_page) {
-    model_hparams hp = tiny_hparams();
-    spec_params p;
-    p.method = spec_method::spec_method_quest;
+TEST(selection, quest_asks_for_budget_blocks_before_the_current_block) {
+    spec_params p = params(spec_method::spec_method_quest, 0.01, 4); // 2 blocks: the current one and one other
     p.block_size = 2;
-    p.ratio = 0.01;
-    p.min_tokens = 4; // 2 pages
-    auto sel = make_selector(p, hp, 100);
-    // Keys (head_dim 2) of positions 0..8: page 1 (positions 2, 3) holds a key aligned with the query.
-    const std::vector<std::array<float, 2>> keys = {{0, 0}, {0, 1}, {3, -1}, {0, 0}, {-1, 1}, {1, 0}, {0, 0}, {0, 0}, {0, 0}};
-    const float qv[4] = {1, 0, 0, 0.5f}; // group of two query heads
-    attention_query q;
-    q.layer = 0;
-    q.kv_head = 0;
-    q.pos = 8;
-    q.q = qv;
-    q.group = 2;
-    q.head_dim = 2;
-    q.key = [&](int64_t t) { return keys[static_cast<size_t>(t)].data(); };
-    std::vector<int64_t> out;
-    sel->positions(q, out);
-    // bounds: page0 max(0,0)+... head0: max(1·0,1·0)+max(0·0,0·1)=0, head1: 0+0.5 → 0.5; page1: head0 3 → 3;
-    // page2: head0 max(-1,1)=1 → 1 (head1: 0.5); page3: 0; page4 (current) always.
-    EXPECT_EQ(out, (std::vector<int64_t>{2, 3, 8}));
+    auto sel = make_selector(p, model_hparams{}, 100);
+    draft_attention d = sel->draft_view(8);
+    EXPECT_EQ(d.quest_block, 2);
+    EXPECT_EQ(d.quest_blocks, 1);
+    EXPECT_EQ(d.n_list, 2);
+    EXPECT_EQ(d.recent_from, 8);
+    d = sel->draft_view(1); // the first block: nothing before it
+    EXPECT_EQ(d.quest_blocks, 0);
+    EXPECT_EQ(d.recent_from, 0);
+    EXPECT_EQ(quest_block_bound(std::vector<float>{1, 0, 0, 0.5f}.data(), 2, 2,
+                                std::vector<float>{3, -1}.data(), std::vector<float>{3, -1}.data()),
+              3.0f)
+        << "max over the group of Σ_c max(q·kmin, q·kmax)";
 }
