@@ -2,9 +2,17 @@
 // list-valued --spec / --draft-len / --spec-ratio run as a cross product, each repeated (mean ± std), with
 // tokens/s, τ, acceptance, the speed ratio against plain autoregressive decoding, and whether greedy output was
 // identical to it. Markdown by default; --json or --csv for machines.
+// Long-context GPU runs: --preset (a model shape with random weights), --ctx-len and --batch lists (one engine per
+// pair; pairs that do not fit the GPU are reported and skipped), synthetic prefills (random K/V: decoding reads the
+// same bytes without paying a 128K prefill), and the memory traffic of autoregressive decoding (weights + KV bytes
+// per step) in GB/s and as a share of the card's measured copy bandwidth.
 #include "common.h"
 
 #include "core/check.h"
+#include "model/presets.h"
+#ifdef SPECATTN_HAS_CUDA
+#include "backend/cuda/device_info.h"
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -18,9 +26,12 @@ namespace {
 
 struct bench_options {
     std::string model;
+    std::string preset;
     std::vector<std::string> prompts;
     std::vector<std::string> prompt_files;
-    int64_t batch = 1;
+    std::vector<int64_t> batches = {1};
+    std::vector<int64_t> ctx_lens;  // random-token prompts of these lengths instead of the texts
+    std::string prefill = "auto";   // real | synthetic | auto (synthetic for presets)
     int64_t n_predict = 128;
     int64_t reps = 3;
     float temperature = 0.0f;
@@ -39,6 +50,9 @@ struct bench_options {
 };
 
 struct bench_row {
+    int64_t batch = 1;
+    int64_t prompt_len = 0;
+    double step_bytes = 0; // autoregressive decode step: weights + mean KV read
     spec_params sp;
     std::vector<double> tps; // decode tokens/s per repetition
     spec_stats spec;         // of the last repetition
@@ -63,36 +77,20 @@ struct bench_row {
     }
 };
 
-int run_bench(const bench_options & o) {
-    std::vector<std::string> texts = o.prompts;
-    for (const std::string & f : o.prompt_files) {
-        texts.push_back(read_prompt_file(f));
-    }
-    if (texts.empty()) {
-        texts.push_back("Once upon a time");
-    }
-    for (const std::string & t : texts) {
-        SPECATTN_CHECK(!t.empty(), "the prompt is empty: give some text with -p or -f");
-    }
-    SPECATTN_CHECK(o.batch >= 1 && o.reps >= 1, "--batch and --reps must be positive");
-    engine_params ep;
-    ep.model_path = o.model;
-    ep.n_ctx = o.ctx_size;
-    ep.n_threads = o.threads;
-    ep.device = o.device;
-    ep.n_seq_max = o.batch;
-    engine eng(ep, make_load_progress());
+// Bytes one autoregressive decode step of `batch` sequences must move: every streamed weight once (bf16 on the
+// GPU, fp32 on the CPU; the embedding table is gathered, not streamed, unless it doubles as the LM head) and the K/V
+// of each sequence's mean context over the run.
+double decode_step_bytes(const model_hparams & hp, const std::string & device, int64_t batch, int64_t prompt_len,
+                         int64_t n_predict) {
+    const double elem = device == "cuda" ? 2.0 : 4.0;
+    const double embd = static_cast<double>(hp.n_vocab * hp.n_embd);
+    const double streamed = static_cast<double>(hp.n_params()) - (hp.tied_embeddings ? 0.0 : embd);
+    const double kv_per_token = 2.0 * static_cast<double>(hp.n_layer * hp.n_embd_kv());
+    const double mean_ctx = static_cast<double>(prompt_len) + static_cast<double>(n_predict) / 2.0;
+    return elem * (streamed + kv_per_token * mean_ctx * static_cast<double>(batch));
+}
 
-    // The batch cycles through the prompts.
-    std::vector<request> reqs(static_cast<size_t>(o.batch));
-    for (size_t i = 0; i < reqs.size(); ++i) {
-        reqs[i].prompt = eng.get_tokenizer().encode(texts[i % texts.size()], true);
-        reqs[i].max_tokens = o.n_predict;
-        reqs[i].ignore_eos = true; // every strategy decodes the same number of tokens
-        reqs[i].sampling.temperature = o.temperature;
-        reqs[i].sampling.seed = o.seed + i;
-    }
-
+std::vector<spec_params> bench_configs(const bench_options & o) {
     std::vector<spec_params> configs;
     for (const std::string & m : o.methods) {
         spec_options so;
@@ -115,6 +113,47 @@ int run_bench(const bench_options & o) {
             }
         }
     }
+    return configs;
+}
+
+// One (prompt length, batch) point: its engine, the strategies side by side, appended to rows.
+void bench_point(const bench_options & o, const std::vector<std::string> & texts, int64_t ctx_len, int64_t batch,
+                 model_hparams & hp_out, std::vector<bench_row> & rows) {
+    const bool preset = !o.preset.empty();
+    const bool synthetic = o.prefill == "synthetic" || (o.prefill == "auto" && preset);
+    engine_params ep;
+    ep.model_path = preset ? std::string(preset_prefix) + o.preset : o.model;
+    ep.n_threads = o.threads;
+    ep.device = o.device;
+    ep.n_seq_max = batch;
+    ep.random_kv = synthetic;
+    ep.n_ctx = o.ctx_size;
+    if (ctx_len > 0 && ep.n_ctx == 0) {
+        ep.n_ctx = ctx_len + o.n_predict + 1;
+    }
+    engine eng(ep, make_load_progress());
+    hp_out = eng.get_model().hp;
+
+    // The batch cycles through the prompts; random token ids (seeded, so every strategy sees the same) with --ctx-len.
+    std::vector<request> reqs(static_cast<size_t>(batch));
+    uint64_t lcg = 0x243f6a8885a308d3ull;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        if (ctx_len > 0) {
+            reqs[i].prompt.resize(static_cast<size_t>(ctx_len));
+            for (int32_t & t : reqs[i].prompt) {
+                lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+                t = static_cast<int32_t>((lcg >> 33) % static_cast<uint64_t>(hp_out.n_vocab));
+            }
+        } else {
+            reqs[i].prompt = eng.get_tokenizer().encode(texts[i % texts.size()], true);
+        }
+        reqs[i].max_tokens = o.n_predict;
+        reqs[i].ignore_eos = true; // every strategy decodes the same number of tokens
+        reqs[i].synthetic_prefill = synthetic;
+        reqs[i].sampling.temperature = o.temperature;
+        reqs[i].sampling.seed = o.seed + i;
+    }
+    const auto prompt_len = static_cast<int64_t>(reqs[0].prompt.size());
 
     run_stats warm;
     eng.generate(reqs, warm); // warm-up: caches, page faults of the weights
@@ -123,9 +162,11 @@ int run_bench(const bench_options & o) {
     if (o.temperature <= 0.0f) {
         reference = eng.generate(reqs, ref_stats);
     }
-    std::vector<bench_row> rows;
-    for (const spec_params & sp : configs) {
+    for (const spec_params & sp : bench_configs(o)) {
         bench_row row;
+        row.batch = batch;
+        row.prompt_len = prompt_len;
+        row.step_bytes = decode_step_bytes(hp_out, o.device, batch, prompt_len, o.n_predict);
         row.sp = sp;
         row.lossless = "-";
         for (int64_t rep = 0; rep < o.reps; ++rep) {
@@ -142,58 +183,145 @@ int run_bench(const bench_options & o) {
             }
         }
         rows.push_back(row);
-        std::fprintf(stderr, "bench: %-10s gamma %lld ratio %g: %.1f tokens/s\n", spec_method_name(sp.method),
+        std::fprintf(stderr, "bench: ctx %lld batch %lld %-10s gamma %lld ratio %g: %.1f tokens/s\n",
+                     static_cast<long long>(prompt_len), static_cast<long long>(batch), spec_method_name(sp.method),
                      static_cast<long long>(sp.draft_len), sp.ratio, row.mean());
     }
-    double base = 0.0;
-    for (const bench_row & r : rows) {
-        if (r.sp.method == spec_method::spec_method_none) {
-            base = r.mean();
-        }
+}
+
+int run_bench(const bench_options & o) {
+    std::vector<std::string> texts = o.prompts;
+    for (const std::string & f : o.prompt_files) {
+        texts.push_back(read_prompt_file(f));
+    }
+    if (texts.empty()) {
+        texts.push_back("Once upon a time");
+    }
+    for (const std::string & t : texts) {
+        SPECATTN_CHECK(!t.empty(), "the prompt is empty: give some text with -p or -f");
+    }
+    SPECATTN_CHECK(o.reps >= 1, "--reps must be positive");
+    for (int64_t b : o.batches) {
+        SPECATTN_CHECK(b >= 1, "--batch values must be positive");
+    }
+    for (int64_t c : o.ctx_lens) {
+        SPECATTN_CHECK(c >= 1, "--ctx-len values must be positive");
+    }
+    SPECATTN_CHECK(o.preset.empty() || o.model.empty(), "give either --preset or -m, not both");
+    SPECATTN_CHECK(o.preset.empty() || o.device == "cuda", "--preset has random weights made on the GPU: add --device cuda");
+    SPECATTN_CHECK(o.prefill == "auto" || o.prefill == "real" || o.prefill == "synthetic",
+                   "--prefill must be auto, real or synthetic");
+    if (!o.preset.empty()) {
+        preset_hparams(o.preset); // an unknown name fails here, listing the presets
+    }
+    std::vector<int64_t> ctx_lens = o.ctx_lens;
+    if (ctx_lens.empty()) {
+        SPECATTN_CHECK(o.preset.empty(), "a preset has no tokenizer: give prompt lengths with --ctx-len");
+        ctx_lens.push_back(0); // the texts
     }
 
-    const model_hparams & hp = eng.get_model().hp;
-    const int64_t prompt_len = static_cast<int64_t>(reqs[0].prompt.size());
+    double copy_gbs = 0.0;
+    std::string device = o.device;
+#ifdef SPECATTN_HAS_CUDA
+    if (o.device == "cuda") {
+        device = cuda_device_summary();
+        copy_gbs = cuda_copy_bandwidth_gbs();
+        std::fprintf(stderr, "bench: %s, device-to-device copy %.0f GB/s\n", device.c_str(), copy_gbs);
+    }
+#endif
+    model_hparams hp;
+    std::vector<bench_row> rows;
+    std::vector<std::string> skipped;
+    for (int64_t c : ctx_lens) {
+        for (int64_t b : o.batches) {
+            try {
+                bench_point(o, texts, c, b, hp, rows);
+            } catch (const error & e) {
+                // Points beyond the GPU's memory are expected in a sweep; anything else is a real error.
+                const std::string what = e.what();
+                if (what.find("out of memory") == std::string::npos) {
+                    throw;
+                }
+                skipped.push_back(string_format("ctx %lld batch %lld: %s", static_cast<long long>(c),
+                                                static_cast<long long>(b), what.c_str()));
+                std::fprintf(stderr, "bench: skipped %s\n", skipped.back().c_str());
+            }
+        }
+    }
+    SPECATTN_CHECK(!rows.empty(), "no benchmark point fit: %s", skipped.empty() ? "?" : skipped.front().c_str());
+    // The `none` row of the same point is each row's baseline.
+    const auto base_of = [&](const bench_row & r) {
+        for (const bench_row & b : rows) {
+            if (b.sp.method == spec_method::spec_method_none && b.batch == r.batch && b.prompt_len == r.prompt_len) {
+                return b.mean();
+            }
+        }
+        return 0.0;
+    };
+    // Autoregressive rows: achieved memory traffic (steps/s × bytes per step).
+    const auto gbs_of = [&](const bench_row & r) {
+        return r.sp.method == spec_method::spec_method_none
+                   ? r.mean() / static_cast<double>(r.batch) * r.step_bytes / 1e9
+                   : 0.0;
+    };
+
     if (o.json) {
         nlohmann::json out = nlohmann::json::array();
         for (const bench_row & r : rows) {
+            const double base = base_of(r);
             nlohmann::json j = spec_stats_json(r.spec, r.sp);
             j["tokens_per_s"] = r.mean();
             j["tokens_per_s_std"] = r.stddev();
             j["speedup_vs_none"] = base > 0 ? r.mean() / base : 0.0;
             j["lossless"] = r.lossless;
-            j["batch"] = o.batch;
-            j["prompt_tokens"] = prompt_len;
+            j["batch"] = r.batch;
+            j["prompt_tokens"] = r.prompt_len;
             j["n_predict"] = o.n_predict;
             j["model"] = hp.arch_name;
+            j["device"] = device;
+            j["decode_step_bytes"] = r.step_bytes;
+            j["hbm_gb_per_s"] = gbs_of(r);
+            j["copy_gb_per_s"] = copy_gbs;
             out.push_back(j);
         }
         std::puts(out.dump(1).c_str());
         return 0;
     }
     if (o.csv) {
-        std::puts("strategy,gamma,ratio,tau,acceptance,tokens_per_s,tokens_per_s_std,speedup_vs_none,lossless");
+        std::puts("prompt_tokens,batch,strategy,gamma,ratio,tau,acceptance,tokens_per_s,tokens_per_s_std,"
+                  "speedup_vs_none,hbm_gb_per_s,lossless");
         for (const bench_row & r : rows) {
-            std::printf("%s,%lld,%g,%.3f,%.4f,%.2f,%.2f,%.3f,%s\n", spec_method_name(r.sp.method),
+            const double base = base_of(r);
+            std::printf("%lld,%lld,%s,%lld,%g,%.3f,%.4f,%.2f,%.2f,%.3f,%.1f,%s\n", static_cast<long long>(r.prompt_len),
+                        static_cast<long long>(r.batch), spec_method_name(r.sp.method),
                         static_cast<long long>(r.sp.draft_len), r.sp.ratio, r.spec.tau(), r.spec.acceptance_rate(),
-                        r.mean(), r.stddev(), base > 0 ? r.mean() / base : 0.0, r.lossless.c_str());
+                        r.mean(), r.stddev(), base > 0 ? r.mean() / base : 0.0, gbs_of(r), r.lossless.c_str());
         }
         return 0;
     }
-    std::printf("model %s (%lld layers), backend cpu, batch %lld, prompt %lld tokens, %lld new tokens, %s, %lld reps\n\n",
-                hp.arch_name.c_str(), static_cast<long long>(hp.n_layer), static_cast<long long>(o.batch),
-                static_cast<long long>(prompt_len), static_cast<long long>(o.n_predict),
-                o.temperature <= 0 ? "greedy" : "sampled", static_cast<long long>(o.reps));
-    std::puts("| strategy | γ | ratio | τ | acceptance | tokens/s | × none | lossless |");
-    std::puts("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    std::printf("model %s%s (%lld layers), %s, %lld new tokens, %s, %lld reps%s\n\n",
+                o.preset.empty() ? "" : ("preset " + o.preset + ", ").c_str(), hp.arch_name.c_str(),
+                static_cast<long long>(hp.n_layer), device.c_str(), static_cast<long long>(o.n_predict),
+                o.temperature <= 0 ? "greedy" : "sampled", static_cast<long long>(o.reps),
+                copy_gbs > 0 ? string_format(", copy %.0f GB/s", copy_gbs).c_str() : "");
+    std::puts("| prompt | batch | strategy | γ | ratio | τ | acceptance | tokens/s | × none | GB/s | % copy | lossless |");
+    std::puts("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const bench_row & r : rows) {
         const bool none = r.sp.method == spec_method::spec_method_none;
-        std::printf("| %s | %s | %s | %s | %s | %.1f ± %.1f | %.2f | %s |\n", spec_method_name(r.sp.method),
+        const double base = base_of(r);
+        const double gbs = gbs_of(r);
+        std::printf("| %lld | %lld | %s | %s | %s | %s | %s | %.1f ± %.1f | %.2f | %s | %s | %s |\n",
+                    static_cast<long long>(r.prompt_len), static_cast<long long>(r.batch), spec_method_name(r.sp.method),
                     none ? "-" : std::to_string(r.sp.draft_len).c_str(),
                     none ? "-" : string_format("%g", r.sp.ratio).c_str(),
                     none ? "1.00" : string_format("%.2f", r.spec.tau()).c_str(),
                     none ? "-" : string_format("%.3f", r.spec.acceptance_rate()).c_str(), r.mean(), r.stddev(),
-                    base > 0 ? r.mean() / base : 0.0, r.lossless.c_str());
+                    base > 0 ? r.mean() / base : 0.0, none ? string_format("%.0f", gbs).c_str() : "-",
+                    none && copy_gbs > 0 ? string_format("%.0f%%", 100.0 * gbs / copy_gbs).c_str() : "-",
+                    r.lossless.c_str());
+    }
+    for (const std::string & sk : skipped) {
+        std::printf("\nskipped: %s\n", sk.c_str());
     }
     return 0;
 }
@@ -204,9 +332,24 @@ void add_bench_command(CLI::App & app, int & exit_code) {
     auto o = std::make_shared<bench_options>();
     CLI::App * cmd = app.add_subcommand("bench", "Compare decoding strategies on the same prompts");
     cmd->add_option("-m,--model", o->model, "HF model directory or llama2.c .bin (default: stories15M)");
+    cmd->add_option("--preset", o->preset,
+                    "A model shape with random weights, for speed only (--device cuda): " + [] {
+                        std::string l;
+                        for (const std::string & n : preset_names()) {
+                            l += (l.empty() ? "" : ", ") + n;
+                        }
+                        return l;
+                    }());
+    cmd->add_option("--ctx-len", o->ctx_lens, "Prompt lengths of random tokens (comma-separated; each a point)")
+        ->delimiter(',');
+    cmd->add_option("--prefill", o->prefill, "real, synthetic (random K/V, only the last prompt token computed), "
+                                             "or auto (synthetic for presets)")
+        ->capture_default_str();
     cmd->add_option("-p,--prompt", o->prompts, "Prompt text (repeatable; the batch cycles through them)");
     cmd->add_option("-f,--file", o->prompt_files, "Prompt file (repeatable)");
-    cmd->add_option("-b,--batch", o->batch, "Sequences decoded together")->capture_default_str();
+    cmd->add_option("-b,--batch", o->batches, "Sequences decoded together (comma-separated; each a point)")
+        ->delimiter(',')
+        ->capture_default_str();
     cmd->add_option("-n,--n-predict", o->n_predict, "New tokens per sequence")->capture_default_str();
     cmd->add_option("-r,--reps", o->reps, "Repetitions of each configuration")->capture_default_str();
     cmd->add_option("--temp", o->temperature, "Temperature (0: greedy, and outputs are checked against none)")

@@ -51,6 +51,9 @@ class backend {
     // sinks its sequences held.
     virtual void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) = 0;
 
+    // Benchmarks: every K/V slot of every layer gets a random value (a synthetic context; see request).
+    virtual void fill_kv_random(uint64_t seed) = 0;
+
     // ---- draft selections, held per KV sequence where the backend's attention reads them ----
     // Every layer and KV head of `seq` holds `positions` (ascending): streaming's attention sinks, say.
     virtual void set_selection(int32_t seq, const std::vector<int32_t> & positions) = 0;

@@ -86,15 +86,18 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
         omp_set_num_threads(params_.n_threads);
     }
     model_ = load_model(params_.model_path, progress);
-    const std::string tok_path =
-        params_.tokenizer_path.empty() ? default_tokenizer_path(params_.model_path) : params_.tokenizer_path;
-    tokenizer_ = load_tokenizer(tok_path);
-    SPECATTN_CHECK(tokenizer_->n_vocab() <= model_.hp.n_vocab,
-                   "tokenizer %s has %d tokens but the model's vocabulary has only %lld", tok_path.c_str(),
-                   tokenizer_->n_vocab(), static_cast<long long>(model_.hp.n_vocab));
+    // A preset has no tokenizer unless one is given: its requests are token ids and its results carry no text.
+    if (!model_.random_weights || !params_.tokenizer_path.empty()) {
+        const std::string tok_path =
+            params_.tokenizer_path.empty() ? default_tokenizer_path(params_.model_path) : params_.tokenizer_path;
+        tokenizer_ = load_tokenizer(tok_path);
+        SPECATTN_CHECK(tokenizer_->n_vocab() <= model_.hp.n_vocab,
+                       "tokenizer %s has %d tokens but the model's vocabulary has only %lld", tok_path.c_str(),
+                       tokenizer_->n_vocab(), static_cast<long long>(model_.hp.n_vocab));
+    }
 
     eos_ids_ = model_.hp.eos_ids;
-    if (tokenizer_->eos_id() >= 0) {
+    if (tokenizer_ && tokenizer_->eos_id() >= 0) {
         eos_ids_.push_back(tokenizer_->eos_id());
     }
     std::sort(eos_ids_.begin(), eos_ids_.end());
@@ -117,10 +120,19 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     } else {
         backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
     }
+    if (params_.random_kv) {
+        backend_->fill_kv_random(0x6b76);
+    }
     load_s_ = seconds_since(t0);
 }
 
 engine::~engine() = default;
+
+const tokenizer & engine::get_tokenizer() const {
+    SPECATTN_CHECK(tokenizer_ != nullptr, "%s has no tokenizer (a preset with random weights): give --tokenizer, or "
+                   "use it where prompts are token ids (specattn bench)", model_.path.c_str());
+    return *tokenizer_;
+}
 
 void engine::validate(const request & r) const {
     const auto n_prompt = static_cast<int64_t>(r.prompt.size());
@@ -183,7 +195,9 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             s.draft_smp.emplace(draft_params);
             s.selector = make_selector(spec, model_.hp, n_ctx_);
         }
-        s.detok.emplace(*tokenizer_, s.req->prompt);
+        if (tokenizer_) {
+            s.detok.emplace(*tokenizer_, s.req->prompt);
+        }
         s.stops.emplace(s.req->stop);
     }
 
@@ -197,7 +211,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         } else {
             s.res.tokens.push_back(tok);
             bool stopped = false;
-            text = s.stops->feed(s.detok->push(tok), stopped);
+            text = s.detok ? s.stops->feed(s.detok->push(tok), stopped) : std::string();
             if (stopped) {
                 s.res.finish = finish_reason::finish_reason_stop;
             } else if (static_cast<int64_t>(s.res.tokens.size()) >= s.max_new) {
@@ -208,7 +222,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         }
         if (!s.running() && s.res.finish != finish_reason::finish_reason_stop) {
             bool stopped = false;
-            text += s.stops->feed(s.detok->flush(), stopped);
+            text += s.detok ? s.stops->feed(s.detok->flush(), stopped) : std::string();
             text += s.stops->flush();
         }
         s.res.text += text;
@@ -225,7 +239,10 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     for (size_t i = 0; i < seqs.size(); ++i) {
         const std::vector<int32_t> & prompt = seqs[i].req->prompt;
         const auto n_prompt = static_cast<int64_t>(prompt.size());
-        for (int64_t start = 0; start < n_prompt; start += params_.n_batch) {
+        // A synthetic prefill computes only the last prompt token; the others' K/V are what the pools hold.
+        const int64_t first = seqs[i].req->synthetic_prefill ? n_prompt - 1 : 0;
+        kv_->append(seqs[i].kv_seq, first);
+        for (int64_t start = first; start < n_prompt; start += params_.n_batch) {
             const int64_t n = std::min(params_.n_batch, n_prompt - start);
             batch.clear();
             kv_->append(seqs[i].kv_seq, n);

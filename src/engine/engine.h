@@ -26,6 +26,7 @@ struct engine_params {
     int64_t n_batch = 512;      // most rows in one prefill forward
     int n_threads = 0;          // 0: all cores
     std::string device = "cpu"; // "cpu" (the reference backend) or "cuda" (needs a build with SPECATTN_CUDA)
+    bool random_kv = false;     // benchmarks: fill the KV pools with random values, for synthetic prefills
 };
 
 struct request {
@@ -34,6 +35,9 @@ struct request {
     sampling_params sampling;
     std::vector<std::string> stop;
     bool ignore_eos = false;
+    // Benchmarks: compute only the last prompt token; the K/V of the others are what the pools hold (random with
+    // engine_params::random_kv). Decoding then reads a context of the prompt's length without paying its prefill.
+    bool synthetic_prefill = false;
 };
 
 enum class finish_reason : int32_t {
@@ -75,7 +79,8 @@ class engine {
                                  const text_callback & on_text = nullptr, const spec_params & spec = {});
 
     const model & get_model() const { return model_; }
-    const tokenizer & get_tokenizer() const { return *tokenizer_; }
+    // Throws specattn::error for a preset without a tokenizer.
+    const tokenizer & get_tokenizer() const;
     int64_t n_ctx() const { return n_ctx_; }
     double load_seconds() const { return load_s_; }
     // The end-of-sequence ids: the tokenizer's EOS plus those of config.json / generation_config.json.

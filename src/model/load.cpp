@@ -4,6 +4,7 @@
 // row must match a tensor of exactly that shape and a float dtype, and every tensor in the files must be consumed
 // by some row, else the error names the tensor. All checks run before any byte is converted.
 #include "model/model.h"
+#include "model/presets.h"
 
 #include "core/check.h"
 #include "core/mapped_file.h"
@@ -259,6 +260,14 @@ bool is_llama2c_path(const std::string & path) {
 
 model load_model(const std::string & path, const load_progress_fn & progress) {
     SPECATTN_CHECK(!path.empty(), "empty model path");
+    if (is_preset_path(path)) {
+        model m;
+        m.path = path;
+        m.hp = preset_hparams(path);
+        m.random_weights = true;
+        m.seed = 0x5eed;
+        return m;
+    }
     SPECATTN_CHECK(file_exists(path) || is_directory(path), "model path %s does not exist", path.c_str());
     model m;
     m.path = path;

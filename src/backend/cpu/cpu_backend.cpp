@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace specattn {
 
 cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size) : model_(m) {
+    SPECATTN_CHECK(!m.random_weights, "%s has random weights generated on the GPU: run it with --device cuda",
+                   m.path.c_str());
     const model_hparams & hp = m.hp;
     layout_.n_layer = hp.n_layer;
     layout_.n_pages = n_pages;
@@ -25,6 +28,17 @@ cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size) : 
                                   2.0 * static_cast<double>(n) * sizeof(float) / (1 << 30)));
     }
     inv_freq_ = rope_inv_freq(hp.rope, hp.head_dim);
+}
+
+void cpu_backend::fill_kv_random(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (float & x : k_pool_) {
+        x = u(rng);
+    }
+    for (float & x : v_pool_) {
+        x = u(rng);
+    }
 }
 
 void cpu_backend::emit(const char * name, int64_t layer, const float * data, int64_t n_rows, int64_t n) const {

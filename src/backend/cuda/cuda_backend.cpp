@@ -125,6 +125,8 @@ struct cuda_backend::impl {
     void run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
                   std::vector<float> & logits_out);
     void warm_up(int64_t n_pages, int64_t page_size);
+    void upload_weights();
+    void init_random_weights();
 };
 
 cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows)
@@ -146,32 +148,10 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<cublaslt_gemm>();
 
-    // Weights.
-    const model_weights & w = m.w;
-    tok_embd = upload_bf16({&w.tok_embd});
-    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output});
-    out_norm = upload(w.out_norm.data(), hp.n_embd);
-    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
-    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
-    for (const layer_weights & lw : w.layers) {
-        cuda_layer l;
-        l.wqkv = upload_bf16({&lw.wq, &lw.wk, &lw.wv});
-        l.wo = upload_bf16({&lw.wo});
-        l.w_gate_up = upload_bf16({&lw.w_gate, &lw.w_up});
-        l.w_down = upload_bf16({&lw.w_down});
-        l.attn_norm = upload(lw.attn_norm.data(), hp.n_embd);
-        l.ffn_norm = upload(lw.ffn_norm.data(), hp.n_embd);
-        if (hp.qkv_bias) {
-            std::vector<float> b(lw.bq);
-            b.insert(b.end(), lw.bk.begin(), lw.bk.end());
-            b.insert(b.end(), lw.bv.begin(), lw.bv.end());
-            l.bqkv = upload(b.data(), static_cast<int64_t>(b.size()));
-        }
-        if (hp.qk_norm) {
-            l.q_norm = upload(lw.q_norm.data(), hp.head_dim);
-            l.k_norm = upload(lw.k_norm.data(), hp.head_dim);
-        }
-        layers.push_back(l);
+    if (m.random_weights) {
+        init_random_weights();
+    } else {
+        upload_weights();
     }
 
     // KV pools, the layout shared with the CPU backend and the block manager.
@@ -209,6 +189,81 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
                     static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
     meta_host = pinned_buffer(meta_capacity * sizeof(int32_t));
     meta_dev = device_buffer(meta_capacity * sizeof(int32_t));
+}
+
+// The model's fp32 weights rounded to bf16 and uploaded, Q/K/V and gate/up fused.
+void cuda_backend::impl::upload_weights() {
+    const model_weights & w = m.w;
+    tok_embd = upload_bf16({&w.tok_embd});
+    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output});
+    out_norm = upload(w.out_norm.data(), hp.n_embd);
+    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
+    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
+    for (const layer_weights & lw : w.layers) {
+        cuda_layer l;
+        l.wqkv = upload_bf16({&lw.wq, &lw.wk, &lw.wv});
+        l.wo = upload_bf16({&lw.wo});
+        l.w_gate_up = upload_bf16({&lw.w_gate, &lw.w_up});
+        l.w_down = upload_bf16({&lw.w_down});
+        l.attn_norm = upload(lw.attn_norm.data(), hp.n_embd);
+        l.ffn_norm = upload(lw.ffn_norm.data(), hp.n_embd);
+        if (hp.qkv_bias) {
+            std::vector<float> b(lw.bq);
+            b.insert(b.end(), lw.bk.begin(), lw.bk.end());
+            b.insert(b.end(), lw.bv.begin(), lw.bv.end());
+            l.bqkv = upload(b.data(), static_cast<int64_t>(b.size()));
+        }
+        if (hp.qk_norm) {
+            l.q_norm = upload(lw.q_norm.data(), hp.head_dim);
+            l.k_norm = upload(lw.k_norm.data(), hp.head_dim);
+        }
+        layers.push_back(l);
+    }
+}
+
+// A preset's weights (model/presets.h), generated here: uniform with unit output variance for a unit-variance input
+// (±sqrt(3 / fan_in)), embeddings ±1, norms 1, biases 0.
+void cuda_backend::impl::init_random_weights() {
+    uint64_t seed = m.seed;
+    const auto random = [&](int64_t n_out, int64_t n_in, float scale) {
+        const int64_t n = n_out * n_in;
+        owned.emplace_back(static_cast<size_t>(n) * sizeof(bf16));
+        launch_fill_uniform_bf16(owned.back().as<bf16>(), n, seed++, scale, stream);
+        return static_cast<const bf16 *>(owned.back().as<bf16>());
+    };
+    const auto constant = [&](int64_t n, float value) {
+        owned.emplace_back(static_cast<size_t>(n) * sizeof(float));
+        launch_fill_f32(owned.back().as<float>(), n, value, stream);
+        return static_cast<const float *>(owned.back().as<float>());
+    };
+    const auto linear = [&](int64_t n_out, int64_t n_in) {
+        return random(n_out, n_in, std::sqrt(3.0f / static_cast<float>(n_in)));
+    };
+    const int64_t e = hp.n_embd;
+    tok_embd = random(hp.n_vocab, e, 1.0f);
+    lm_head = hp.tied_embeddings ? tok_embd : linear(hp.n_vocab, e);
+    out_norm = constant(e, 1.0f);
+    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
+    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
+    const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+        cuda_layer l;
+        l.wqkv = linear(n_qkv, e);
+        l.wo = linear(e, hp.n_embd_q());
+        l.w_gate_up = linear(2 * hp.n_ff, e);
+        l.w_down = linear(e, hp.n_ff);
+        l.attn_norm = constant(e, 1.0f);
+        l.ffn_norm = constant(e, 1.0f);
+        if (hp.qkv_bias) {
+            l.bqkv = constant(n_qkv, 0.0f);
+        }
+        if (hp.qk_norm) {
+            l.q_norm = constant(hp.head_dim, 1.0f);
+            l.k_norm = constant(hp.head_dim, 1.0f);
+        }
+        layers.push_back(l);
+    }
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
@@ -470,5 +525,12 @@ int64_t cuda_backend::select_top_k(int32_t, int32_t, int64_t) {
 }
 
 void cuda_backend::release_selection(int32_t) {}
+
+void cuda_backend::fill_kv_random(uint64_t seed) {
+    const auto n = static_cast<int64_t>(impl_->k_pool.bytes() / sizeof(bf16));
+    launch_fill_uniform_bf16(impl_->k_pool.as<bf16>(), n, seed, 1.0f, impl_->stream);
+    launch_fill_uniform_bf16(impl_->v_pool.as<bf16>(), n, seed + 1, 1.0f, impl_->stream);
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+}
 
 } // namespace specattn

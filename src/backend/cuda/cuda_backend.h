@@ -30,6 +30,7 @@ class cuda_backend : public backend {
     void set_selection(int32_t seq, const std::vector<int32_t> & positions) override;
     int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override;
     void release_selection(int32_t seq) override;
+    void fill_kv_random(uint64_t seed) override;
 
   private:
     struct impl;

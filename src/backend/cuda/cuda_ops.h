@@ -17,5 +17,8 @@ void launch_kv_append(const kv_append_params & p, cudaStream_t stream);
 // Runs attention_kernel over p.work, then the combine kernel for the rows of split tiles.
 void launch_attention(const attention_params & p, cudaStream_t stream);
 void launch_argmax(const argmax_params & p, cudaStream_t stream);
+// Fills (kernels/fill.cuh): uniform in [-scale, scale) from a counter-based hash of (seed, index); a constant.
+void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
+void launch_fill_f32(float * p, int64_t n, float value, cudaStream_t stream);
 
 } // namespace specattn

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "kernels/act.cuh"
 #include "kernels/embed.cuh"
+#include "kernels/fill.cuh"
 #include "kernels/kv_write.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/rope.cuh"
@@ -65,6 +66,20 @@ void launch_argmax(const argmax_params & p, cudaStream_t stream) {
                    static_cast<long long>(p.n_vocab));
     argmax_kernel<<<grid_of(p.n_rows, "argmax"), argmax_threads, 0, stream>>>(p);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream) {
+    if (n > 0) {
+        fill_uniform_bf16_kernel<<<1024, 256, 0, stream>>>(p, n, seed, scale);
+        SPECATTN_CUDA_CHECK(cudaGetLastError());
+    }
+}
+
+void launch_fill_f32(float * p, int64_t n, float value, cudaStream_t stream) {
+    if (n > 0) {
+        fill_f32_kernel<<<256, 256, 0, stream>>>(p, n, value);
+        SPECATTN_CUDA_CHECK(cudaGetLastError());
+    }
 }
 
 } // namespace specattn

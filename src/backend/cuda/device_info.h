@@ -1,0 +1,14 @@
+// Facts about the GPU that benchmarks report beside their figures.
+#pragma once
+
+#include <string>
+
+namespace specattn {
+
+// The device's name and memory, one line ("NVIDIA H200, 139.8 GiB").
+std::string cuda_device_summary();
+// Device-to-device copy bandwidth in GB/s (bytes read + bytes written per second), median of 10 cudaMemcpy of
+// 1 GiB timed with events: the ceiling memory-bound kernels are measured against (METHOD.md).
+double cuda_copy_bandwidth_gbs();
+
+} // namespace specattn
