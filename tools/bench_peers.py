@@ -4,6 +4,10 @@
 Run from the repository root on the GPU machine:
 
     python3 tools/bench_peers.py --model models/specattn-code-19m-16k --prompt-tokens 6,5200 --new-tokens 200
+    python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 4096,32768 --batch 1,8 --new-tokens 64
+
+--preset builds the same shape as `specattn bench --preset` (src/model/presets.cpp) with random weights, directly on
+the GPU, so both engines decode the same shape, context and batch on the same card.
 
 For each prompt length it times model.generate (greedy, bf16, SDPA) with the dynamic cache and, where it works, the
 static cache, after a warm-up, and prints decode tokens/s (new tokens over the time after the first token).
@@ -38,28 +42,58 @@ def timed_generate(model, ids, new_tokens, **kw):
     return (new_tokens - 1) / max(t_all - t_first, 1e-9), t_first
 
 
+def preset_config(name):
+    """The shapes of src/model/presets.cpp."""
+    if name == "llama-3.1-8b":
+        return transformers.LlamaConfig(
+            vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+            num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
+            rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=False,
+            rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                          "original_max_position_embeddings": 8192})
+    if name == "qwen3-8b":
+        return transformers.Qwen3Config(
+            vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
+            num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
+            rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False)
+    raise SystemExit(f"unknown preset {name}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model")
+    ap.add_argument("--preset")
     ap.add_argument("--prompt-tokens", default="6,5200")
+    ap.add_argument("--batch", default="1")
     ap.add_argument("--new-tokens", type=int, default=200)
+    ap.add_argument("--caches", default="dynamic,static")
     args = ap.parse_args()
-    model = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16,
-                                                              attn_implementation="sdpa").cuda().eval()
+    if args.preset:
+        cfg = preset_config(args.preset)
+        cfg._attn_implementation = "sdpa"
+        torch.manual_seed(0)
+        with torch.device("cuda"):
+            model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).eval()
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.bfloat16,
+                                                                  attn_implementation="sdpa").cuda().eval()
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(0)
     results = []
     for n in [int(x) for x in args.prompt_tokens.split(",")]:
-        ids = torch.randint(2, vocab, (1, n), generator=g).cuda()
-        for cache in ("dynamic", "static"):
-            kw = {} if cache == "dynamic" else {"cache_implementation": "static"}
-            try:
-                tps, prefill_s = timed_generate(model, ids, args.new_tokens, **kw)
-                results.append({"prompt_tokens": n, "cache": cache, "decode_tokens_per_s": round(tps, 1),
-                                "first_token_s": round(prefill_s, 4)})
-            except Exception as e:  # report and go on: the other configuration is still a data point
-                results.append({"prompt_tokens": n, "cache": cache, "error": repr(e)[:200]})
-            print(json.dumps(results[-1]), flush=True)
+        for b in [int(x) for x in args.batch.split(",")]:
+            ids = torch.randint(2, vocab, (b, n), generator=g).cuda()
+            for cache in args.caches.split(","):
+                kw = {} if cache == "dynamic" else {"cache_implementation": "static"}
+                try:
+                    with torch.inference_mode():
+                        tps, prefill_s = timed_generate(model, ids, args.new_tokens, **kw)
+                    results.append({"prompt_tokens": n, "batch": b, "cache": cache,
+                                    "decode_tokens_per_s": round(tps * b, 1), "first_token_s": round(prefill_s, 4)})
+                except Exception as e:  # report and go on: the other configuration is still a data point
+                    results.append({"prompt_tokens": n, "batch": b, "cache": cache, "error": repr(e)[:200]})
+                print(json.dumps(results[-1]), flush=True)
+                torch.cuda.empty_cache()
     print("versions:", torch.__version__, transformers.__version__, torch.cuda.get_device_name())
 
 

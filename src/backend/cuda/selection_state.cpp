@@ -1,0 +1,432 @@
+#include "backend/cuda/selection_state.h"
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/select_ops.h"
+#include "core/check.h"
+
+#include <algorithm>
+
+namespace specattn {
+
+namespace {
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+int32_t i32(int64_t v) { return static_cast<int32_t>(v); }
+
+} // namespace
+
+cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {}
+
+// ---- the lists ---------------------------------------------------------------------------------------------------
+
+void cuda_selection::ensure_lists(int64_t n_slots, int64_t cap) {
+    const int64_t rows_per_slot = hp_.n_layer * hp_.n_head_kv;
+    const int64_t have_slots = sel_cap_ > 0 ? static_cast<int64_t>(lists_.bytes() / sizeof(int32_t)) /
+                                                  (rows_per_slot * sel_cap_)
+                                            : 0;
+    if (n_slots <= have_slots && cap <= sel_cap_) {
+        return;
+    }
+    const int64_t new_slots = std::max({n_slots, have_slots, int64_t{4}});
+    const int64_t new_cap = std::max(sel_cap_, round_up(std::max<int64_t>(cap, 1) * 5 / 4, 256));
+    device_buffer grown(static_cast<size_t>(new_slots * rows_per_slot * new_cap) * sizeof(int32_t));
+    if (have_slots > 0) {
+        // Called between passes, with the stream idle: a plain copy keeps every slot's lists.
+        SPECATTN_CUDA_CHECK(cudaMemcpy2D(grown.as<void>(), static_cast<size_t>(new_cap) * sizeof(int32_t),
+                                         lists_.as<void>(), static_cast<size_t>(sel_cap_) * sizeof(int32_t),
+                                         static_cast<size_t>(sel_cap_) * sizeof(int32_t),
+                                         static_cast<size_t>(have_slots * rows_per_slot), cudaMemcpyDeviceToDevice));
+    }
+    retired_.push_back(std::move(lists_));
+    lists_ = std::move(grown);
+    sel_cap_ = new_cap;
+}
+
+int32_t cuda_selection::slot_of(int32_t seq) {
+    const auto it = slots_.find(seq);
+    if (it != slots_.end()) {
+        return it->second;
+    }
+    int32_t slot = 0;
+    if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    } else {
+        slot = i32(n_slots_++);
+        ensure_lists(n_slots_, sel_cap_);
+    }
+    slots_[seq] = slot;
+    return slot;
+}
+
+void cuda_selection::set_selection(int32_t seq, const std::vector<int32_t> & positions) {
+    SPECATTN_CHECK(std::is_sorted(positions.begin(), positions.end()), "a selection must be in ascending order");
+    const int32_t slot = slot_of(seq);
+    const auto n = static_cast<int64_t>(positions.size());
+    ensure_lists(n_slots_, n);
+    if (n == 0) {
+        return;
+    }
+    const int64_t rows = hp_.n_layer * hp_.n_head_kv;
+    SPECATTN_CUDA_CHECK(cudaMemcpy2D(lists_.as<int32_t>() + slot * rows * sel_cap_,
+                                     static_cast<size_t>(sel_cap_) * sizeof(int32_t), positions.data(), 0,
+                                     static_cast<size_t>(n) * sizeof(int32_t), static_cast<size_t>(rows),
+                                     cudaMemcpyHostToDevice));
+}
+
+int64_t cuda_selection::select_top_k(int32_t seq, int32_t sink, int64_t k) {
+    const auto it = sinks_.find(seq);
+    SPECATTN_CHECK(it != sinks_.end(), "sequence %d has no score sinks to select from", seq);
+    const auto s = std::find_if(it->second.begin(), it->second.end(), [&](const sink_layout & x) { return x.id == sink; });
+    SPECATTN_CHECK(s != it->second.end(), "sequence %d has no score sink %d", seq, sink);
+    k = std::clamp<int64_t>(k, 0, s->domain);
+    queued_.push_back({seq, sink, k});
+    return k;
+}
+
+void cuda_selection::release(int32_t seq) {
+    const auto it = slots_.find(seq);
+    if (it != slots_.end()) {
+        free_slots_.push_back(it->second);
+        slots_.erase(it);
+    }
+    sinks_.erase(seq);
+    quest_seqs_.erase(seq);
+    queued_.erase(std::remove_if(queued_.begin(), queued_.end(), [&](const queued_top_k & q) { return q.seq == seq; }),
+                  queued_.end());
+}
+
+// ---- a forward ---------------------------------------------------------------------------------------------------
+
+void cuda_selection::begin_forward(const forward_batch & batch) {
+    // Queued top-k requests become jobs over the sinks they name, before those are replaced.
+    int64_t need_cap = 0;
+    for (const queued_top_k & q : queued_) {
+        slot_of(q.seq);
+        need_cap = std::max(need_cap, q.k);
+    }
+    ensure_lists(n_slots_, need_cap);
+    top_k_jobs_.clear();
+    top_k_max_n_ = 0;
+    for (const queued_top_k & q : queued_) {
+        const std::vector<sink_layout> & ss = sinks_.at(q.seq);
+        const sink_layout & s = *std::find_if(ss.begin(), ss.end(), [&](const sink_layout & x) { return x.id == q.sink; });
+        const int64_t slot = slots_.at(q.seq);
+        for (int64_t l = 0; l < hp_.n_layer; ++l) {
+            for (int64_t g = 0; g < s.n_groups; ++g) {
+                top_k_job j;
+                j.score_offset = s.offset + l * layer_stride_ + g * group_stride_;
+                j.n = i32(s.domain);
+                j.k = i32(q.k);
+                j.list_offset = ((slot * hp_.n_layer + l) * hp_.n_head_kv + g) * sel_cap_;
+                j.n_copies = s.n_groups == 1 ? i32(hp_.n_head_kv) : 1; // a shared list goes to every KV head
+                j.copy_stride = sel_cap_;
+                top_k_jobs_.push_back(j);
+            }
+        }
+        top_k_max_n_ = std::max(top_k_max_n_, s.domain);
+    }
+    top_k_scores_ = arena_.as<float>();
+    queued_.clear();
+    if (batch.sinks.empty()) {
+        return; // a draft forward: the verification's sinks stay
+    }
+
+    // The batch's sinks, one arena block each of [L][groups][domain] with common strides.
+    int64_t max_domain = 0;
+    int64_t max_groups = 1;
+    for (const score_sink & s : batch.sinks) {
+        SPECATTN_CHECK(s.domain >= 0 && !s.rows.empty(), "score sink %d of sequence %d is empty", s.id, s.seq);
+        for (int32_t r : s.rows) {
+            SPECATTN_CHECK(r >= 0 && r < batch.n_rows() && batch.seq_ids[static_cast<size_t>(r)] == s.seq &&
+                               batch.draft_of(r) == nullptr && s.domain <= batch.positions[static_cast<size_t>(r)] + 1,
+                           "score sink %d of sequence %d names row %d, which is not a dense row of it covering "
+                           "the domain", s.id, s.seq, r);
+        }
+        max_domain = std::max(max_domain, s.domain);
+        max_groups = std::max<int64_t>(max_groups, s.per_kv_head ? hp_.n_head_kv : 1);
+    }
+    group_stride_ = round_up(std::max<int64_t>(max_domain, 1), 4);
+    layer_stride_ = max_groups * group_stride_;
+    const int64_t block = hp_.n_layer * layer_stride_;
+    sinks_.clear(); // the arena is laid out anew: every earlier sink is gone
+    int64_t offset = 0;
+    for (const score_sink & s : batch.sinks) {
+        sink_layout l;
+        l.id = s.id;
+        l.n_groups = s.per_kv_head ? i32(hp_.n_head_kv) : 1;
+        l.domain = s.domain;
+        l.offset = offset;
+        l.mode = s.mode;
+        l.rows = s.rows;
+        offset += block;
+        sinks_[s.seq].push_back(l);
+    }
+    const auto bytes = static_cast<size_t>(offset) * sizeof(float);
+    if (arena_.bytes() < bytes) {
+        retired_.push_back(std::move(arena_)); // the queued top-k jobs still read it in this forward
+        arena_ = device_buffer(bytes + bytes / 4);
+    }
+}
+
+void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
+                               std::vector<attention_plan_row> & rows, attention_plan_config & cfg) {
+    std::vector<bool> collected(static_cast<size_t>(r_end - r_begin), false);
+    for (const score_sink & s : batch.sinks) {
+        for (int32_t r : s.rows) {
+            if (r >= r_begin && r < r_end) {
+                collected[static_cast<size_t>(r - r_begin)] = true;
+            }
+        }
+    }
+    int64_t need_cap = 0;
+    int64_t n_collect = 0;
+    collect_cap_ = 0;
+    for (int64_t i = 0; i < r_end - r_begin; ++i) {
+        attention_plan_row & row = rows[static_cast<size_t>(i)];
+        const draft_attention * d = batch.draft_of(r_begin + i);
+        if (d != nullptr) {
+            if (d->quest_block > 0) {
+                SPECATTN_CHECK(d->quest_block == layout_.page_size,
+                               "on the CUDA backend Quest's blocks are KV pages: --spec-block must be %lld, not %lld",
+                               static_cast<long long>(layout_.page_size), static_cast<long long>(d->quest_block));
+                if (kmin_.bytes() == 0) {
+                    const auto meta = static_cast<size_t>(hp_.n_layer * layout_.n_pages * hp_.n_head_kv *
+                                                          hp_.head_dim) * sizeof(bf16);
+                    kmin_ = device_buffer(meta);
+                    kmax_ = device_buffer(meta);
+                }
+            }
+            row.sel = slot_of(row.seq);
+            row.sel_n = d->n_list;
+            row.sel_recent = d->recent_from;
+            need_cap = std::max(need_cap, d->n_list);
+        }
+        row.collect = collected[static_cast<size_t>(i)];
+        if (row.collect) {
+            ++n_collect;
+            collect_cap_ = std::max(collect_cap_, round_up(row.pos + 1, 8));
+        }
+    }
+    ensure_lists(n_slots_, need_cap);
+    const auto logit_bytes = static_cast<size_t>(n_collect * hp_.n_head * collect_cap_) * sizeof(bf16);
+    if (collect_logits_.bytes() < logit_bytes) {
+        collect_logits_ = device_buffer(logit_bytes + logit_bytes / 4);
+    }
+    const auto lse_bytes = static_cast<size_t>(n_collect * hp_.n_head) * sizeof(float);
+    if (collect_lse_.bytes() < lse_bytes) {
+        collect_lse_ = device_buffer(lse_bytes * 2);
+    }
+    collect_ = n_collect > 0;
+    cfg.sel_cap = sel_cap_;
+    cfg.collect_cap = collect_cap_;
+}
+
+void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
+                              int64_t r_end, const attention_plan & plan, meta_words & meta) {
+    const int64_t n = r_end - r_begin;
+    if (!top_k_jobs_.empty()) {
+        w_top_k_ = meta.put(top_k_jobs_);
+    }
+
+    // Score reduce: each sink's rows are consecutive collect indices of this pass (collected rows are numbered in
+    // row order, as the attention plan numbers them).
+    std::vector<int32_t> collect_index(static_cast<size_t>(n), -1);
+    {
+        int32_t c = 0;
+        std::vector<bool> is_collected(static_cast<size_t>(n), false);
+        for (const score_sink & s : batch.sinks) {
+            for (int32_t r : s.rows) {
+                if (r >= r_begin && r < r_end) {
+                    is_collected[static_cast<size_t>(r - r_begin)] = true;
+                }
+            }
+        }
+        for (int64_t i = 0; i < n; ++i) {
+            if (is_collected[static_cast<size_t>(i)]) {
+                collect_index[static_cast<size_t>(i)] = c++;
+            }
+        }
+        SPECATTN_CHECK(c == plan.n_collect, "cuda selection: %d collected rows, the plan has %lld", c,
+                       static_cast<long long>(plan.n_collect));
+    }
+    std::vector<score_reduce_job> reduce;
+    reduce_max_domain_ = 0;
+    reduce_max_groups_ = 1;
+    for (const score_sink & s : batch.sinks) {
+        if (s.rows.front() < r_begin || s.rows.front() >= r_end) {
+            continue;
+        }
+        const sink_layout & l = *std::find_if(sinks_.at(s.seq).begin(), sinks_.at(s.seq).end(),
+                                              [&](const sink_layout & x) { return x.id == s.id; });
+        score_reduce_job j;
+        j.collect0 = collect_index[static_cast<size_t>(s.rows.front() - r_begin)];
+        j.n_rows = i32(static_cast<int64_t>(s.rows.size()));
+        for (size_t k = 0; k < s.rows.size(); ++k) {
+            SPECATTN_CHECK(s.rows[k] >= r_begin && s.rows[k] < r_end &&
+                               collect_index[static_cast<size_t>(s.rows[k] - r_begin)] == j.collect0 + i32(int64_t(k)),
+                           "score sink %d of sequence %d: its rows must be in one pass, in order, with no other "
+                           "collected row between them", s.id, s.seq);
+        }
+        j.domain = i32(s.domain);
+        j.mode = s.mode == score_mode::score_mode_logit ? score_reduce_mode::score_reduce_mode_logit
+                                                         : score_reduce_mode::score_reduce_mode_weight;
+        j.n_groups = l.n_groups;
+        j.out_offset = l.offset;
+        reduce.push_back(j);
+        reduce_max_domain_ = std::max(reduce_max_domain_, s.domain);
+        reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
+    }
+    n_reduce_ = static_cast<int64_t>(reduce.size());
+    w_reduce_ = meta.put(reduce);
+
+    // Quest: the metadata of the pages this pass writes (every page up to the rows, for a sequence's first Quest
+    // draft), and one selection job per Quest draft row.
+    std::vector<int32_t> meta_pages;
+    std::vector<int32_t> meta_valid;
+    std::vector<quest_job> quest;
+    quest_max_pages_ = 0;
+    const int64_t page = layout_.page_size;
+    for (int64_t i = 0; i < n;) {
+        const int32_t seq = batch.seq_ids[static_cast<size_t>(r_begin + i)];
+        int64_t end = i;
+        bool has_quest = false;
+        while (end < n && batch.seq_ids[static_cast<size_t>(r_begin + end)] == seq) {
+            const draft_attention * d = batch.draft_of(r_begin + end);
+            has_quest = has_quest || (d != nullptr && d->quest_block > 0);
+            ++end;
+        }
+        const bool first_use = has_quest && quest_seqs_.insert(seq).second;
+        if (quest_seqs_.count(seq) != 0) {
+            const int64_t first_pos = batch.positions[static_cast<size_t>(r_begin + i)];
+            const int64_t last_pos = batch.positions[static_cast<size_t>(r_begin + end - 1)];
+            const std::vector<int32_t> & pages = kv.pages(seq);
+            for (int64_t p = first_use ? 0 : first_pos / page; p <= last_pos / page; ++p) {
+                meta_pages.push_back(pages[static_cast<size_t>(p)]);
+                meta_valid.push_back(i32(p < last_pos / page ? page : last_pos % page + 1));
+            }
+        }
+        i = end;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        const draft_attention * d = batch.draft_of(r_begin + i);
+        if (d == nullptr || d->quest_block == 0 || d->quest_blocks == 0) {
+            continue;
+        }
+        const auto seg = std::find_if(plan.segs.begin(), plan.segs.end(), [&](const attention_segment & s) {
+            return i >= s.row0 && i < s.row0 + s.n_rows;
+        });
+        quest_job j;
+        j.row = i32(i);
+        j.page_table_offset = seg->page0;
+        j.n_pages_before = i32(d->recent_from / page);
+        j.k_pages = i32(d->quest_blocks);
+        j.slot = slots_.at(batch.seq_ids[static_cast<size_t>(r_begin + i)]);
+        quest.push_back(j);
+        quest_max_pages_ = std::max<int64_t>(quest_max_pages_, j.n_pages_before);
+    }
+    n_quest_meta_ = static_cast<int64_t>(meta_pages.size());
+    w_quest_meta_pages_ = meta.put(meta_pages);
+    w_quest_meta_valid_ = meta.put(meta_valid);
+    n_quest_ = static_cast<int64_t>(quest.size());
+    w_quest_ = meta.put(quest);
+}
+
+// ---- launches ----------------------------------------------------------------------------------------------------
+
+void cuda_selection::run_queued_top_k(cudaStream_t stream) {
+    if (top_k_jobs_.empty()) {
+        return;
+    }
+    top_k_params p;
+    p.scores = top_k_scores_;
+    p.jobs = dev<top_k_job>(w_top_k_);
+    p.lists = lists_.as<int32_t>();
+    p.n_jobs = static_cast<int64_t>(top_k_jobs_.size());
+    p.max_n = top_k_max_n_;
+    launch_top_k(p, stream);
+    top_k_jobs_.clear();
+}
+
+void cuda_selection::after_kv_append(int64_t layer, const bf16 * k_layer, cudaStream_t stream) {
+    if (n_quest_meta_ == 0) {
+        return;
+    }
+    const int64_t layer_meta = layout_.n_pages * hp_.n_head_kv * hp_.head_dim;
+    quest_meta_params p;
+    p.k_pool = k_layer;
+    p.kmin = kmin_.as<bf16>() + layer * layer_meta;
+    p.kmax = kmax_.as<bf16>() + layer * layer_meta;
+    p.pages = dev<int32_t>(w_quest_meta_pages_);
+    p.n_valid = dev<int32_t>(w_quest_meta_valid_);
+    p.n_entries = n_quest_meta_;
+    p.n_layer = 1;
+    p.n_pages = layout_.n_pages;
+    p.n_head_kv = hp_.n_head_kv;
+    p.page_size = layout_.page_size;
+    p.head_dim = hp_.head_dim;
+    launch_quest_meta(p, stream);
+}
+
+void cuda_selection::before_attention(int64_t layer, const bf16 * q, int64_t q_row_stride,
+                                      const int32_t * page_table, cudaStream_t stream) {
+    if (n_quest_ == 0) {
+        return;
+    }
+    const int64_t layer_meta = layout_.n_pages * hp_.n_head_kv * hp_.head_dim;
+    quest_select_params p;
+    p.q = q;
+    p.q_row_stride = q_row_stride;
+    p.kmin = kmin_.as<bf16>() + layer * layer_meta;
+    p.kmax = kmax_.as<bf16>() + layer * layer_meta;
+    p.page_table = page_table;
+    p.jobs = dev<quest_job>(w_quest_);
+    p.sel_pos = lists_.as<int32_t>();
+    p.n_jobs = n_quest_;
+    p.layer = layer;
+    p.n_layer = hp_.n_layer;
+    p.sel_cap = sel_cap_;
+    p.n_head = hp_.n_head;
+    p.n_head_kv = hp_.n_head_kv;
+    p.head_dim = hp_.head_dim;
+    p.page_size = layout_.page_size;
+    p.max_pages_before = quest_max_pages_;
+    launch_quest_select(p, stream);
+}
+
+void cuda_selection::attention_fields(int64_t layer, attention_params & ap) const {
+    ap.sel_pos = lists_.as<int32_t>();
+    ap.sel_cap = sel_cap_;
+    ap.layer = layer;
+    ap.n_layer = hp_.n_layer;
+    if (collect_) {
+        ap.collect_logits = collect_logits_.as<bf16>();
+        ap.collect_lse = collect_lse_.as<float>();
+        ap.collect_cap = collect_cap_;
+    }
+}
+
+void cuda_selection::after_attention(int64_t layer, cudaStream_t stream) {
+    if (n_reduce_ == 0) {
+        return;
+    }
+    score_reduce_params p;
+    p.logits = collect_logits_.as<bf16>();
+    p.lse = collect_lse_.as<float>();
+    p.collect_row_stride = hp_.n_head * collect_cap_;
+    p.collect_head_stride = collect_cap_;
+    p.jobs = dev<score_reduce_job>(w_reduce_);
+    p.scores = arena_.as<float>();
+    p.n_jobs = n_reduce_;
+    p.n_head = hp_.n_head;
+    p.n_head_kv = hp_.n_head_kv;
+    p.layer = layer;
+    p.layer_stride = layer_stride_;
+    p.group_stride = group_stride_;
+    p.max_domain = reduce_max_domain_;
+    p.max_groups = reduce_max_groups_;
+    launch_score_reduce(p, stream);
+}
+
+} // namespace specattn
