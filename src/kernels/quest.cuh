@@ -5,13 +5,13 @@
 //   head and walks the slots (consecutive threads read consecutive channels: coalesced). bf16 min/max is exact.
 // quest_select_kernel: per (draft row job, KV head), the Quest bound of every page before the row's own page
 //   (one warp per page: lanes split the channels, G partial dot products reduced by shuffles), kept in shared
-//   memory; then top_k.cuh's radix walk over (bound, page) keys with the CPU's tie rule (lower page first) and an
+//   memory; then radix_select.cuh's radix walk over (bound, page) keys with the CPU's tie rule (lower page first) and an
 //   ordered compaction that writes each selected page's S positions ascending into sel_pos.
 #pragma once
 
 #include "kernels/common.cuh"
 #include "kernels/select_params.h"
-#include "kernels/top_k.cuh"
+#include "kernels/radix_select.cuh"
 
 #include <cuda_bf16.h>
 

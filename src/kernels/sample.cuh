@@ -13,13 +13,12 @@
 //   running sum exceeds u · total, found in three levels (warp chunk sums, sub-chunk sums, one warp scanning 32
 //   ids at a time); the last id with mass when rounding leaves none.
 // accept_sampled_kernel (one CTA per sequence): accept_sampled with the uniforms in the CPU's draw order.
-// accept_greedy_kernel: accept_greedy from precomputed argmax ids (argmax_kernel of sampling.cuh).
+// accept_greedy_kernel: accept_greedy from precomputed argmax ids (argmax_kernel of sampling.cuh, launch_argmax).
 #pragma once
 
 #include "kernels/common.cuh"
-#include "kernels/sampling.cuh"
 #include "kernels/select_params.h"
-#include "kernels/top_k.cuh"
+#include "kernels/radix_select.cuh"
 
 #include <cub/block/block_reduce.cuh>
 
@@ -27,6 +26,15 @@ namespace specattn {
 
 constexpr int sample_threads = 512;
 constexpr int sample_warps = sample_threads / warp_size;
+
+// sampling.cuh's argmax rule (larger value, then lower index; NaN never wins; anything beats index -1), repeated
+// here because that header defines argmax_kernel, which only ops.cu may include.
+__device__ __forceinline__ bool greedy_better(float v, int32_t i, float best_v, int32_t best_i) {
+    if (i < 0 || isnan(v)) {
+        return false;
+    }
+    return best_i < 0 || v > best_v || (v == best_v && i < best_i);
+}
 
 // ---- sample_from ------------------------------------------------------------------------------------------------
 
@@ -277,7 +285,7 @@ __global__ void __launch_bounds__(sample_threads) sample_probs_kernel(const samp
     int32_t n_cand = 0;
     for (int32_t i = static_cast<int32_t>(threadIdx.x); i < n; i += sample_threads) {
         const float v = x[i];
-        if (argmax_better(v, i, best_v, best_i)) {
+        if (greedy_better(v, i, best_v, best_i)) {
             best_v = v;
             best_i = i;
         }
@@ -290,7 +298,7 @@ __global__ void __launch_bounds__(sample_threads) sample_probs_kernel(const samp
         for (int o = warp_size / 2; o > 0; o /= 2) {
             const float v = __shfl_xor_sync(0xffffffffu, best_v, o);
             const int32_t i = __shfl_xor_sync(0xffffffffu, best_i, o);
-            if (argmax_better(v, i, best_v, best_i)) {
+            if (greedy_better(v, i, best_v, best_i)) {
                 best_v = v;
                 best_i = i;
             }
@@ -302,7 +310,7 @@ __global__ void __launch_bounds__(sample_threads) sample_probs_kernel(const samp
         __syncthreads();
         if (threadIdx.x == 0) {
             for (int wi = 1; wi < sample_warps; ++wi) {
-                if (argmax_better(sm.best_v[wi], sm.best_i[wi], best_v, best_i)) {
+                if (greedy_better(sm.best_v[wi], sm.best_i[wi], best_v, best_i)) {
                     best_v = sm.best_v[wi];
                     best_i = sm.best_i[wi];
                 }

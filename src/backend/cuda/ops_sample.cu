@@ -1,6 +1,7 @@
 // Launchers of the sampling and acceptance kernels (src/kernels/sample.cuh): sampling_probs, sample_from,
 // accept_sampled and accept_greedy on the device.
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/select_ops.h"
 #include "core/check.h"
 #include "kernels/sample.cuh"
@@ -56,9 +57,7 @@ void launch_accept_greedy(const argmax_params & am, const accept_greedy_params &
         return;
     }
     SPECATTN_CHECK(am.out == p.argmax_ids, "greedy accept: the argmax must write p.argmax_ids");
-    check_vocab(am.n_vocab, "greedy accept");
-    argmax_kernel<<<grid_of_rows(am.n_rows, "greedy accept argmax"), argmax_threads, 0, stream>>>(am);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_argmax(am, stream);
     constexpr int threads = 128;
     accept_greedy_kernel<<<grid_of_rows((p.n_seqs + threads - 1) / threads, "greedy accept"), threads, 0, stream>>>(p);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
