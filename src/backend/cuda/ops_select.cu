@@ -20,7 +20,8 @@ unsigned int grid_dim(int64_t n, int64_t limit, const char * what) {
     return static_cast<unsigned int>(n);
 }
 
-// Raises a kernel's dynamic shared-memory limit once per process (a no-op when it is already high enough).
+// Raises a kernel's dynamic shared-memory limit to `bytes` the first time a launch needs more than before. Always
+// through the attribute: static + dynamic above 48 KiB needs it even when the dynamic part alone is small.
 template <typename Kernel> void allow_smem(Kernel kernel, size_t bytes, size_t & allowed) {
     if (bytes > allowed) {
         SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -56,7 +57,7 @@ void launch_top_k(const top_k_params & p, cudaStream_t stream) {
     }
     SPECATTN_CHECK(p.max_n >= 0 && p.max_n <= top_k_max_n, "top-k: domain %lld beyond the supported %lld",
                    static_cast<long long>(p.max_n), static_cast<long long>(top_k_max_n));
-    static size_t allowed = 48 * 1024;
+    static size_t allowed = 0;
     const size_t smem = static_cast<size_t>(p.max_n < top_k_smem_keys ? p.max_n : top_k_smem_keys) * sizeof(uint32_t);
     allow_smem(top_k_kernel, smem, allowed);
     top_k_kernel<<<grid_dim(p.n_jobs, INT32_MAX, "top-k"), top_k_threads, smem, stream>>>(p);
@@ -88,7 +89,7 @@ void launch_quest_select(const quest_select_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(smem + sizeof(quest_select_smem) <= 227 * 1024,
                    "quest select: %lld pages before the row do not fit shared memory (raise the page size)",
                    static_cast<long long>(p.max_pages_before));
-    static size_t allowed = 48 * 1024;
+    static size_t allowed = 0;
     allow_smem(quest_select_kernel, smem, allowed);
     const dim3 grid(grid_dim(p.n_jobs, INT32_MAX, "quest select"), grid_dim(p.n_head_kv, 65535, "quest heads"));
     quest_select_kernel<<<grid, quest_select_threads, smem, stream>>>(p);
