@@ -42,9 +42,9 @@ void launch_score_reduce(const score_reduce_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.max_groups == 1 || p.max_groups == p.n_head_kv,
                    "score reduce: max_groups %lld must be 1 or n_head_kv %lld", static_cast<long long>(p.max_groups),
                    static_cast<long long>(p.n_head_kv));
-    SPECATTN_CHECK(p.max_domain <= INT32_MAX - score_reduce_threads * score_reduce_vec,
-                   "score reduce: domain %lld does not fit int32", static_cast<long long>(p.max_domain));
-    constexpr int64_t per_block = score_reduce_threads * score_reduce_vec;
+    SPECATTN_CHECK(p.max_domain <= INT32_MAX - score_reduce_span, "score reduce: domain %lld does not fit int32",
+                   static_cast<long long>(p.max_domain));
+    constexpr int64_t per_block = score_reduce_span;
     const dim3 grid(grid_dim((p.max_domain + per_block - 1) / per_block, INT32_MAX, "score reduce"),
                     grid_dim(p.n_jobs, 65535, "score reduce jobs"), grid_dim(p.max_groups, 64, "score reduce groups"));
     score_reduce_kernel<<<grid, score_reduce_threads, 0, stream>>>(p);
