@@ -142,7 +142,7 @@ __global__ void __launch_bounds__(quest_select_threads) quest_select_kernel(cons
             }
         },
         static_cast<unsigned long long>(job.k_pages), sm.walk);
-    ordered_compact<quest_select_threads, 4>(
+    ordered_compact<quest_select_threads>(
         [&](int32_t j) { return cut.keeps(rank_key(float_order_key(s_bound[j]), static_cast<uint32_t>(j))); }, n,
         emit, sm.scan);
 }

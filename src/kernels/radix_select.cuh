@@ -88,16 +88,9 @@ __device__ radix_cut radix_walk(ForEach for_each, unsigned long long need, radix
         for_each([&](unsigned long long key, unsigned long long value) {
             if ((key & cur.mask) == cur.prefix) {
                 const uint32_t d = static_cast<uint32_t>(key >> shift) & digit_mask;
+                atomicAdd(&sm.count[d], 1u);
                 if (WEIGHTED) {
-                    atomicAdd(&sm.count[d], 1u);
                     atomicAdd(&sm.sum[d], value);
-                } else {
-                    // Warp-aggregated: lanes of one digit add once. Scores crowd into few top-level digits (sign,
-                    // exponent, 2 mantissa bits), and same-address shared atomics of a warp serialize.
-                    const unsigned peers = __match_any_sync(__activemask(), d);
-                    if ((threadIdx.x % warp_size) == static_cast<unsigned>(__ffs(peers) - 1)) {
-                        atomicAdd(&sm.count[d], static_cast<uint32_t>(__popc(peers)));
-                    }
                 }
             }
         });
@@ -146,18 +139,19 @@ __device__ radix_cut radix_walk(ForEach for_each, unsigned long long need, radix
 }
 
 // Calls emit(pos, rank) for every position of [0, n) that keep(pos) accepts, rank = the number of accepted
-// positions below pos (so emitting to out[rank] writes them ascending). Tiles of THREADS * ITEMS positions (ITEMS
-// consecutive per thread, their keep() reads independent and in flight together), one block scan each.
-template <int THREADS, int ITEMS, typename Keep, typename Emit>
+// positions below pos (so emitting to out[rank] writes them ascending). Tiles of THREADS * 4 positions, one block
+// scan each.
+template <int THREADS, typename Keep, typename Emit>
 __device__ void ordered_compact(Keep keep, int32_t n, Emit emit,
                                 typename cub::BlockScan<uint32_t, THREADS>::TempStorage & scan) {
+    constexpr int items = 4;
     uint32_t base = 0;
-    for (int32_t tile = 0; tile < n; tile += THREADS * ITEMS) {
-        const int32_t first = tile + static_cast<int32_t>(threadIdx.x) * ITEMS;
-        bool flag[ITEMS];
+    for (int32_t tile = 0; tile < n; tile += THREADS * items) {
+        const int32_t first = tile + static_cast<int32_t>(threadIdx.x) * items;
+        bool flag[items];
         uint32_t cnt = 0;
 #pragma unroll
-        for (int j = 0; j < ITEMS; ++j) {
+        for (int j = 0; j < items; ++j) {
             flag[j] = first + j < n && keep(first + j);
             cnt += flag[j] ? 1u : 0u;
         }
@@ -165,7 +159,7 @@ __device__ void ordered_compact(Keep keep, int32_t n, Emit emit,
         uint32_t tile_total = 0;
         cub::BlockScan<uint32_t, THREADS>(scan).ExclusiveSum(cnt, offset, tile_total);
 #pragma unroll
-        for (int j = 0; j < ITEMS; ++j) {
+        for (int j = 0; j < items; ++j) {
             if (flag[j]) {
                 emit(first + j, static_cast<int32_t>(base + offset));
                 ++offset;
@@ -185,24 +179,7 @@ template <int THREADS, typename F> __device__ __forceinline__ void for_each_scor
     }
     const int32_t n_vec = (n - head) / 4;
     const float4 * v = reinterpret_cast<const float4 *>(row + head);
-    // Four 16-byte loads in flight per thread before any is used: one CTA streams a long row alone.
-    int32_t i = static_cast<int32_t>(threadIdx.x);
-    for (; i + 3 * THREADS < n_vec; i += 4 * THREADS) {
-        float4 x[4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            x[u] = v[i + u * THREADS];
-        }
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            const int32_t p = head + 4 * (i + u * THREADS);
-            f(p, x[u].x);
-            f(p + 1, x[u].y);
-            f(p + 2, x[u].z);
-            f(p + 3, x[u].w);
-        }
-    }
-    for (; i < n_vec; i += THREADS) {
+    for (int32_t i = static_cast<int32_t>(threadIdx.x); i < n_vec; i += THREADS) {
         const float4 x = v[i];
         const int32_t p = head + 4 * i;
         f(p, x.x);
@@ -210,8 +187,8 @@ template <int THREADS, typename F> __device__ __forceinline__ void for_each_scor
         f(p + 2, x.z);
         f(p + 3, x.w);
     }
-    for (int32_t t = head + 4 * n_vec + static_cast<int32_t>(threadIdx.x); t < n; t += THREADS) {
-        f(t, row[t]);
+    for (int32_t i = head + 4 * n_vec + static_cast<int32_t>(threadIdx.x); i < n; i += THREADS) {
+        f(i, row[i]);
     }
 }
 
