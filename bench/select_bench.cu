@@ -144,8 +144,8 @@ void bench_reduce_top_k(int64_t batch, int64_t domain, int reps, double copy_gbp
     const int64_t layer_stride_shared = domain;
     const int64_t per_seq_shared = n_layer * domain;
     float * scores = device_alloc<float>(static_cast<size_t>(batch * n_layer * n_head_kv * domain));
-    fill_f32<<<blocks_of(batch * n_layer * n_head_kv * domain), 256>>>(scores, batch * n_layer * n_head_kv * domain,
-                                                                       3, -40.0f, 40.0f);
+    fill_f32<<<blocks_of(batch * n_layer * n_head_kv * domain), 256>>>(scores, batch * n_layer * n_head_kv * domain, 3,
+                                                                       -40.0f, 40.0f);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 
     for (int mode = 0; mode < 2; ++mode) {
@@ -339,8 +339,9 @@ int main(int argc, char ** argv) {
         SPECATTN_CUDA_CHECK(cudaMalloc(&a, copy_bytes));
         SPECATTN_CUDA_CHECK(cudaMalloc(&b, copy_bytes));
         SPECATTN_CUDA_CHECK(cudaMemset(a, 1, copy_bytes));
-        const timing tc = time_cold([&] { SPECATTN_CUDA_CHECK(cudaMemcpyAsync(b, a, copy_bytes, cudaMemcpyDeviceToDevice)); },
-                                    std::min(reps, 10));
+        const timing tc =
+            time_cold([&] { SPECATTN_CUDA_CHECK(cudaMemcpyAsync(b, a, copy_bytes, cudaMemcpyDeviceToDevice)); },
+                      std::min(reps, 10));
         const double copy_gbps = 2.0 * static_cast<double>(copy_bytes) / (tc.median_us * 1e-6) / 1e9;
         SPECATTN_CUDA_CHECK(cudaFree(a));
         SPECATTN_CUDA_CHECK(cudaFree(b));

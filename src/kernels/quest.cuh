@@ -5,8 +5,8 @@
 //   head and walks the slots (consecutive threads read consecutive channels: coalesced). bf16 min/max is exact.
 // quest_select_kernel: per (draft row job, KV head), the Quest bound of every page before the row's own page
 //   (one warp per page: lanes split the channels, G partial dot products reduced by shuffles), kept in shared
-//   memory; then radix_select.cuh's radix walk over (bound, page) keys with the CPU's tie rule (lower page first) and an
-//   ordered compaction that writes each selected page's S positions ascending into sel_pos.
+//   memory; then radix_select.cuh's radix walk over (bound, page) keys with the CPU's tie rule (lower page first) and
+//   an ordered compaction that writes each selected page's S positions ascending into sel_pos.
 #pragma once
 
 #include "kernels/common.cuh"
@@ -19,7 +19,7 @@ namespace specattn {
 
 constexpr int quest_meta_threads = 256;
 constexpr int quest_select_threads = 256;
-constexpr int quest_max_group = 16;    // G = H / HK at most this
+constexpr int quest_max_group = 16; // G = H / HK at most this
 constexpr int quest_max_head_dim = 256;
 
 // grid: [n_entries, n_layer]  block: quest_meta_threads.
@@ -68,8 +68,8 @@ __global__ void __launch_bounds__(quest_select_threads) quest_select_kernel(cons
     const int32_t group = static_cast<int32_t>(p.n_head / p.n_head_kv);
     const int32_t d = static_cast<int32_t>(p.head_dim);
     const int32_t s_page = static_cast<int32_t>(p.page_size);
-    const int32_t n = job.n_pages_before < p.max_pages_before ? job.n_pages_before
-                                                              : static_cast<int32_t>(p.max_pages_before);
+    const int32_t n =
+        job.n_pages_before < p.max_pages_before ? job.n_pages_before : static_cast<int32_t>(p.max_pages_before);
     int32_t * out = p.sel_pos + ((job.slot * p.n_layer + p.layer) * p.n_head_kv + h) * p.sel_cap;
     const int32_t cap = static_cast<int32_t>(p.sel_cap);
     if (n <= 0 || job.k_pages <= 0) {
@@ -143,8 +143,8 @@ __global__ void __launch_bounds__(quest_select_threads) quest_select_kernel(cons
         },
         static_cast<unsigned long long>(job.k_pages), sm.walk);
     ordered_compact<quest_select_threads>(
-        [&](int32_t j) { return cut.keeps(rank_key(float_order_key(s_bound[j]), static_cast<uint32_t>(j))); }, n,
-        emit, sm.scan);
+        [&](int32_t j) { return cut.keeps(rank_key(float_order_key(s_bound[j]), static_cast<uint32_t>(j))); }, n, emit,
+        sm.scan);
 }
 
 } // namespace specattn

@@ -192,5 +192,4 @@ template <int THREADS, typename F> __device__ __forceinline__ void for_each_scor
     }
 }
 
-
 } // namespace specattn

@@ -273,7 +273,7 @@ __global__ void __launch_bounds__(sample_threads) sample_probs_kernel(const samp
     const sample_config cfg = p.configs[blockIdx.x];
     const int32_t n = static_cast<int32_t>(p.n_vocab);
     const float * x = p.logits + static_cast<int64_t>(blockIdx.x) * p.logits_row_stride; // [V]
-    float * out = p.probs + static_cast<int64_t>(blockIdx.x) * p.probs_row_stride;      // [V]
+    float * out = p.probs + static_cast<int64_t>(blockIdx.x) * p.probs_row_stride;       // [V]
     double * w = p.work + static_cast<int64_t>(blockIdx.x) * p.n_vocab;                  // [V]
     const int lane = static_cast<int>(threadIdx.x) % warp_size;
     const int warp = static_cast<int>(threadIdx.x) / warp_size;

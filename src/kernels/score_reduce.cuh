@@ -20,8 +20,8 @@ namespace specattn {
 
 constexpr int score_reduce_threads = 256;
 constexpr int score_reduce_warps = score_reduce_threads / warp_size;
-constexpr int score_reduce_vec = 8;                                 // positions per lane: one 16-byte load of bf16
-constexpr int score_reduce_span = warp_size * score_reduce_vec;     // positions per CTA
+constexpr int score_reduce_vec = 8;                             // positions per lane: one 16-byte load of bf16
+constexpr int score_reduce_span = warp_size * score_reduce_vec; // positions per CTA
 
 __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(const score_reduce_params p) {
     __shared__ float red[score_reduce_warps][score_reduce_span];
@@ -40,8 +40,7 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     const bool full = p0 + score_reduce_vec <= job.domain;
     // 16-byte loads need every (row, head) start and p0 on a 16-byte boundary.
     const bool vec = full && p.collect_row_stride % score_reduce_vec == 0 &&
-                     p.collect_head_stride % score_reduce_vec == 0 &&
-                     (reinterpret_cast<uintptr_t>(p.logits) & 15) == 0;
+                     p.collect_head_stride % score_reduce_vec == 0 && (reinterpret_cast<uintptr_t>(p.logits) & 15) == 0;
     constexpr float log2e = 1.4426950408889634f;
 
     float acc[score_reduce_vec];

@@ -39,20 +39,20 @@ struct score_reduce_job {
 };
 
 struct score_reduce_params {
-    const bf16 * logits = nullptr;    // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
-    const float * lse = nullptr;      // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
-    int64_t collect_row_stride = 0;   // elements; 16-byte vector loads when both strides are multiples of 8
-    int64_t collect_head_stride = 0;  // elements
+    const bf16 * logits = nullptr;   // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
+    const float * lse = nullptr;     // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
+    int64_t collect_row_stride = 0;  // elements; 16-byte vector loads when both strides are multiples of 8
+    int64_t collect_head_stride = 0; // elements
     const score_reduce_job * jobs = nullptr; // [n_jobs]
-    float * scores = nullptr;         // see score_reduce_job
+    float * scores = nullptr;                // see score_reduce_job
     int64_t n_jobs = 0;
-    int64_t n_head = 0;      // H
-    int64_t n_head_kv = 0;   // HK (G = H / HK heads per group when n_groups = HK)
-    int64_t layer = 0;       // this launch's layer
+    int64_t n_head = 0;    // H
+    int64_t n_head_kv = 0; // HK (G = H / HK heads per group when n_groups = HK)
+    int64_t layer = 0;     // this launch's layer
     int64_t layer_stride = 0;
     int64_t group_stride = 0;
-    int64_t max_domain = 0;  // capacity: every job's domain <= max_domain (sizes the grid)
-    int64_t max_groups = 1;  // capacity: every job's n_groups <= max_groups
+    int64_t max_domain = 0; // capacity: every job's domain <= max_domain (sizes the grid)
+    int64_t max_groups = 1; // capacity: every job's n_groups <= max_groups
 };
 
 // ---- top-k (top_k.cuh) ------------------------------------------------------------------------------------------
@@ -64,8 +64,8 @@ struct score_reduce_params {
 // ranks it below -inf.
 struct top_k_job {
     int64_t score_offset = 0;
-    int32_t n = 0;        // domain
-    int32_t k = 0;        // k >= n selects all
+    int32_t n = 0; // domain
+    int32_t k = 0; // k >= n selects all
     int64_t list_offset = 0;
     int32_t n_copies = 1; // head-shared selections replicated to each KV head's list
     int32_t reserved = 0;
@@ -77,7 +77,7 @@ struct top_k_params {
     const top_k_job * jobs = nullptr; // [n_jobs], one CTA each
     int32_t * lists = nullptr;        // see top_k_job
     int64_t n_jobs = 0;
-    int64_t max_n = 0;                // capacity: every job's n <= max_n (picks the shared-memory path)
+    int64_t max_n = 0; // capacity: every job's n <= max_n (picks the shared-memory path)
 };
 
 // ---- quest (quest.cuh) ------------------------------------------------------------------------------------------
@@ -111,18 +111,18 @@ struct quest_job {
     int32_t page_table_offset = 0; // the sequence's pages: page_table[page_table_offset + j]
     int32_t n_pages_before = 0;
     int32_t k_pages = 0;
-    int32_t slot = 0;              // selection slot in sel_pos
+    int32_t slot = 0; // selection slot in sel_pos
     int32_t reserved = 0;
 };
 
 struct quest_select_params {
-    const bf16 * q = nullptr;            // [R, q_row_stride]: head h of row r at q + r * q_row_stride + h * D
-    int64_t q_row_stride = 0;            // elements
-    const bf16 * kmin = nullptr;         // [P][HK][D] this layer's metadata
-    const bf16 * kmax = nullptr;         // [P][HK][D]
+    const bf16 * q = nullptr;    // [R, q_row_stride]: head h of row r at q + r * q_row_stride + h * D
+    int64_t q_row_stride = 0;    // elements
+    const bf16 * kmin = nullptr; // [P][HK][D] this layer's metadata
+    const bf16 * kmax = nullptr; // [P][HK][D]
     const int32_t * page_table = nullptr;
-    const quest_job * jobs = nullptr;    // [n_jobs], one CTA per (job, KV head)
-    int32_t * sel_pos = nullptr;         // [n_sel][L][HK][sel_cap]
+    const quest_job * jobs = nullptr; // [n_jobs], one CTA per (job, KV head)
+    int32_t * sel_pos = nullptr;      // [n_sel][L][HK][sel_cap]
     int64_t n_jobs = 0;
     int64_t layer = 0;
     int64_t n_layer = 0;
@@ -154,7 +154,7 @@ struct sample_probs_params {
     const sample_config * configs = nullptr; // [R]
     float * probs = nullptr;                 // [R, probs_row_stride]
     int64_t probs_row_stride = 0;
-    double * work = nullptr;                 // [R, V] fp64 weights (scratch)
+    double * work = nullptr; // [R, V] fp64 weights (scratch)
     int64_t n_rows = 0;
     int64_t n_vocab = 0;
 };
@@ -163,7 +163,7 @@ struct sample_probs_params {
 // order, fp64) exceeds u · total; the last id with mass when rounding leaves none. Rows must be finite and >= 0;
 // an all-zero row gives -1 (the CPU throws).
 struct sample_from_params {
-    const float * probs = nullptr;  // [R, row_stride]
+    const float * probs = nullptr; // [R, row_stride]
     int64_t row_stride = 0;
     const double * uniforms = nullptr; // [R]
     int32_t * out = nullptr;           // [R]
@@ -183,8 +183,8 @@ struct accept_seq {
 };
 
 struct accept_sampled_params {
-    const float * p = nullptr;         // [n_p_rows, row_stride] target distributions
-    const float * q = nullptr;         // [n_q_rows, row_stride] draft distributions
+    const float * p = nullptr; // [n_p_rows, row_stride] target distributions
+    const float * q = nullptr; // [n_q_rows, row_stride] draft distributions
     int64_t row_stride = 0;
     const int32_t * drafts = nullptr;  // [n_q_rows]
     const double * uniforms = nullptr; // [n_p_rows]

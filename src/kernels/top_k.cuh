@@ -67,8 +67,8 @@ __global__ void __launch_bounds__(top_k_threads) top_k_kernel(const top_k_params
             },
             static_cast<unsigned long long>(k), sm.walk);
         ordered_compact<top_k_threads>(
-            [&](int32_t i) { return cut.keeps(rank_key(float_order_key(row[i]), static_cast<uint32_t>(i))); }, n,
-            emit, sm.scan);
+            [&](int32_t i) { return cut.keeps(rank_key(float_order_key(row[i]), static_cast<uint32_t>(i))); }, n, emit,
+            sm.scan);
     }
 }
 

@@ -66,9 +66,7 @@ std::vector<sample_config> test_configs(int64_t n_vocab) {
         {0.7f, k_small, 1.0f, 0.0f}, // top-k
         {1.3f, 0, 0.9f, 0.0f},       // top-p
         {0.8f, 0, 1.0f, 0.05f},      // min-p
-        {0.9f, k_small, 0.8f, 0.02f},
-        {1.0f, 1, 1.0f, 0.0f},
-        {2.0f, static_cast<int32_t>(n_vocab + 3), 0.5f, 0.0f},
+        {0.9f, k_small, 0.8f, 0.02f}, {1.0f, 1, 1.0f, 0.0f}, {2.0f, static_cast<int32_t>(n_vocab + 3), 0.5f, 0.0f},
         {0.6f, 0, 0.95f, 0.0f},
     };
 }
@@ -179,7 +177,8 @@ TEST(cuda_sample, sample_from_matches_cpu_tokens) {
         std::vector<sample_config> row_cfg;
         for (int rep = 0; rep < 4; ++rep) {
             for (const sample_config & c : configs) {
-                logits.push_back(make_logits(n_vocab, static_cast<uint32_t>(1000 + rep * 31 + logits.size()), rep == 3));
+                logits.push_back(
+                    make_logits(n_vocab, static_cast<uint32_t>(1000 + rep * 31 + logits.size()), rep == 3));
                 row_cfg.push_back(c);
             }
         }
@@ -241,9 +240,8 @@ TEST(cuda_sample, sample_from_matches_cpu_tokens) {
                         }
                     }
                 }
-                ASSERT_EQ(got[static_cast<size_t>(r)], want)
-                    << "V" << n_vocab << " row " << r << " pass " << pass << " "
-                    << config_name(row_cfg[static_cast<size_t>(r)]);
+                ASSERT_EQ(got[static_cast<size_t>(r)], want) << "V" << n_vocab << " row " << r << " pass " << pass
+                                                             << " " << config_name(row_cfg[static_cast<size_t>(r)]);
             }
             ASSERT_EQ(got[static_cast<size_t>(R)], -9) << "wrote past the last row";
         }

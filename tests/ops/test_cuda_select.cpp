@@ -91,7 +91,8 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
                 int64_t dom = std::min(valid[static_cast<size_t>(c0)], valid[static_cast<size_t>(c0 + nr - 1)]);
                 dom -= static_cast<int64_t>(rng() % 9);
                 j.domain = static_cast<int32_t>(std::max<int64_t>(dom, 1));
-                j.mode = mode ? score_reduce_mode::score_reduce_mode_weight : score_reduce_mode::score_reduce_mode_logit;
+                j.mode =
+                    mode ? score_reduce_mode::score_reduce_mode_weight : score_reduce_mode::score_reduce_mode_logit;
                 j.n_groups = static_cast<int32_t>(((c0 + nr + mode) % 2) ? HK : 1);
                 j.out_offset = out_size + static_cast<int64_t>(rng() % 3); // also misaligned outputs
                 jobs.push_back(j);
@@ -142,8 +143,8 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
                     const float * row = logits.data() + c * rs + h * hs;
                     const float l = lse[static_cast<size_t>(c * H + h)];
                     for (int64_t q = 0; q < j.domain; ++q) {
-                        const float f = j.mode == score_reduce_mode::score_reduce_mode_logit ? row[q]
-                                                                                             : std::exp(row[q] - l);
+                        const float f =
+                            j.mode == score_reduce_mode::score_reduce_mode_logit ? row[q] : std::exp(row[q] - l);
                         acc[static_cast<size_t>(q)] += f;
                         mag = std::max(mag, static_cast<double>(std::fabs(f)));
                     }
@@ -195,10 +196,18 @@ std::vector<float> make_scores(int64_t n, score_kind kind, std::mt19937 & rng) {
     for (int64_t i = 0; i < n; ++i) {
         float v = 0.0f;
         switch (kind) {
-            case score_kind::random: v = dist(rng); break;
-            case score_kind::ties: v = levels[rng() % 7]; break;
-            case score_kind::all_equal: v = 1.25f; break;
-            case score_kind::with_neg_inf: v = (rng() % 3 == 0) ? -INFINITY : dist(rng); break;
+        case score_kind::random:
+            v = dist(rng);
+            break;
+        case score_kind::ties:
+            v = levels[rng() % 7];
+            break;
+        case score_kind::all_equal:
+            v = 1.25f;
+            break;
+        case score_kind::with_neg_inf:
+            v = (rng() % 3 == 0) ? -INFINITY : dist(rng);
+            break;
         }
         s[static_cast<size_t>(i)] = v;
     }
@@ -415,7 +424,8 @@ void run_quest_case(const quest_case & qc, uint32_t seed) {
                     float lo = INFINITY;
                     float hi = -INFINITY;
                     for (int64_t s = 0; s < n_valid_of[static_cast<size_t>(pg)]; ++s) {
-                        const float k = bf16_round(kpool[static_cast<size_t>((((l * P + pg) * HK + h) * S + s) * D + c)]);
+                        const float k =
+                            bf16_round(kpool[static_cast<size_t>((((l * P + pg) * HK + h) * S + s) * D + c)]);
                         lo = std::min(lo, k);
                         hi = std::max(hi, k);
                     }

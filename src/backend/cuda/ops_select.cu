@@ -24,8 +24,8 @@ unsigned int grid_dim(int64_t n, int64_t limit, const char * what) {
 // through the attribute: static + dynamic above 48 KiB needs it even when the dynamic part alone is small.
 template <typename Kernel> void allow_smem(Kernel kernel, size_t bytes, size_t & allowed) {
     if (bytes > allowed) {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(bytes)));
+        SPECATTN_CUDA_CHECK(
+            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
         allowed = bytes;
     }
 }
