@@ -1,0 +1,102 @@
+// Score reduce of Collect-2-Query (reference/specattn.md §5.4-5.5): after each layer's verify attention, sum the
+// collected bf16 logits of a sink's rows and query heads into one fp32 score per position, in logit mode (Σ s) or
+// weight mode (Σ exp(s − lse)). Bandwidth-bound. A CTA owns 256 consecutive positions of one (job, group); each
+// of its 8 warps takes every 8th (row, head) pair of the sink, a lane reading 8 positions with one 16-byte load
+// per pair into fp32 registers; the 8 warp partials are summed through shared memory and written coalesced.
+// Splitting the pairs over warps (rather than looping over all of them in one thread) keeps many independent
+// loads in flight even for one sequence (B 1, 32K: 128 CTAs × 8 warps × 8 loads each).
+//
+// grid: [ceil(max_domain / score_reduce_span), n_jobs, max_groups]; a CTA beyond its job's domain or groups
+// returns at once. Every score is written (never accumulated), so no clearing pass is needed. The sum order
+// (pairs split over warps) differs from the CPU reference's (heads, then rows): the same terms, fp32 rounding apart.
+#pragma once
+
+#include "kernels/common.cuh"
+#include "kernels/select_params.h"
+
+#include <cuda_bf16.h>
+
+namespace specattn {
+
+constexpr int score_reduce_threads = 256;
+constexpr int score_reduce_warps = score_reduce_threads / warp_size;
+constexpr int score_reduce_vec = 8;                             // positions per lane: one 16-byte load of bf16
+constexpr int score_reduce_span = warp_size * score_reduce_vec; // positions per CTA
+
+__global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(const score_reduce_params p) {
+    __shared__ float red[score_reduce_warps][score_reduce_span];
+    const score_reduce_job job = p.jobs[blockIdx.y];
+    const int32_t g = static_cast<int32_t>(blockIdx.z);
+    const int32_t pos0 = static_cast<int32_t>(blockIdx.x) * score_reduce_span;
+    if (g >= job.n_groups || pos0 >= job.domain) {
+        return;
+    }
+    const int lane = static_cast<int>(threadIdx.x) % warp_size;
+    const int warp = static_cast<int>(threadIdx.x) / warp_size;
+    const int32_t p0 = pos0 + lane * score_reduce_vec;
+    const int32_t heads_per_group = static_cast<int32_t>(job.n_groups == 1 ? p.n_head : p.n_head / p.n_head_kv);
+    const int32_t h0 = g * heads_per_group;
+    const bool weight = job.mode == score_reduce_mode::score_reduce_mode_weight;
+    const bool full = p0 + score_reduce_vec <= job.domain;
+    // 16-byte loads need every (row, head) start and p0 on a 16-byte boundary.
+    const bool vec = full && p.collect_row_stride % score_reduce_vec == 0 &&
+                     p.collect_head_stride % score_reduce_vec == 0 && (reinterpret_cast<uintptr_t>(p.logits) & 15) == 0;
+    constexpr float log2e = 1.4426950408889634f;
+
+    float acc[score_reduce_vec];
+#pragma unroll
+    for (int j = 0; j < score_reduce_vec; ++j) {
+        acc[j] = 0.0f;
+    }
+    const int32_t n_pairs = job.n_rows * heads_per_group;
+#pragma unroll 4
+    for (int32_t t = warp; t < n_pairs; t += score_reduce_warps) {
+        const int64_t c = job.collect0 + t / heads_per_group;
+        const int64_t h = h0 + t % heads_per_group;
+        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
+        float s[score_reduce_vec];
+        if (vec) {
+            const uint4 raw = *reinterpret_cast<const uint4 *>(src);
+            const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec / 2; ++j) {
+                const float2 f = __bfloat1622float2(b2[j]);
+                s[2 * j] = f.x;
+                s[2 * j + 1] = f.y;
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;
+            }
+        }
+        if (weight) {
+            const float l2 = p.lse[c * p.n_head + h] * log2e;
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                acc[j] += exp2f(fmaf(s[j], log2e, -l2));
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                acc[j] += s[j];
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < score_reduce_vec; ++j) {
+        red[warp][lane * score_reduce_vec + j] = acc[j];
+    }
+    __syncthreads();
+    const int32_t pos = pos0 + static_cast<int32_t>(threadIdx.x);
+    if (pos < job.domain) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < score_reduce_warps; ++w) {
+            sum += red[w][threadIdx.x];
+        }
+        p.scores[job.out_offset + p.layer * p.layer_stride + g * p.group_stride + pos] = sum;
+    }
+}
+
+} // namespace specattn
