@@ -34,7 +34,9 @@
 namespace specattn {
 
 constexpr int attention_threads = 128;
-constexpr int attention_stages = 3; // 2 blocks in flight while one is computed: >= 64 KB per SM at D = 128
+// NOTE(attn): 2 blocks (64 KB at D = 128) in flight while one is computed, 2 CTAs per SM. 4 stages (1 CTA per SM)
+// measured 30-40% slower on the H200 (bench/kernel_bench.cu, 2026-11-29).
+constexpr int attention_stages = 3;
 constexpr int attention_chunk = 16; // KV positions of one warp step (the k of the P V mma)
 
 // Shared-memory row stride of staged K / V (bf16 elements).
@@ -42,9 +44,15 @@ constexpr int attention_smem_stride(int hd) {
     return hd + 8;
 }
 
-// Dynamic shared memory of attention_kernel<HD>: the K/V stages; the final merge reuses them.
-constexpr size_t attention_smem_bytes(int hd) {
+// Row offsets are computed one block ahead of their copy into a ring of this many blocks (see the main loop).
+constexpr int attention_offset_ring = attention_stages + 1;
+
+// Dynamic shared memory of attention_kernel<HD>: the K/V stages (the final merge reuses them), then the offset ring.
+constexpr size_t attention_stage_bytes(int hd) {
     return static_cast<size_t>(attention_stages) * 2 * attention_kv_block * attention_smem_stride(hd) * sizeof(bf16);
+}
+constexpr size_t attention_smem_bytes(int hd) {
+    return attention_stage_bytes(hd) + static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
 }
 
 namespace attention_detail {
@@ -60,29 +68,32 @@ __device__ __forceinline__ int collect_index(const attention_segment & sg, int r
     return sg.collect0 + __popc(sg.collect_mask & ((1u << r) - 1u));
 }
 
-// Stages K and V of KV indices [v0, v0 + KT) into k_s / v_s ([KT][stride]); zero-fills indices >= v_end and dims
-// >= hd. Sparse segments map index v through the selection list (entries < sel_n only) and the recent range.
+// Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
+// segments map v through the selection list (entries < sel_n only) and the recent range.
+__device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
+                                              const int32_t * pages, const int32_t * list, int64_t head_off, int v,
+                                              int v_end) {
+    if (v >= v_end) {
+        return -1;
+    }
+    int t = v;
+    if (list != nullptr) {
+        t = v < sg.sel_n ? list[v] : sg.sel_recent + (v - sg.sel_n);
+    }
+    const int page_size = static_cast<int>(p.page_size);
+    const int64_t page = pages[t / page_size];
+    return (page * p.n_head_kv * page_size + head_off + t % page_size) * p.head_dim;
+}
+
+// Stages the K and V rows at offsets off[0 .. KT) (-1: zero-fill) into k_s / v_s ([KT][stride]); dims >= hd are
+// zero-filled.
 template <int HD>
-__device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p,
-                                           const attention_segment & sg, const int32_t * pages, const int32_t * list,
-                                           int64_t head_off, int v0, int v_end, bool vec16) {
+__device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p, const int64_t * off,
+                                           bool vec16) {
     constexpr int KT = attention_kv_block;
     constexpr int ST = attention_smem_stride(HD);
     const int tid = static_cast<int>(threadIdx.x);
     const int hd = static_cast<int>(p.head_dim);
-    const int page_size = static_cast<int>(p.page_size);
-    // Element offset of KV index v's row in the pools (this head), or -1 when v is past the range.
-    const auto row_offset = [&](int v) -> int64_t {
-        if (v >= v_end) {
-            return -1;
-        }
-        int t = v;
-        if (list != nullptr) {
-            t = v < sg.sel_n ? list[v] : sg.sel_recent + (v - sg.sel_n);
-        }
-        const int64_t page = pages[t / page_size];
-        return (page * p.n_head_kv * page_size + head_off + t % page_size) * hd;
-    };
     if (vec16) {
         constexpr int CPR = HD / 8; // 16-byte pieces per row
         constexpr int RPP = attention_threads / CPR;
@@ -91,9 +102,9 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
 #pragma unroll
         for (int it = 0; it < KT / RPP; ++it) {
             const int j = tid / CPR + it * RPP;
-            const int64_t off = row_offset(v0 + j);
-            const int n = off < 0 ? 0 : bytes;
-            const int64_t src = off < 0 ? 0 : off + col;
+            const int64_t o = off[j];
+            const int n = o < 0 ? 0 : bytes;
+            const int64_t src = o < 0 ? 0 : o + col;
             cp_async_16(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
             cp_async_16(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
         }
@@ -102,9 +113,9 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
         for (int e = tid; e < KT * PPR; e += attention_threads) {
             const int j = e / PPR;
             const int col = (e % PPR) * 2;
-            const int64_t off = col < hd ? row_offset(v0 + j) : -1;
-            const int n = off < 0 ? 0 : 4;
-            const int64_t src = off < 0 ? 0 : off + col;
+            const int64_t o = col < hd ? off[j] : -1;
+            const int n = o < 0 ? 0 : 4;
+            const int64_t src = o < 0 ? 0 : o + col;
             cp_async_4(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
             cp_async_4(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
         }
@@ -125,10 +136,11 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
     constexpr int NDT = HD / 8;  // n-tiles of P V
     constexpr int RS = HD + 4;   // fp32 row stride of the merge buffer
     static_assert(NW == 4 && KT % (NW * CH) == 0, "tile shape");
-    static_assert(static_cast<size_t>(NW) * 16 * (RS + 2) * sizeof(float) <= attention_smem_bytes(HD), "merge");
+    static_assert(static_cast<size_t>(NW) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD), "merge");
 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 * stage_s = reinterpret_cast<bf16 *>(smem_raw); // [stages][K, V][KT][ST]
+    int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + attention_stage_bytes(HD)); // [ring][KT]
 
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % warp_size;
@@ -202,10 +214,23 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
         acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
     }
 
+    // Pipeline. The row offsets of block b (page-table and list lookups: dependent global loads) are computed by
+    // threads < KT one iteration before block b's copy is issued, into ring slot b % ring, so the copies never wait
+    // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
+    const auto offset_of = [&](int blk) {
+        return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
+    };
+    if (tid < KT) {
+#pragma unroll
+        for (int s = 0; s < attention_stages; ++s) {
+            off_s[s * KT + tid] = s < n_blk ? offset_of(s) : -1;
+        }
+    }
+    __syncthreads();
     const auto load = [&](int blk) {
         bf16 * k_s = stage_s + (blk % attention_stages) * 2 * KT * ST;
-        load_block<HD>(k_s, k_s + KT * ST, p, sg, pages, list, head_off, w.kv_begin + blk * KT, w.kv_end, vec16);
+        load_block<HD>(k_s, k_s + KT * ST, p, off_s + (blk % attention_offset_ring) * KT, vec16);
     };
 #pragma unroll
     for (int s = 0; s < attention_stages - 1; ++s) {
@@ -223,6 +248,11 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
             load(blk + attention_stages - 1);
         }
         cp_async_commit();
+        const int ahead = blk + attention_stages;
+        int64_t next_off = -1;
+        if (tid < KT && ahead < n_blk) {
+            next_off = offset_of(ahead); // in flight during the compute below
+        }
         const bf16 * k_s = stage_s + (blk % attention_stages) * 2 * KT * ST;
         const bf16 * v_s = k_s + KT * ST;
         for (int c = warp_k; c < KT / CH; c += wk) {
@@ -292,6 +322,9 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
                 mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
                 mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
             }
+        }
+        if (tid < KT) {
+            off_s[(ahead % attention_offset_ring) * KT + tid] = next_off;
         }
     }
 
