@@ -1,235 +1,482 @@
-// Attention of many rows over the paged KV cache, GQA-packed and split over KV (flash-decoding).
+// Attention of many rows over the paged KV cache on tensor cores: GQA-packed, split over KV (flash-decoding),
+// sparse draft rows (position lists) and the Collect-2-Query score side output.
 //
-// One CTA owns one KV head and a tile of rows of one sequence segment with ALL G query heads of that KV head:
-// up to attention_tile_queries (row, head) query vectors. It streams the tile's causal KV range [kv_begin, kv_end)
-// in blocks of attention_kv_block positions, so each KV page is read once per tile and pass: once for a decode step
-// or a verify pass (all their rows fit one tile), once per tile of a prefill chunk. Long ranges are split into
-// chunks, one CTA each (the host plan in backend/cuda/attention_plan.cpp chooses them); each chunk leaves its
-// normalized output and log-sum-exp, and attention_combine_kernel merges them. Unsplit tiles write `out` directly.
+// One CTA owns one KV head and a tile of rows of one segment with ALL G query heads of that KV head packed into the
+// M dimension (query vector qi = row_in_tile * G + g, up to 64: 4 mma row tiles of 16), so each KV page is read
+// once per tile: once for a decode step or a verify pass, once per tile of a prefill chunk.
 //
-// Per CTA, for each KV block: K, V -> shared memory (fp32); S = Q Kᵀ with the causal / sliding-window mask per
-// row; an online softmax in log2 units (the scale carries log2 e); O = O * alpha + P V in registers.
-// Positions outside [kv_begin, kv_end) are never read from the pools, so unwritten (NaN) slots cannot leak in.
+// Pipeline: K and V blocks of attention_kv_block (64) positions go global -> shared memory by cp.async, stages
+// deep, bf16 rows padded by 16 B so ldmatrix hits distinct banks. One position's row of one head is D contiguous
+// bf16 whatever the page size, so dense, paged and gathered (sparse) positions load the same way.
+// Warps: WM = ceil(M / 16) rounded to 1, 2 or 4 warps split M (one 16-row mma tile each); the other 4 / WM split
+// each KV block into 16-position chunks. Per chunk a warp does S = Q Kᵀ (mma m16n8k16, fp32), the mask, an online
+// softmax in log2 units in registers, and O += P V with P re-packed from the S accumulators as the A operand.
+// At the end the warps' partial (m, l, O) are merged through shared memory.
 //
-// NOTE(cuda): this is the reference-correct CUDA-core kernel. Prefill and long verify tiles are compute-heavy;
-// a tensor-core (wgmma / mma.sync) prefill kernel is future work, as is a faster decode path (bf16 smem, cp.async).
+// Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp, merged by
+// attention_combine_kernel. Collected rows also write their scaled logits straight from the S registers (bf16) and
+// their natural-log LSE (here, or in the combine for split rows).
 //
-// HD is the padded head dim (64, 128 or 256): instantiated for exactly 64 and 128 (the fast paths), and used
-// padded for any other even head dim <= 256 (runtime head_dim, zero-padded in shared memory).
+// Positions outside the work's range, list entries past sel_n and head dims past head_dim are never read from
+// global memory (cp.async zero-fills them), so NaN in unwritten slots cannot leak in.
+//
+// HD is the padded head dim (64, 128 or 256): exactly 64 and 128 are the fast paths; other even head dims run
+// zero-padded in the next instance up (16-byte copies when head_dim % 8 == 0, else 4-byte ones).
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/mma.cuh"
 
 #include <math_constants.h>
+
+#include <climits>
 
 namespace specattn {
 
 constexpr int attention_threads = 128;
+// NOTE(attn): 2 blocks (64 KB at D = 128) in flight while one is computed, 2 CTAs per SM. 4 stages (1 CTA per SM)
+// measured 30-40% slower on the H200 (bench/kernel_bench.cu, 2026-11-29).
+constexpr int attention_stages = 3;
+constexpr int attention_chunk = 16; // KV positions of one warp step (the k of the P V mma)
 
-// Dynamic shared memory of attention_kernel<HD>.
-constexpr size_t attention_smem_bytes(int hd) {
-    const size_t qt = static_cast<size_t>(attention_tile_queries);
-    const size_t kt = attention_kv_block;
-    const size_t ks = static_cast<size_t>(hd) + 1; // padded row stride of Q and K: conflict-free S loop
-    return sizeof(float) * (qt * ks + kt * ks + kt * static_cast<size_t>(hd) + qt * (kt + 1) + 3 * qt);
+// Shared-memory row stride of staged K / V (bf16 elements).
+constexpr int attention_smem_stride(int hd) {
+    return hd + 8;
 }
 
-// grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD)
-template <int HD> __global__ void __launch_bounds__(attention_threads) attention_kernel(const attention_params p) {
-    constexpr int QT = static_cast<int>(attention_tile_queries);
-    constexpr int KT = attention_kv_block;
-    constexpr int NW = attention_threads / warp_size;
-    constexpr int KS = HD + 1;
-    constexpr int TPR = HD / 2;                 // threads per query row in the PV product (2 dims each)
-    constexpr int QG = attention_threads / TPR; // query rows handled side by side in the PV product
-    static_assert(KT == warp_size, "one KV position per lane");
-    static_assert(attention_threads % TPR == 0 && QT % QG == 0 && QT % NW == 0, "tile shape");
+// Row offsets are computed one block ahead of their copy into a ring of this many blocks (see the main loop).
+constexpr int attention_offset_ring = attention_stages + 1;
 
-    extern __shared__ float smem[];
-    float * q_s = smem;                // [QT, KS] queries, pre-scaled, zero-padded
-    float * k_s = q_s + QT * KS;       // [KT, KS]
-    float * v_s = k_s + KT * KS;       // [KT, HD]
-    float * p_s = v_s + KT * HD;       // [QT, KT + 1] probabilities of the current KV block
-    float * m_s = p_s + QT * (KT + 1); // [QT] running max (log2 units)
-    float * l_s = m_s + QT;            // [QT] running sum
-    float * a_s = l_s + QT;            // [QT] rescale factor of the current block
+// Dynamic shared memory of attention_kernel<HD>: the K/V stages (the final merge reuses them), then the offset ring.
+constexpr size_t attention_stage_bytes(int hd) {
+    return static_cast<size_t>(attention_stages) * 2 * attention_kv_block * attention_smem_stride(hd) * sizeof(bf16);
+}
+constexpr size_t attention_smem_bytes(int hd) {
+    return attention_stage_bytes(hd) + static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
+}
+
+namespace attention_detail {
+
+constexpr float log2e = 1.4426950408889634f;
+constexpr float ln2 = 0.6931471805599453f;
+
+// Collect index of row r of a segment, or -1 when the row is not collected.
+__device__ __forceinline__ int collect_index(const attention_segment & sg, int r) {
+    if (r >= 32 || ((sg.collect_mask >> r) & 1u) == 0) {
+        return -1;
+    }
+    return sg.collect0 + __popc(sg.collect_mask & ((1u << r) - 1u));
+}
+
+// Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
+// segments map v through the selection list (entries < sel_n only) and the recent range.
+__device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
+                                              const int32_t * pages, const int32_t * list, int64_t head_off, int v,
+                                              int v_end) {
+    if (v >= v_end) {
+        return -1;
+    }
+    int t = v;
+    if (list != nullptr) {
+        t = v < sg.sel_n ? list[v] : sg.sel_recent + (v - sg.sel_n);
+    }
+    const int page_size = static_cast<int>(p.page_size);
+    const int64_t page = pages[t / page_size];
+    return (page * p.n_head_kv * page_size + head_off + t % page_size) * p.head_dim;
+}
+
+// Stages the K and V rows at offsets off[0 .. KT) (-1: zero-fill) into k_s / v_s ([KT][stride]); dims >= hd are
+// zero-filled.
+template <int HD>
+__device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p, const int64_t * off,
+                                           bool vec16) {
+    constexpr int KT = attention_kv_block;
+    constexpr int ST = attention_smem_stride(HD);
+    const int tid = static_cast<int>(threadIdx.x);
+    const int hd = static_cast<int>(p.head_dim);
+    if (vec16) {
+        constexpr int CPR = HD / 8; // 16-byte pieces per row
+        constexpr int RPP = attention_threads / CPR;
+        const int col = (tid % CPR) * 8;
+        const int bytes = min(max(hd - col, 0), 8) * 2;
+#pragma unroll
+        for (int it = 0; it < KT / RPP; ++it) {
+            const int j = tid / CPR + it * RPP;
+            const int64_t o = off[j];
+            const int n = o < 0 ? 0 : bytes;
+            const int64_t src = o < 0 ? 0 : o + col;
+            cp_async_16(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
+            cp_async_16(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
+        }
+    } else {
+        constexpr int PPR = HD / 2; // bf16 pairs per row
+        for (int e = tid; e < KT * PPR; e += attention_threads) {
+            const int j = e / PPR;
+            const int col = (e % PPR) * 2;
+            const int64_t o = col < hd ? off[j] : -1;
+            const int n = o < 0 ? 0 : 4;
+            const int64_t src = o < 0 ? 0 : o + col;
+            cp_async_4(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
+            cp_async_4(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
+        }
+    }
+}
+
+} // namespace attention_detail
+
+// grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD)
+template <int HD>
+__global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const attention_params p) {
+    using namespace attention_detail;
+    constexpr int KT = attention_kv_block;
+    constexpr int CH = attention_chunk;
+    constexpr int ST = attention_smem_stride(HD);
+    constexpr int NW = attention_threads / warp_size;
+    constexpr int NKS = HD / 16; // k-steps of Q Kᵀ
+    constexpr int NDT = HD / 8;  // n-tiles of P V
+    constexpr int RS = HD + 4;   // fp32 row stride of the merge buffer
+    static_assert(NW == 4 && KT % (NW * CH) == 0, "tile shape");
+    static_assert(static_cast<size_t>(NW) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD), "merge");
+
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 * stage_s = reinterpret_cast<bf16 *>(smem_raw); // [stages][K, V][KT][ST]
+    int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + attention_stage_bytes(HD)); // [ring][KT]
 
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % warp_size;
     const int warp = tid / warp_size;
+    const int fr = lane / 4; // fragment row (and row of the second half: fr + 8)
+    const int fc = lane % 4; // fragment column pair
     const attention_work w = p.work[blockIdx.x];
     const attention_segment sg = p.segs[w.seg];
-    // Narrowing checked by the launcher: H, D, S and row counts fit int32.
+    // Narrowing checked by the launcher: H, D, S, positions and row counts fit int32.
     const int group = static_cast<int>(p.n_head / p.n_head_kv);
     const int hd = static_cast<int>(p.head_dim);
-    const int nq = w.n_rows * group; // valid query vectors: qi = row_in_tile * G + g
-    const int window = static_cast<int>(p.sliding_window);
-    const int page_size = static_cast<int>(p.page_size);
-    const float qscale = p.scale * 1.4426950408889634f; // log2 e: exp2 instead of exp
-
-    // Queries in, K and V blocks zeroed (their padding columns stay zero), softmax state reset.
-    for (int e = tid; e < QT * HD; e += attention_threads) {
-        const int qi = e / HD;
-        const int d = e % HD;
-        float val = 0.0f;
-        if (qi < nq && d < hd) {
-            const int64_t row = sg.row0 + w.row0 + qi / group;
-            const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-            val = __bfloat162float(p.q[row * p.q_row_stride + h * hd + d]) * qscale;
-        }
-        q_s[qi * KS + d] = val;
-    }
-    for (int e = tid; e < KT * KS; e += attention_threads) {
-        k_s[e] = 0.0f;
-    }
-    for (int e = tid; e < KT * HD; e += attention_threads) {
-        v_s[e] = 0.0f;
-    }
-    for (int e = tid; e < QT; e += attention_threads) {
-        m_s[e] = -CUDART_INF_F;
-        l_s[e] = 0.0f;
-    }
-
-    constexpr int n_acc = QT / QG;
-    float acc[n_acc][2];
-#pragma unroll
-    for (int j = 0; j < n_acc; ++j) {
-        acc[j][0] = 0.0f;
-        acc[j][1] = 0.0f;
-    }
-    const int pv_d = 2 * (tid % TPR);
-    const int pv_q = tid / TPR;
-    const int half = hd / 2;
+    const int nq = w.n_rows * group;
+    const int wm = nq <= 16 ? 1 : (nq <= 32 ? 2 : 4); // warps along M
+    const int wk = NW / wm;                            // warps along KV
+    const int warp_m = warp % wm;
+    const int warp_k = warp / wm;
+    const bool sparse = sg.sel >= 0;
+    const int32_t * list =
+        sparse ? p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) *
+                                 p.sel_cap
+               : nullptr;
     const int32_t * pages = p.page_table + sg.page0;
-    const int64_t kv_head_off = static_cast<int64_t>(w.kv_head) * page_size;
+    const int64_t head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
+    const bool vec16 = hd % 8 == 0;
 
-    for (int t0 = w.kv_begin; t0 < w.kv_end; t0 += KT) {
-        __syncthreads(); // the previous block's K, V and P are consumed
-        // K and V of positions t0 .. t0 + KT - 1 (zeros past kv_end).
-        for (int e = tid; e < KT * half; e += attention_threads) {
-            const int j = e / half;
-            const int d = 2 * (e - j * half);
-            const int t = t0 + j;
-            float2 kf = make_float2(0.0f, 0.0f);
-            float2 vf = kf;
-            if (t < w.kv_end) {
-                const int64_t page = pages[t / page_size];
-                const int64_t off = ((page * p.n_head_kv * page_size) + kv_head_off + t % page_size) * hd + d;
-                kf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p.k_pool + off));
-                vf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p.v_pool + off));
-            }
-            k_s[j * KS + d] = kf.x;
-            k_s[j * KS + d + 1] = kf.y;
-            v_s[j * HD + d] = vf.x;
-            v_s[j * HD + d + 1] = vf.y;
-        }
-        __syncthreads();
-
-        // S and the online softmax: warp `warp` owns query vectors warp, warp + NW, ...; lane = KV position.
-        const int t = t0 + lane;
-        for (int qi = warp; qi < nq; qi += NW) {
-            const float * qv = q_s + qi * KS;
-            const float * kv = k_s + lane * KS;
-            float s = 0.0f;
-#pragma unroll 8
-            for (int d = 0; d < HD; ++d) {
-                s += qv[d] * kv[d];
-            }
-            const int pos = sg.pos0 + w.row0 + qi / group;
-            const int lo = window > 0 ? max(0, pos - window + 1) : 0;
-            const bool valid = t < w.kv_end && t <= pos && t >= lo;
-            s = valid ? s : -CUDART_INF_F;
-            const float m_old = m_s[qi];
-            const float m_new = fmaxf(m_old, warp_max(s));
-            const float pe = valid ? exp2f(s - m_new) : 0.0f;
-            const float sum = warp_sum(pe);
-            p_s[qi * (KT + 1) + lane] = pe;
-            // Every lane has read m_s[qi] above; lane 0 overwrites it next. The shuffles already order this in
-            // practice; __syncwarp makes it an explicit memory barrier (compute-sanitizer racecheck flagged it).
-            __syncwarp();
-            if (lane == 0) {
-                const float alpha = m_old == -CUDART_INF_F ? 0.0f : exp2f(m_old - m_new);
-                m_s[qi] = m_new;
-                l_s[qi] = l_s[qi] * alpha + sum;
-                a_s[qi] = alpha;
-            }
-        }
-        __syncthreads();
-
-        // O = O * alpha + P V: thread owns dims (pv_d, pv_d + 1) of query vectors pv_q, pv_q + QG, ...
+    // This thread's two query vectors (fragment rows fr and fr + 8 of the warp's tile): the virtual KV range each
+    // attends, where its logits go when collected, and its Q fragments.
+    int vlo[2];
+    int vlim[2];
+    bf16 * crow[2];
+    uint32_t qf[NKS][4];
 #pragma unroll
-        for (int j = 0; j < n_acc; ++j) {
-            const int qi = pv_q + QG * j;
-            if (qi < nq) {
-                const float alpha = a_s[qi];
-                float o0 = acc[j][0] * alpha;
-                float o1 = acc[j][1] * alpha;
-                const float * pr = p_s + qi * (KT + 1);
-#pragma unroll 8
-                for (int tt = 0; tt < KT; ++tt) {
-                    const float pe = pr[tt];
-                    const float2 vv = *reinterpret_cast<const float2 *>(v_s + tt * HD + pv_d);
-                    o0 += pe * vv.x;
-                    o1 += pe * vv.y;
+    for (int i = 0; i < 2; ++i) {
+        const int qi = warp_m * 16 + fr + 8 * i;
+        const int r = w.row0 + qi / group; // row in the segment
+        const int pos = sg.pos0 + r;
+        const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+        vlo[i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
+        vlim[i] = qi >= nq ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos);
+        const int ci = qi < nq ? collect_index(sg, r) : -1;
+        crow[i] = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+        const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
+#pragma unroll
+        for (int ks = 0; ks < NKS; ++ks) {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int d = ks * 16 + half * 8 + 2 * fc;
+                uint32_t val = 0;
+                if (qi < nq && d < hd) {
+                    val = *reinterpret_cast<const uint32_t *>(qrow + d);
                 }
-                acc[j][0] = o0;
-                acc[j][1] = o1;
+                qf[ks][i + 2 * half] = val;
             }
         }
     }
-    __syncthreads(); // m_s, l_s final
-
+    // Chunks no row of this warp attends are skipped (causal prefill tiles, past-the-end rows).
+    int warp_vlim = max(vlim[0], vlim[1]);
+    int warp_vlo = min(vlim[0] < 0 ? INT_MAX : vlo[0], vlim[1] < 0 ? INT_MAX : vlo[1]);
 #pragma unroll
-    for (int j = 0; j < n_acc; ++j) {
-        const int qi = pv_q + QG * j;
-        if (qi < nq && pv_d < hd) {
-            const int64_t row = sg.row0 + w.row0 + qi / group;
-            const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-            const float l = l_s[qi];
-            const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-            if (w.n_split == 1) {
-                bf16 * o = p.out + (row * p.n_head + h) * hd + pv_d;
-                *reinterpret_cast<__nv_bfloat162 *>(o) = __floats2bfloat162_rn(acc[j][0] * inv, acc[j][1] * inv);
-            } else {
-                const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
-                float * o = p.partial_o + (slot * p.n_head + h) * hd + pv_d;
-                o[0] = acc[j][0] * inv;
-                o[1] = acc[j][1] * inv;
-                if (pv_d == 0) {
-                    p.partial_lse[slot * p.n_head + h] = l > 0.0f ? m_s[qi] + log2f(l) : -CUDART_INF_F;
+    for (int o = 16; o > 0; o /= 2) {
+        warp_vlim = max(warp_vlim, __shfl_xor_sync(0xffffffffu, warp_vlim, o));
+        warp_vlo = min(warp_vlo, __shfl_xor_sync(0xffffffffu, warp_vlo, o));
+    }
+    const bool collects = crow[0] != nullptr || crow[1] != nullptr;
+
+    float m[2] = {-CUDART_INF_F, -CUDART_INF_F}; // running max, log2 units
+    float l[2] = {0.0f, 0.0f};                   // running sum of this thread's columns
+    float acc[NDT][4];
+#pragma unroll
+    for (int dt = 0; dt < NDT; ++dt) {
+        acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+    }
+
+    // Pipeline. The row offsets of block b (page-table and list lookups: dependent global loads) are computed by
+    // threads < KT one iteration before block b's copy is issued, into ring slot b % ring, so the copies never wait
+    // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
+    const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
+    const auto offset_of = [&](int blk) {
+        return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
+    };
+    if (tid < KT) {
+#pragma unroll
+        for (int s = 0; s < attention_stages; ++s) {
+            off_s[s * KT + tid] = s < n_blk ? offset_of(s) : -1;
+        }
+    }
+    __syncthreads();
+    const auto load = [&](int blk) {
+        bf16 * k_s = stage_s + (blk % attention_stages) * 2 * KT * ST;
+        load_block<HD>(k_s, k_s + KT * ST, p, off_s + (blk % attention_offset_ring) * KT, vec16);
+    };
+#pragma unroll
+    for (int s = 0; s < attention_stages - 1; ++s) {
+        if (s < n_blk) {
+            load(s);
+        }
+        cp_async_commit(); // empty groups keep the wait count uniform
+    }
+
+    const float qscale = p.scale * log2e;
+    for (int blk = 0; blk < n_blk; ++blk) {
+        cp_async_wait<attention_stages - 2>();
+        __syncthreads(); // block blk is in shared memory; every warp is done with block blk - 1's stage
+        if (blk + attention_stages - 1 < n_blk) {
+            load(blk + attention_stages - 1);
+        }
+        cp_async_commit();
+        const int ahead = blk + attention_stages;
+        int64_t next_off = -1;
+        if (tid < KT && ahead < n_blk) {
+            next_off = offset_of(ahead); // in flight during the compute below
+        }
+        const bf16 * k_s = stage_s + (blk % attention_stages) * 2 * KT * ST;
+        const bf16 * v_s = k_s + KT * ST;
+        for (int c = warp_k; c < KT / CH; c += wk) {
+            const int vc = w.kv_begin + blk * KT + c * CH;
+            if (vc >= w.kv_end || vc > warp_vlim || vc + CH <= warp_vlo) {
+                continue;
+            }
+            // S = Q Kᵀ over 16 positions: two n-tiles of 8.
+            float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+            const bf16 * k_lane = k_s + (c * CH + (lane & 7) + (lane >> 4) * 8) * ST + ((lane >> 3) & 1) * 8;
+#pragma unroll
+            for (int ks = 0; ks < NKS; ++ks) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, smem_addr(k_lane + ks * 16));
+                mma_bf16_16816(s[0], qf[ks], kb[0], kb[1]);
+                mma_bf16_16816(s[1], qf[ks], kb[2], kb[3]);
+            }
+            // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                float cmax = -CUDART_INF_F;
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const int v = vc + nt * 8 + 2 * fc + e;
+                        const bool ok = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
+                        float & x = s[nt][2 * i + e];
+                        if (collects && ok && crow[i] != nullptr) {
+                            crow[i][v] = __float2bfloat16(x * p.scale); // dense rows: v is the position
+                        }
+                        x = ok ? x * qscale : -CUDART_INF_F;
+                        cmax = fmaxf(cmax, x);
+                    }
                 }
+                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
+                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
+                const float m_new = fmaxf(m[i], cmax);
+                const float m_use = m_new == -CUDART_INF_F ? 0.0f : m_new; // all masked so far: keep exp2 finite
+                const float alpha = exp2f(m[i] - m_use);
+                m[i] = m_new;
+                float sum = 0.0f;
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        float & x = s[nt][2 * i + e];
+                        x = exp2f(x - m_use);
+                        sum += x;
+                    }
+                }
+                l[i] = l[i] * alpha + sum;
+#pragma unroll
+                for (int dt = 0; dt < NDT; ++dt) {
+                    acc[dt][2 * i] *= alpha;
+                    acc[dt][2 * i + 1] *= alpha;
+                }
+            }
+            // O += P V: P's accumulator layout is the A fragment of a 16x16 tile.
+            const uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]),
+                                    pack_bf16x2(s[1][0], s[1][1]), pack_bf16x2(s[1][2], s[1][3])};
+            const bf16 * v_lane = v_s + (c * CH + (lane & 7) + ((lane >> 3) & 1) * 8) * ST + (lane >> 4) * 8;
+#pragma unroll
+            for (int dp = 0; dp < NDT / 2; ++dp) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, smem_addr(v_lane + dp * 16));
+                mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
+                mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
+            }
+        }
+        if (tid < KT) {
+            off_s[(ahead % attention_offset_ring) * KT + tid] = next_off;
+        }
+    }
+
+    // Merge the wk warps of each row tile through shared memory (the drained stages).
+    cp_async_wait<0>();
+    __syncthreads();
+    float * red_o = reinterpret_cast<float *>(smem_raw); // [NW][16][RS]
+    float * red_ml = red_o + NW * 16 * RS;               // [NW][16][2]: m, l
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        float * o = red_o + (warp * 16 + fr + 8 * i) * RS + 2 * fc;
+#pragma unroll
+        for (int dt = 0; dt < NDT; ++dt) {
+            *reinterpret_cast<float2 *>(o + dt * 8) = make_float2(acc[dt][2 * i], acc[dt][2 * i + 1]);
+        }
+        if (fc == 0) {
+            red_ml[(warp * 16 + fr + 8 * i) * 2] = m[i];
+            red_ml[(warp * 16 + fr + 8 * i) * 2 + 1] = l[i];
+        }
+    }
+    __syncthreads();
+    for (int e = tid; e < nq * (HD / 2); e += attention_threads) {
+        const int qi = e / (HD / 2);
+        const int d = 2 * (e % (HD / 2));
+        if (d >= hd) {
+            continue;
+        }
+        float mx = -CUDART_INF_F;
+        for (int k = 0; k < wk; ++k) {
+            mx = fmaxf(mx, red_ml[((qi / 16 + k * wm) * 16 + qi % 16) * 2]);
+        }
+        const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
+        float sum = 0.0f;
+        float2 o = make_float2(0.0f, 0.0f);
+        for (int k = 0; k < wk; ++k) {
+            const int slot = (qi / 16 + k * wm) * 16 + qi % 16;
+            const float wgt = exp2f(red_ml[slot * 2] - m_use);
+            const float2 part = *reinterpret_cast<const float2 *>(red_o + slot * RS + d);
+            sum += wgt * red_ml[slot * 2 + 1];
+            o.x += wgt * part.x;
+            o.y += wgt * part.y;
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        const float lse2 = sum > 0.0f ? mx + log2f(sum) : -CUDART_INF_F;
+        const int r = w.row0 + qi / group;
+        const int64_t row = sg.row0 + r;
+        const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+        if (w.n_split == 1) {
+            *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
+                __floats2bfloat162_rn(o.x * inv, o.y * inv);
+            const int ci = collect_index(sg, r);
+            if (d == 0 && ci >= 0) {
+                p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = lse2 * ln2;
+            }
+        } else {
+            const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
+            *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
+                make_float2(o.x * inv, o.y * inv);
+            if (d == 0) {
+                p.partial_lse[slot * p.n_head + h] = lse2;
             }
         }
     }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The combine pass (launched as a programmatic dependent) may start its launch now; it still waits for this
+    // grid's completion and memory before reading anything (griddepcontrol.wait).
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
 }
 
 constexpr int attention_combine_threads = 128;
 
-// Merges the chunks of split tiles: out = Σ_s 2^(lse_s - M) o_s / Σ_s 2^(lse_s - M), M = max_s lse_s.
-// Rows of unsplit tiles were written by attention_kernel and are left alone.
-// grid: [R]  block: attention_combine_threads
+// Merges the chunks of split tiles, one CTA per (row, head): out = Σ_s 2^(lse_s - M) o_s / Σ_s 2^(lse_s - M),
+// M = max_s lse_s. Thread groups take interleaved chunks so their loads are in flight together. Rows of unsplit
+// tiles were written by attention_kernel and are left alone. Collected rows get their natural-log LSE here.
+// grid: [R, H]  block: attention_combine_threads
 __global__ void __launch_bounds__(attention_combine_threads) attention_combine_kernel(const attention_params p) {
+    constexpr int NG = attention_combine_threads / 32; // chunk groups; a group's 32 threads cover 64 dims a pass
+    __shared__ float red[NG][257];
+    __shared__ float red_den[NG];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
     const int64_t r = blockIdx.x;
+    const int64_t h = blockIdx.y;
     const int n_split = p.row_n_split[r];
     if (n_split <= 1) {
         return;
     }
+    const int hd = static_cast<int>(p.head_dim);
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const int grp = static_cast<int>(threadIdx.x) / 32;
     const int64_t slot0 = p.row_slot[r];
-    for (int64_t e = threadIdx.x; e < p.n_head * p.head_dim; e += blockDim.x) {
-        const int64_t h = e / p.head_dim;
-        float m = -CUDART_INF_F;
-        for (int s = 0; s < n_split; ++s) {
-            m = fmaxf(m, p.partial_lse[(slot0 + s) * p.n_head + h]);
-        }
-        float num = 0.0f;
-        float den = 0.0f;
-        for (int s = 0; s < n_split; ++s) {
-            const float lse = p.partial_lse[(slot0 + s) * p.n_head + h];
-            const float wgt = lse == -CUDART_INF_F ? 0.0f : exp2f(lse - m);
-            num += wgt * p.partial_o[(slot0 + s) * p.n_head * p.head_dim + e];
+    float mx = -CUDART_INF_F;
+    for (int s = 0; s < n_split; ++s) {
+        mx = fmaxf(mx, p.partial_lse[(slot0 + s) * p.n_head + h]);
+    }
+    const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
+    float den = 0.0f;
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        const int d = d0 + 2 * lane;
+        float2 num = make_float2(0.0f, 0.0f);
+        den = 0.0f;
+#pragma unroll 4
+        for (int s = grp; s < n_split; s += NG) {
+            const float wgt = exp2f(p.partial_lse[(slot0 + s) * p.n_head + h] - m_use);
+            if (d < hd) {
+                const float2 o = *reinterpret_cast<const float2 *>(p.partial_o + ((slot0 + s) * p.n_head + h) * hd + d);
+                num.x += wgt * o.x;
+                num.y += wgt * o.y;
+            }
             den += wgt;
         }
-        p.out[r * p.n_head * p.head_dim + e] = __float2bfloat16(num / den);
+        if (d < hd) {
+            red[grp][d] = num.x;
+            red[grp][d + 1] = num.y;
+        }
+    }
+    if (lane == 0) {
+        red_den[grp] = den;
+    }
+    __syncthreads();
+    float total = 0.0f;
+    for (int g = 0; g < NG; ++g) {
+        total += red_den[g];
+    }
+    for (int d = static_cast<int>(threadIdx.x); d < hd; d += attention_combine_threads) {
+        float num = 0.0f;
+        for (int g = 0; g < NG; ++g) {
+            num += red[g][d];
+        }
+        p.out[(r * p.n_head + h) * hd + d] = __float2bfloat16(num / total);
+    }
+    if (threadIdx.x == 0 && p.collect_lse != nullptr) {
+        // The row's segment: the last one starting at or before r (segments are in row order).
+        int64_t lo = 0;
+        int64_t hi = p.n_seg - 1;
+        while (lo < hi) {
+            const int64_t mid = (lo + hi + 1) / 2;
+            if (p.segs[mid].row0 <= r) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        const attention_segment sg = p.segs[lo];
+        const int ci = attention_detail::collect_index(sg, static_cast<int>(r - sg.row0));
+        if (ci >= 0) {
+            p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = (mx + log2f(total)) * attention_detail::ln2;
+        }
     }
 }
 

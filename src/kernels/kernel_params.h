@@ -95,15 +95,31 @@ struct kv_append_params {
 
 // A run of consecutive batch rows of one sequence at consecutive positions: rows [row0, row0 + n_rows) sit at
 // positions [pos0, pos0 + n_rows). Its pages are page_table[page0 ...] in sequence order.
+//
+// Sparse draft rows (sel >= 0): a row at position pos attends exactly to the sel_n positions of its selection list
+//     sel_pos[((sel * n_layer + layer) * n_head_kv + kv_head) * sel_cap + i],  i < sel_n  (ascending, < sel_recent)
+// followed by every position in [sel_recent, pos] (sel_recent <= pos). The kernel walks a virtual KV index
+// v in [0, sel_n + pos - sel_recent + 1): v < sel_n is list entry v, else position sel_recent + v - sel_n; work
+// ranges [kv_begin, kv_end) of sparse segments are in this virtual index. No sliding window on sparse rows.
+//
+// Score collection (Collect-2-Query, dense rows only): bit r of collect_mask marks row r of the segment; collected
+// rows take consecutive collect indices from collect0 in row order (collect index of row r = collect0 + the number
+// of set bits below r).
 struct attention_segment {
     int32_t row0 = 0;
     int32_t n_rows = 0;
     int32_t pos0 = 0;
     int32_t page0 = 0;
+    int32_t sel = -1; // selection slot; -1: dense causal
+    int32_t sel_n = 0;
+    int32_t sel_recent = 0;
+    int32_t collect0 = -1;
+    uint32_t collect_mask = 0;
 };
 
 // One CTA's work: a tile of up to attention_tile_queries / G consecutive rows of a segment, all G query heads of
-// one KV head, over KV positions [kv_begin, kv_end) (one of n_split chunks of the tile's causal range).
+// one KV head, over KV indices [kv_begin, kv_end) (one of n_split chunks of the tile's range; positions for dense
+// segments, virtual indices for sparse ones).
 struct attention_work {
     int32_t seg = 0;
     int32_t kv_head = 0;
@@ -115,22 +131,24 @@ struct attention_work {
     int32_t n_split = 0; // chunks of this tile; 1: the CTA writes `out` directly
 };
 
-// Query vectors (row, head) one CTA holds: rows of a tile × G <= this.
+// Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
 constexpr int64_t attention_tile_queries = 64;
-// KV positions a CTA stages per step (one per lane of a warp); KV chunks of split tiles are multiples of it.
-constexpr int attention_kv_block = 32;
+// KV positions a CTA stages per pipeline step; KV chunks of split tiles are multiples of it.
+constexpr int attention_kv_block = 64;
+// Collected rows per segment: collect_mask has 32 bits (the plan starts a new segment when needed).
+constexpr int64_t attention_collect_rows = 32;
 
-// Causal (optionally sliding-window) attention of every batch row over its own sequence: row r at position pos
-// attends to positions [lo, pos], lo = max(0, pos - window + 1) with a window, else 0. K/V of the batch's rows
-// must already be in the pools. Partial results of split tiles are merged by the combine kernel with their
-// log-sum-exp (flash-decoding).
+// Attention of every batch row over its own sequence: dense rows at position pos attend to [lo, pos],
+// lo = max(0, pos - window + 1) with a sliding window, else 0; sparse rows as attention_segment says. K/V of the
+// batch's rows must already be in the pools. Partial results of split tiles are merged by the combine kernel with
+// their log-sum-exp (flash-decoding).
 struct attention_params {
     const bf16 * q = nullptr;                 // [R, q_row_stride]: head h of row r at q + r * q_row_stride + h * D
     int64_t q_row_stride = 0;                 // elements
     const bf16 * k_pool = nullptr;            // [P, HK, S, D] this layer's part of the K pool
     const bf16 * v_pool = nullptr;            // [P, HK, S, D]
     const int32_t * page_table = nullptr;     // [n_table] page lists of the segments' sequences
-    const attention_segment * segs = nullptr; // [n_seg]
+    const attention_segment * segs = nullptr; // [n_seg] in row order
     const attention_work * work = nullptr;    // [n_work], one CTA each
     const int32_t * row_slot = nullptr;       // [R] first partial slot of a row of a split tile, else -1
     const int32_t * row_n_split = nullptr;    // [R] chunks of the row's tile
@@ -138,6 +156,7 @@ struct attention_params {
     float * partial_lse = nullptr;            // [n_slots, H] their log2-sum-exp (scores in log2 units)
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
+    int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;
     int64_t n_head = 0;
@@ -146,6 +165,17 @@ struct attention_params {
     int64_t page_size = 0;
     int64_t sliding_window = 0; // 0: full causal attention
     float scale = 1.0f;         // softmax scale, 1/sqrt(D)
+    // Sparse draft rows (segments with sel >= 0): the selection lists, written by the selection kernels.
+    const int32_t * sel_pos = nullptr; // [n_sel, n_layer, HK, sel_cap] ascending positions
+    int64_t sel_cap = 0;
+    int64_t layer = 0; // this layer's index into sel_pos
+    int64_t n_layer = 1;
+    // Score collection (segments with collect_mask != 0): for collected row c (position pos) and query head h,
+    // collect_logits[c][h][t] = q·k_t * scale for every attended t <= pos (other entries untouched) and
+    // collect_lse[c][h] = ln Σ_t exp(q·k_t * scale) over the attended positions.
+    bf16 * collect_logits = nullptr; // [n_collect, H, collect_cap]
+    float * collect_lse = nullptr;   // [n_collect, H]
+    int64_t collect_cap = 0;
 };
 
 // Greedy sampling: out[r] = argmax of row r, lowest index among ties, NaN never wins (as sampling/sampler.cpp).

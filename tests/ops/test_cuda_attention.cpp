@@ -1,11 +1,16 @@
-// The paged attention kernel (plan + split-KV kernel + combine) against a naive CPU reference that walks each
-// sequence's page list position by position (as vLLM's kernel tests do). Cases cover decode (1 row per
-// sequence), verify (a few rows), prefill (many rows, several tiles), GQA ratios 1, 4 and 8, sequence lengths 1,
-// 17, 97 and 4099 (split KV and the log-sum-exp merge), page boundaries with odd page sizes, a sliding window,
-// and head dims on both the fast (64, 128) and the padded generic path (8, 48, 96, 256).
-// Poison: every pool slot no row may read, the K/V part of the query rows, the partial workspaces and the output
-// rows past the batch are NaN, so a read or write out of range fails the test.
-#include "backend/cpu/ops.h"
+// The paged attention kernel (plan + tensor-core split-KV kernel + combine) against a naive CPU reference that
+// walks each sequence's page list position by position (as vLLM's kernel tests do), in double precision over the
+// same bf16 values. Cases cover decode (1 row per sequence), verify (a few rows), prefill (many rows, several
+// tiles), GQA ratios 1, 4 and 8, sequence lengths 1, 17, 97 and 4099 (split KV and the log-sum-exp merge), page
+// boundaries with odd page sizes, a sliding window, head dims on the fast (64, 128) and the padded generic path
+// (8, 48, 96, 256, 6); sparse draft rows (position lists of every size from 0 to all, recent ranges, different
+// selections per sequence, split and unsplit); and score collection (first/last and all rows, split and unsplit).
+//
+// Poison: every pool slot no row may read (including one slot past each sequence's end), the K/V part of the query
+// rows, the partial workspaces, the output rows past the batch, the collect buffers and every selection-list entry
+// past sel_n are NaN (or point at NaN slots), so a read or write out of range fails the test.
+// attention_mma_layout is the exactness oracle: one-hot keys make every query vector pick one known position, so a
+// wrong fragment layout shows up as a wrong value, not as a small error.
 #include "backend/cuda/attention_plan.h"
 #include "backend/cuda/cuda_ops.h"
 #include "kernels/paged_kv.h"
@@ -20,6 +25,8 @@ using namespace specattn::test;
 
 namespace {
 
+enum class collect_rows { collect_rows_none, collect_rows_first_last, collect_rows_all };
+
 struct attn_case {
     const char * name;
     std::vector<int64_t> rows; // rows per sequence (the last rows of each sequence)
@@ -29,6 +36,10 @@ struct attn_case {
     int64_t head_dim;
     int64_t page_size;
     int64_t window = 0;
+    std::vector<int64_t> sel_n = {}; // per sequence: -1 dense, -2 every position before the recent range, else n
+    int64_t recent = 8;              // sparse: dense positions before the first row
+    collect_rows collect = collect_rows::collect_rows_none;
+    int64_t n_sm = 132; // 1: no split
 };
 
 void PrintTo(const attn_case & c, std::ostream * os) {
@@ -48,6 +59,10 @@ std::vector<int64_t> ramp(int64_t n, int64_t step, int64_t first) {
     return v;
 }
 
+constexpr int64_t n_layer = 2;
+constexpr int64_t layer = 1;
+constexpr int32_t far_poison = 1 << 30; // list entries of unused slots: reading one faults
+
 } // namespace
 
 TEST_P(attention_test, matches_naive_reference) {
@@ -56,16 +71,19 @@ TEST_P(attention_test, matches_naive_reference) {
     const int64_t n_head = c.group * c.n_head_kv;
     const int64_t hd = c.head_dim;
     const size_t n_seq = c.rows.size();
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
 
-    // Pages: every sequence takes its pages from a shuffled pool with spare pages left unused (NaN).
+    // Pages: every sequence takes pages for len + 1 positions from a shuffled pool; position len and the spare
+    // pages stay NaN.
     paged_kv_layout layout;
-    layout.n_layer = 2;
+    layout.n_layer = n_layer;
     layout.n_head_kv = c.n_head_kv;
     layout.page_size = c.page_size;
     layout.head_dim = hd;
     int64_t pages_needed = 0;
     for (int64_t len : c.lens) {
-        pages_needed += (len + c.page_size - 1) / c.page_size;
+        pages_needed += len / c.page_size + 1;
     }
     layout.n_pages = pages_needed + 5;
     std::vector<int32_t> perm(static_cast<size_t>(layout.n_pages));
@@ -74,19 +92,13 @@ TEST_P(attention_test, matches_naive_reference) {
     std::vector<std::vector<int32_t>> seq_pages(n_seq);
     size_t next_page = 0;
     for (size_t s = 0; s < n_seq; ++s) {
-        const int64_t np = (c.lens[s] + c.page_size - 1) / c.page_size;
-        for (int64_t i = 0; i < np; ++i) {
+        for (int64_t i = 0; i < c.lens[s] / c.page_size + 1; ++i) {
             seq_pages[s].push_back(perm[next_page++]);
         }
     }
-
-    // Pools: valid positions of layer 1 get random bf16, everything else NaN (including layer 0).
     const size_t pool_n = static_cast<size_t>(layout.total_elems());
     std::vector<uint16_t> k_pool(pool_n, f32_to_bf16(nan_f));
     std::vector<uint16_t> v_pool(pool_n, f32_to_bf16(nan_f));
-    const int64_t layer = 1;
-    std::mt19937 rng(7);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
     for (size_t s = 0; s < n_seq; ++s) {
         const paged_kv_seq view{seq_pages[s].data(), c.lens[s]};
         for (int64_t t = 0; t < c.lens[s]; ++t) {
@@ -100,12 +112,62 @@ TEST_P(attention_test, matches_naive_reference) {
         }
     }
 
+    // Selections: sequence s uses slot 2s + 1 (the others stay far-poisoned); per KV head a sorted random sample
+    // of [0, sel_recent); entries past sel_n point at the NaN slot one past the sequence's end.
+    std::vector<int64_t> sel_n(n_seq, -1);
+    std::vector<int64_t> sel_recent(n_seq, 0);
+    int64_t sel_cap = 1;
+    for (size_t s = 0; s < n_seq; ++s) {
+        if (s < c.sel_n.size() && c.sel_n[s] != -1) {
+            sel_recent[s] = std::max<int64_t>(0, c.lens[s] - c.rows[s] - c.recent);
+            sel_n[s] = c.sel_n[s] == -2 ? sel_recent[s] : std::min(c.sel_n[s], sel_recent[s]);
+            sel_cap = std::max(sel_cap, sel_n[s] + 3);
+        }
+    }
+    const int64_t n_sel = 2 * static_cast<int64_t>(n_seq) + 1;
+    std::vector<int32_t> sel_pos(static_cast<size_t>(n_sel * n_layer * c.n_head_kv * sel_cap), far_poison);
+    std::vector<std::vector<std::vector<int64_t>>> lists(n_seq); // [seq][kv head] positions
+    for (size_t s = 0; s < n_seq; ++s) {
+        if (sel_n[s] < 0) {
+            continue;
+        }
+        const auto slot = static_cast<int64_t>(2 * s + 1);
+        for (int64_t l = 0; l < n_layer; ++l) {
+            for (int64_t h = 0; h < c.n_head_kv; ++h) {
+                int32_t * list = sel_pos.data() + ((slot * n_layer + l) * c.n_head_kv + h) * sel_cap;
+                std::fill(list, list + sel_cap, static_cast<int32_t>(c.lens[s]));
+                if (l != layer) {
+                    continue;
+                }
+                std::vector<int64_t> all(static_cast<size_t>(sel_recent[s]));
+                std::iota(all.begin(), all.end(), 0);
+                std::shuffle(all.begin(), all.end(), rng);
+                all.resize(static_cast<size_t>(sel_n[s]));
+                std::sort(all.begin(), all.end());
+                for (size_t i = 0; i < all.size(); ++i) {
+                    list[i] = static_cast<int32_t>(all[i]);
+                }
+                lists[s].push_back(all);
+            }
+        }
+    }
+
     // Rows and their queries; the row stride leaves room for K and V heads, poisoned.
     std::vector<attention_plan_row> rows;
     std::vector<size_t> row_seq;
     for (size_t s = 0; s < n_seq; ++s) {
         for (int64_t i = 0; i < c.rows[s]; ++i) {
-            rows.push_back(attention_plan_row{&seq_pages[s], static_cast<int32_t>(s), c.lens[s] - c.rows[s] + i});
+            attention_plan_row row{&seq_pages[s], static_cast<int32_t>(s), c.lens[s] - c.rows[s] + i};
+            if (sel_n[s] >= 0) {
+                row.sel = static_cast<int32_t>(2 * s + 1);
+                row.sel_n = sel_n[s];
+                row.sel_recent = sel_recent[s];
+            } else if (c.collect == collect_rows::collect_rows_all) {
+                row.collect = true;
+            } else if (c.collect == collect_rows::collect_rows_first_last) {
+                row.collect = i == 0 || i == c.rows[s] - 1;
+            }
+            rows.push_back(row);
             row_seq.push_back(s);
         }
     }
@@ -123,8 +185,10 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.n_head_kv = c.n_head_kv;
     pc.page_size = c.page_size;
     pc.sliding_window = c.window;
-    pc.n_sm = 132; // fixed so the split does not depend on the test machine
+    pc.n_sm = c.n_sm; // fixed so the split does not depend on the test machine
     pc.slot_capacity = 8192;
+    pc.sel_cap = sel_cap;
+    pc.collect_cap = *std::max_element(c.lens.begin(), c.lens.end()) + 5;
     attention_plan plan;
     attention_plan_build(rows, pc, plan);
 
@@ -143,95 +207,257 @@ TEST_P(attention_test, matches_naive_reference) {
     const device_buffer d_pl = upload(std::vector<float>(n_slots * static_cast<size_t>(n_head), nan_f));
     const size_t out_n = static_cast<size_t>((n_rows + 2) * n_head * hd);
     const device_buffer d_out = upload(std::vector<uint16_t>(out_n, f32_to_bf16(nan_f)));
+    const device_buffer d_sel = upload(sel_pos);
+    // One poisoned collect row more than the plan asks for: nothing may land there.
+    const size_t cl_n = static_cast<size_t>((plan.n_collect + 1) * n_head * pc.collect_cap);
+    const size_t cs_n = static_cast<size_t>((plan.n_collect + 1) * n_head);
+    const device_buffer d_cl = upload(std::vector<uint16_t>(cl_n, f32_to_bf16(nan_f)));
+    const device_buffer d_cs = upload(std::vector<float>(cs_n, nan_f));
 
-    attention_params p;
+    attention_plan_device dev;
+    dev.page_table = dptr<int32_t>(d_table);
+    dev.segs = d_segs.as<attention_segment>();
+    dev.work = d_work.as<attention_work>();
+    dev.row_slot = dptr<int32_t>(d_row_slot);
+    dev.row_n_split = dptr<int32_t>(d_row_split);
+    attention_params p = attention_params_from_plan(plan, pc, dev);
     p.q = bptr(d_q);
     p.q_row_stride = q_stride;
     p.k_pool = bptr(d_k) + layer * layout.layer_elems();
     p.v_pool = bptr(d_v) + layer * layout.layer_elems();
-    p.page_table = dptr<int32_t>(d_table);
-    p.segs = d_segs.as<attention_segment>();
-    p.work = d_work.as<attention_work>();
-    p.row_slot = dptr<int32_t>(d_row_slot);
-    p.row_n_split = dptr<int32_t>(d_row_split);
     p.partial_o = dptr<float>(d_po);
     p.partial_lse = dptr<float>(d_pl);
     p.out = bptr(d_out);
-    p.n_work = static_cast<int64_t>(plan.work.size());
-    p.n_slots = plan.n_slots;
-    p.n_rows = n_rows;
-    p.n_head = n_head;
-    p.n_head_kv = c.n_head_kv;
     p.head_dim = hd;
-    p.page_size = c.page_size;
-    p.sliding_window = c.window;
     p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    p.sel_pos = dptr<int32_t>(d_sel);
+    p.layer = layer;
+    p.n_layer = n_layer;
+    p.collect_logits = bptr(d_cl);
+    p.collect_lse = dptr<float>(d_cs);
     launch_attention(p, nullptr);
     const std::vector<float> out = from_bf16(download<uint16_t>(d_out, out_n));
+    const std::vector<float> cl = from_bf16(download<uint16_t>(d_cl, cl_n));
+    const std::vector<float> cs = download<float>(d_cs, cs_n);
 
-    // Naive reference in fp32 over the same bf16 values.
+    // Reference in double over the same bf16 values; collected rows checked entry by entry.
     std::vector<float> ref(static_cast<size_t>(n_rows * n_head * hd));
-    std::vector<float> qf(static_cast<size_t>(hd));
-    std::vector<float> kf(static_cast<size_t>(hd));
+    std::vector<double> sc;
+    int64_t ci = 0;
+    int64_t n_logits = 0;
+    double lse_err = 0.0;
     for (int64_t r = 0; r < n_rows; ++r) {
         const size_t s = row_seq[static_cast<size_t>(r)];
+        const attention_plan_row & row = rows[static_cast<size_t>(r)];
         const paged_kv_seq view{seq_pages[s].data(), c.lens[s]};
-        const int64_t pos = rows[static_cast<size_t>(r)].pos;
-        const int64_t lo = c.window > 0 ? std::max<int64_t>(0, pos - c.window + 1) : 0;
         for (int64_t h = 0; h < n_head; ++h) {
             const int64_t kvh = h / c.group;
-            for (int64_t d = 0; d < hd; ++d) {
-                qf[static_cast<size_t>(d)] = bf16_to_f32(q[static_cast<size_t>(r * q_stride + h * hd + d)]);
-            }
-            std::vector<float> sc;
-            float mx = -INFINITY;
-            for (int64_t t = lo; t <= pos; ++t) {
-                const int64_t off = paged_kv_offset(layout, view, layer, kvh, t);
-                for (int64_t d = 0; d < hd; ++d) {
-                    kf[static_cast<size_t>(d)] = bf16_to_f32(k_pool[static_cast<size_t>(off + d)]);
+            std::vector<int64_t> attended; // ascending positions
+            if (row.sel >= 0) {
+                attended = lists[s][static_cast<size_t>(kvh)];
+                for (int64_t t = row.sel_recent; t <= row.pos; ++t) {
+                    attended.push_back(t);
                 }
-                sc.push_back(cpu_dot(qf.data(), kf.data(), hd) * p.scale);
-                mx = std::max(mx, sc.back());
+            } else {
+                for (int64_t t = c.window > 0 ? std::max<int64_t>(0, row.pos - c.window + 1) : 0; t <= row.pos; ++t) {
+                    attended.push_back(t);
+                }
+            }
+            sc.assign(attended.size(), 0.0);
+            double mx = -INFINITY;
+            for (size_t j = 0; j < attended.size(); ++j) {
+                const int64_t off = paged_kv_offset(layout, view, layer, kvh, attended[j]);
+                double dot = 0.0;
+                for (int64_t d = 0; d < hd; ++d) {
+                    dot += static_cast<double>(bf16_to_f32(q[static_cast<size_t>(r * q_stride + h * hd + d)])) *
+                           bf16_to_f32(k_pool[static_cast<size_t>(off + d)]);
+                }
+                sc[j] = dot * p.scale;
+                mx = std::max(mx, sc[j]);
             }
             double sum = 0.0;
-            for (float & x : sc) {
-                x = std::exp(x - mx);
-                sum += x;
+            for (double x : sc) {
+                sum += std::exp(x - mx);
             }
             float * o = ref.data() + (r * n_head + h) * hd;
-            for (int64_t t = lo; t <= pos; ++t) {
-                const int64_t off = paged_kv_offset(layout, view, layer, kvh, t);
-                const float wgt = static_cast<float>(sc[static_cast<size_t>(t - lo)] / sum);
+            for (size_t j = 0; j < attended.size(); ++j) {
+                const int64_t off = paged_kv_offset(layout, view, layer, kvh, attended[j]);
+                const double wgt = std::exp(sc[j] - mx) / sum;
                 for (int64_t d = 0; d < hd; ++d) {
-                    o[d] += wgt * bf16_to_f32(v_pool[static_cast<size_t>(off + d)]);
+                    o[d] += static_cast<float>(wgt * bf16_to_f32(v_pool[static_cast<size_t>(off + d)]));
                 }
             }
+            if (!row.collect) {
+                continue;
+            }
+            const float * got = cl.data() + (ci * n_head + h) * pc.collect_cap;
+            size_t j = 0;
+            for (int64_t t = 0; t < pc.collect_cap; ++t) {
+                if (j < attended.size() && attended[j] == t) {
+                    const double want = sc[j++];
+                    ASSERT_LE(std::fabs(got[t] - want), 2e-3 + 8e-3 * std::fabs(want))
+                        << c.name << ": collected row " << ci << " head " << h << " position " << t;
+                    ++n_logits;
+                } else {
+                    ASSERT_TRUE(std::isnan(got[t])) << c.name << ": collect row " << ci << " head " << h
+                                                    << " wrote unattended position " << t;
+                }
+            }
+            const double want_lse = mx + std::log(sum);
+            const double e = std::fabs(cs[static_cast<size_t>(ci * n_head + h)] - want_lse);
+            lse_err = std::max(lse_err, e);
+            ASSERT_LE(e, 1e-3 * std::max(1.0, std::fabs(want_lse))) << c.name << ": lse of collected row " << ci;
         }
+        ci += row.collect ? 1 : 0;
+    }
+    ASSERT_EQ(ci, plan.n_collect);
+    for (size_t i = static_cast<size_t>(plan.n_collect * n_head * pc.collect_cap); i < cl_n; ++i) {
+        ASSERT_TRUE(std::isnan(cl[i])) << c.name << ": wrote past the last collected row";
+    }
+    for (size_t i = static_cast<size_t>(plan.n_collect * n_head); i < cs_n; ++i) {
+        ASSERT_TRUE(std::isnan(cs[i])) << c.name << ": wrote an LSE past the last collected row";
     }
     const double err = rel_l2(out.data(), ref.data(), ref.size());
     EXPECT_LE(err, tol_attention) << c.name << " (" << plan.work.size() << " CTAs, " << plan.n_slots << " slots)";
     for (size_t i = ref.size(); i < out_n; ++i) {
         ASSERT_TRUE(std::isnan(out[i])) << c.name << ": wrote past the last row";
     }
-    std::printf("[ op ] attention %-34s rows %4lld  CTAs %5zu  split slots %5lld  rel_l2 %.3g\n", c.name,
-                static_cast<long long>(n_rows), plan.work.size(), static_cast<long long>(plan.n_slots), err);
+    std::printf("[ op ] attention %-44s rows %4lld  CTAs %5zu  slots %5lld  rel_l2 %.3g  logits %lld  lse %.2g\n",
+                c.name, static_cast<long long>(n_rows), plan.work.size(), static_cast<long long>(plan.n_slots), err,
+                static_cast<long long>(n_logits), lse_err);
 }
 
-INSTANTIATE_TEST_SUITE_P(grid, attention_test,
-                         ::testing::Values(
-                             // decode: one row per sequence
-                             attn_case{"decode_len1_g1_d64", {1}, {1}, 1, 2, 64, 16},
-                             attn_case{"decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16},
-                             attn_case{"decode_len4099_g8_d128", {1, 1}, {4099, 97}, 8, 1, 128, 16},
-                             attn_case{"decode_len4099_g1_d64_ps7", {1}, {4099}, 1, 8, 64, 7},
-                             attn_case{"decode_97seq_g4_d48", repeat(1, 97), ramp(97, 3, 1), 4, 2, 48, 16},
-                             // verify: a few rows per sequence at the end of long contexts
-                             attn_case{"verify_17rows_len4099_g4_d64_ps32", {17}, {4099}, 4, 2, 64, 32},
-                             attn_case{"verify_3x7rows_g8_d128", {7, 7, 7}, {97, 4099, 17}, 8, 2, 128, 16},
-                             // prefill: whole prompts or chunks, several row tiles
-                             attn_case{"prefill_97rows_g1_d48", {97}, {97}, 1, 4, 48, 16},
-                             attn_case{"prefill_chunk_97rows_at200_g8_d64_window50", {97}, {297}, 8, 1, 64, 16, 50},
-                             attn_case{"prefill_17rows_g4_d8_ps5", {17}, {17}, 4, 2, 8, 5},
-                             attn_case{"mixed_1_17_97_g4_d96_ps13", {1, 17, 97}, {4099, 17, 200}, 4, 2, 96, 13},
-                             attn_case{"mixed_g8_d256_window1000", {1, 5}, {4099, 1500}, 8, 1, 256, 16, 1000},
-                             attn_case{"page_boundary_rows_g4_d128", {16, 1, 1}, {32, 16, 17}, 4, 2, 128, 16}));
+namespace {
+constexpr collect_rows fl = collect_rows::collect_rows_first_last;
+constexpr collect_rows all_rows = collect_rows::collect_rows_all;
+} // namespace
+
+INSTANTIATE_TEST_SUITE_P(
+    grid, attention_test,
+    ::testing::Values(
+        // decode: one row per sequence
+        attn_case{"decode_len1_g1_d64", {1}, {1}, 1, 2, 64, 16},
+        attn_case{"decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16},
+        attn_case{"decode_len4099_g8_d128", {1, 1}, {4099, 97}, 8, 1, 128, 16},
+        attn_case{"decode_len4099_g1_d64_ps7", {1}, {4099}, 1, 8, 64, 7},
+        attn_case{"decode_97seq_g4_d48", repeat(1, 97), ramp(97, 3, 1), 4, 2, 48, 16},
+        attn_case{"decode_len300_g4_d6_ps5", {1, 1}, {300, 17}, 4, 2, 6, 5}, // head dim not a multiple of 8
+        // verify: a few rows per sequence at the end of long contexts
+        attn_case{"verify_17rows_len4099_g4_d64_ps32", {17}, {4099}, 4, 2, 64, 32},
+        attn_case{"verify_3x7rows_g8_d128", {7, 7, 7}, {97, 4099, 17}, 8, 2, 128, 16},
+        // prefill: whole prompts or chunks, several row tiles
+        attn_case{"prefill_97rows_g1_d48", {97}, {97}, 1, 4, 48, 16},
+        attn_case{"prefill_chunk_97rows_at200_g8_d64_window50", {97}, {297}, 8, 1, 64, 16, 50},
+        attn_case{"prefill_17rows_g4_d8_ps5", {17}, {17}, 4, 2, 8, 5},
+        attn_case{"prefill_200rows_g4_d128", {200}, {1000}, 4, 2, 128, 16},
+        attn_case{"mixed_1_17_97_g4_d96_ps13", {1, 17, 97}, {4099, 17, 200}, 4, 2, 96, 13},
+        attn_case{"mixed_g8_d256_window1000", {1, 5}, {4099, 1500}, 8, 1, 256, 16, 1000},
+        attn_case{"page_boundary_rows_g4_d128", {16, 1, 1}, {32, 16, 17}, 4, 2, 128, 16},
+        // sparse draft rows: list sizes 0 .. all, recent ranges, per-sequence selections, split and unsplit
+        attn_case{"sparse_len1_empty_g4_d128", {1}, {1}, 4, 2, 128, 16, 0, {0}},
+        attn_case{"sparse_len17_all_g1_d64", {1}, {17}, 1, 4, 64, 16, 0, {-2}, 3},
+        attn_case{"sparse_len97_n20_g8_d128_ps7", {1}, {97}, 8, 1, 128, 7, 0, {20}},
+        attn_case{"sparse_len4099_n287_g4_d128", {1}, {4099}, 4, 2, 128, 16, 0, {287}},
+        attn_case{"sparse_len4099_all_split_g4_d128", {1}, {4099}, 4, 2, 128, 16, 0, {-2}, 0},
+        attn_case{"sparse_len4099_n3000_nosplit_g8_d64", {1}, {4099}, 8, 1, 64, 16, 0, {3000}, 8, {}, 1},
+        attn_case{"sparse_3rows_len4099_n500_g4_d128", {3}, {4099}, 4, 2, 128, 16, 0, {500}, 5},
+        attn_case{"sparse_batch_mixed_g4_d128", {1, 1, 1, 2, 1}, {4099, 97, 17, 300, 1}, 4, 2, 128, 16, 0,
+                  {287, -1, 0, 64, 0}, 8},
+        attn_case{"sparse_batch_g1_d48_ps13", {1, 1, 1}, {97, 4099, 33}, 1, 3, 48, 13, 0, {-2, 1000, 5}, 20},
+        attn_case{"sparse_and_dense_verify_g8_d128", {7, 1}, {4099, 4099}, 8, 1, 128, 16, 0, {-1, 300}},
+        // score collection (Collect-2-Query): first/last or all rows, split and unsplit
+        attn_case{"collect_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, fl},
+        attn_case{"collect_verify_7rows_len4099_nosplit_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, fl, 1},
+        attn_case{"collect_all_7rows_len97_g8_d128", {7}, {97}, 8, 1, 128, 16, 0, {}, 8, all_rows},
+        attn_case{"collect_batch_fl_g4_d64_ps7", {7, 7, 1, 2}, {4099, 17, 300, 7}, 4, 2, 64, 7, 0, {}, 8, fl},
+        attn_case{"collect_window_g4_d128", {7}, {500}, 4, 2, 128, 16, 100, {}, 8, fl},
+        attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
+        attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl}));
+
+// Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a
+// large multiple of one key, so softmax picks that position with weight 1 - 1e-6 and the output must equal its V
+// row to bf16 precision. A swapped fragment register, row or column shows up as a wrong value here.
+TEST(attention_mma_layout, every_query_vector_picks_its_position) {
+    SPECATTN_REQUIRE_GPU();
+    for (const int64_t hd : {64, 128}) {
+        const int64_t group = 4;
+        const int64_t n_head_kv = 2;
+        const int64_t n_head = group * n_head_kv;
+        const int64_t len = hd - 1; // one-hot keys need len <= hd
+        const int64_t n_rows = 7;
+        const int64_t page_size = 16;
+        paged_kv_layout layout{1, len / page_size + 1, n_head_kv, page_size, hd};
+        std::vector<int32_t> pages(static_cast<size_t>(layout.n_pages));
+        std::iota(pages.rbegin(), pages.rend(), 0);
+        std::vector<uint16_t> k_pool(static_cast<size_t>(layout.total_elems()), f32_to_bf16(0.0f));
+        std::vector<uint16_t> v_pool(k_pool.size(), f32_to_bf16(nan_f));
+        const paged_kv_seq view{pages.data(), len};
+        for (int64_t t = 0; t < len; ++t) {
+            for (int64_t h = 0; h < n_head_kv; ++h) {
+                const int64_t off = paged_kv_offset(layout, view, 0, h, t);
+                k_pool[static_cast<size_t>(off + t)] = f32_to_bf16(1.0f);
+                for (int64_t d = 0; d < hd; ++d) {
+                    v_pool[static_cast<size_t>(off + d)] = f32_to_bf16(static_cast<float>((t * 7 + d * 3 + h) % 251));
+                }
+            }
+        }
+        // Query vector (row r, head h) points at a distinct position it may attend.
+        std::vector<uint16_t> q(static_cast<size_t>(n_rows * n_head * hd), f32_to_bf16(0.0f));
+        std::vector<int64_t> target(static_cast<size_t>(n_rows * n_head));
+        for (int64_t r = 0; r < n_rows; ++r) {
+            const int64_t pos = len - n_rows + r;
+            for (int64_t h = 0; h < n_head; ++h) {
+                const int64_t t = (r * 13 + h * 29 + 5) % (pos + 1);
+                target[static_cast<size_t>(r * n_head + h)] = t;
+                q[static_cast<size_t>((r * n_head + h) * hd + t)] = f32_to_bf16(256.0f);
+            }
+        }
+        std::vector<attention_plan_row> rows;
+        for (int64_t r = 0; r < n_rows; ++r) {
+            rows.push_back(attention_plan_row{&pages, 0, len - n_rows + r});
+        }
+        attention_plan_config pc;
+        pc.n_head = n_head;
+        pc.n_head_kv = n_head_kv;
+        pc.page_size = page_size;
+        pc.n_sm = 1;
+        attention_plan plan;
+        attention_plan_build(rows, pc, plan);
+        const device_buffer d_q = upload(q);
+        const device_buffer d_k = upload(k_pool);
+        const device_buffer d_v = upload(v_pool);
+        const device_buffer d_table = upload(plan.page_table);
+        const device_buffer d_segs(plan.segs.size() * sizeof(attention_segment));
+        const device_buffer d_work(plan.work.size() * sizeof(attention_work));
+        SPECATTN_CUDA_CHECK(cudaMemcpy(d_segs.as<void>(), plan.segs.data(), d_segs.bytes(), cudaMemcpyHostToDevice));
+        SPECATTN_CUDA_CHECK(cudaMemcpy(d_work.as<void>(), plan.work.data(), d_work.bytes(), cudaMemcpyHostToDevice));
+        const device_buffer d_row_slot = upload(plan.row_slot);
+        const device_buffer d_row_split = upload(plan.row_n_split);
+        const device_buffer d_out = upload(std::vector<uint16_t>(q.size(), f32_to_bf16(nan_f)));
+        attention_plan_device dev{dptr<int32_t>(d_table), d_segs.as<attention_segment>(), d_work.as<attention_work>(),
+                                  dptr<int32_t>(d_row_slot), dptr<int32_t>(d_row_split)};
+        attention_params p = attention_params_from_plan(plan, pc, dev);
+        p.q = bptr(d_q);
+        p.q_row_stride = n_head * hd;
+        p.k_pool = bptr(d_k);
+        p.v_pool = bptr(d_v);
+        p.out = bptr(d_out);
+        p.head_dim = hd;
+        p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        ASSERT_EQ(plan.n_slots, 0);
+        launch_attention(p, nullptr);
+        const std::vector<float> out = from_bf16(download<uint16_t>(d_out, q.size()));
+        for (int64_t r = 0; r < n_rows; ++r) {
+            for (int64_t h = 0; h < n_head; ++h) {
+                const int64_t t = target[static_cast<size_t>(r * n_head + h)];
+                const int64_t off = paged_kv_offset(layout, view, 0, h / group, t);
+                for (int64_t d = 0; d < hd; ++d) {
+                    const float want = bf16_to_f32(v_pool[static_cast<size_t>(off + d)]);
+                    const float got = out[static_cast<size_t>((r * n_head + h) * hd + d)];
+                    ASSERT_NEAR(got, want, 0.01f * std::max(1.0f, want))
+                        << "d" << hd << ": row " << r << " head " << h << " dim " << d << " should be V[" << t << "]";
+                }
+            }
+        }
+    }
+}

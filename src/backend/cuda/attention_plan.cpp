@@ -21,7 +21,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
     return (a + b - 1) / b;
 }
 
-// A row tile before the split is chosen.
+// A row tile before the split is chosen: KV range [kv_lo, kv_hi) in positions (dense) or list indices (sparse).
 struct tile {
     int32_t seg;
     int32_t row0; // relative to the segment
@@ -29,6 +29,24 @@ struct tile {
     int64_t kv_lo;
     int64_t kv_hi; // exclusive
 };
+
+void check_row(const attention_plan_row & row, const attention_plan_config & cfg) {
+    if (row.sel >= 0) {
+        SPECATTN_CHECK(!row.collect, "attention plan: sparse row at position %lld cannot be collected",
+                       static_cast<long long>(row.pos));
+        SPECATTN_CHECK(row.sel_n >= 0 && row.sel_n <= cfg.sel_cap,
+                       "attention plan: %lld selected positions exceed the list capacity %lld",
+                       static_cast<long long>(row.sel_n), static_cast<long long>(cfg.sel_cap));
+        SPECATTN_CHECK(row.sel_recent >= row.sel_n && row.sel_recent <= row.pos,
+                       "attention plan: recent range from %lld does not fit %lld list entries before position %lld",
+                       static_cast<long long>(row.sel_recent), static_cast<long long>(row.sel_n),
+                       static_cast<long long>(row.pos));
+    }
+    if (row.collect) {
+        SPECATTN_CHECK(row.pos < cfg.collect_cap, "attention plan: collected position %lld exceeds collect_cap %lld",
+                       static_cast<long long>(row.pos), static_cast<long long>(cfg.collect_cap));
+    }
+}
 
 } // namespace
 
@@ -40,48 +58,79 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.row_slot.assign(rows.size(), -1);
     plan.row_n_split.assign(rows.size(), 1);
     plan.n_slots = 0;
+    plan.n_collect = 0;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
     const int64_t rows_per_tile = std::max<int64_t>(1, attention_tile_queries / group);
 
-    // Segments; each distinct sequence's page list goes into the table once.
+    // Segments; each distinct sequence's page list goes into the table once. A collected row past the 32 bits of
+    // collect_mask starts a new segment (splitting a segment changes nothing else).
     std::map<int32_t, int32_t> page0_of;
     for (size_t r = 0; r < rows.size(); ++r) {
         const attention_plan_row & row = rows[r];
-        const bool extends = !plan.segs.empty() && rows[r - 1].seq == row.seq && rows[r - 1].pos + 1 == row.pos;
-        if (extends) {
-            ++plan.segs.back().n_rows;
-            continue;
+        check_row(row, cfg);
+        bool extends = false;
+        if (!plan.segs.empty()) {
+            const attention_plan_row & prev = rows[r - 1];
+            const attention_segment & s = plan.segs.back();
+            extends = prev.seq == row.seq && prev.pos + 1 == row.pos && prev.sel == row.sel &&
+                      (row.sel < 0 || (prev.sel_n == row.sel_n && prev.sel_recent == row.sel_recent)) &&
+                      !(row.collect && s.n_rows >= attention_collect_rows);
         }
-        auto it = page0_of.find(row.seq);
-        if (it == page0_of.end()) {
-            it = page0_of.emplace(row.seq, to_i32(static_cast<int64_t>(plan.page_table.size()), "page table")).first;
-            plan.page_table.insert(plan.page_table.end(), row.pages->begin(), row.pages->end());
+        if (!extends) {
+            auto it = page0_of.find(row.seq);
+            if (it == page0_of.end()) {
+                const int32_t at = to_i32(static_cast<int64_t>(plan.page_table.size()), "page table");
+                it = page0_of.emplace(row.seq, at).first;
+                plan.page_table.insert(plan.page_table.end(), row.pages->begin(), row.pages->end());
+            }
+            attention_segment s;
+            s.row0 = to_i32(static_cast<int64_t>(r), "row");
+            s.n_rows = 0;
+            s.pos0 = to_i32(row.pos, "position");
+            s.page0 = it->second;
+            if (row.sel >= 0) {
+                s.sel = row.sel;
+                s.sel_n = to_i32(row.sel_n, "selection size");
+                s.sel_recent = to_i32(row.sel_recent, "recent position");
+            }
+            plan.segs.push_back(s);
         }
-        attention_segment s;
-        s.row0 = to_i32(static_cast<int64_t>(r), "row");
-        s.n_rows = 1;
-        s.pos0 = to_i32(row.pos, "position");
-        s.page0 = it->second;
-        plan.segs.push_back(s);
+        attention_segment & s = plan.segs.back();
+        if (row.collect) {
+            if (s.collect_mask == 0) {
+                s.collect0 = to_i32(plan.n_collect, "collect index");
+            }
+            s.collect_mask |= 1u << s.n_rows;
+            ++plan.n_collect;
+        }
+        ++s.n_rows;
     }
 
-    // Row tiles and their causal KV ranges [lo(first row), pos(last row) + 1).
+    // Row tiles and their KV ranges: dense [lo(first row), pos(last row) + 1); sparse the list and the recent
+    // range of the last row, in list indices [0, sel_n + pos(last) - sel_recent + 1).
     std::vector<tile> tiles;
     for (size_t si = 0; si < plan.segs.size(); ++si) {
         const attention_segment & s = plan.segs[si];
         for (int64_t r0 = 0; r0 < s.n_rows; r0 += rows_per_tile) {
             const int64_t n = std::min(rows_per_tile, s.n_rows - r0);
             const int64_t first = s.pos0 + r0;
-            const int64_t lo = cfg.sliding_window > 0 ? std::max<int64_t>(0, first - cfg.sliding_window + 1) : 0;
-            tiles.push_back(
-                tile{static_cast<int32_t>(si), static_cast<int32_t>(r0), static_cast<int32_t>(n), lo, first + n});
+            int64_t lo = cfg.sliding_window > 0 ? std::max<int64_t>(0, first - cfg.sliding_window + 1) : 0;
+            int64_t hi = first + n;
+            if (s.sel >= 0) {
+                lo = 0;
+                hi = s.sel_n + (first + n - 1) - s.sel_recent + 1;
+            }
+            tiles.push_back(tile{static_cast<int32_t>(si), static_cast<int32_t>(r0), static_cast<int32_t>(n), lo,
+                                 to_i32(hi, "kv index")});
         }
     }
 
-    // Split KV only while the grid is short of ~2 CTAs per multiprocessor, and only as far as the partial
-    // workspace allows (halving the split until it fits; a split of 1 needs no slots).
+    // Split KV only while the grid is short of one wave of resident CTAs: n_split = wave / CTAs (rounded down, so
+    // a split grid never spills a few CTAs into a second wave), never into chunks shorter than min_chunk, and only
+    // as far as the partial workspace allows (halving the split until it fits; a split of 1 needs no slots).
+    const int64_t wave = cfg.n_sm * cfg.ctas_per_sm;
     const int64_t base = static_cast<int64_t>(tiles.size()) * cfg.n_head_kv;
-    int64_t want = base >= 2 * cfg.n_sm ? 1 : ceil_div(2 * cfg.n_sm, std::max<int64_t>(base, 1));
+    int64_t want = base >= wave ? 1 : std::max<int64_t>(1, wave / std::max<int64_t>(base, 1));
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
     for (;;) {
@@ -140,7 +189,32 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             }
         }
     }
+    // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
+    std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
+        return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
+    });
     SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= INT32_MAX, "attention plan: too many CTAs");
+}
+
+attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,
+                                            const attention_plan_device & dev) {
+    attention_params p;
+    p.page_table = dev.page_table;
+    p.segs = dev.segs;
+    p.work = dev.work;
+    p.row_slot = dev.row_slot;
+    p.row_n_split = dev.row_n_split;
+    p.n_work = static_cast<int64_t>(plan.work.size());
+    p.n_seg = static_cast<int64_t>(plan.segs.size());
+    p.n_slots = plan.n_slots;
+    p.n_rows = static_cast<int64_t>(plan.row_slot.size());
+    p.n_head = cfg.n_head;
+    p.n_head_kv = cfg.n_head_kv;
+    p.page_size = cfg.page_size;
+    p.sliding_window = cfg.sliding_window;
+    p.sel_cap = cfg.sel_cap;
+    p.collect_cap = cfg.collect_cap;
+    return p;
 }
 
 } // namespace specattn

@@ -11,11 +11,15 @@
 
 namespace specattn {
 
-// One row as the plan sees it: its sequence's page list and its position.
+// One row as the plan sees it: its sequence's page list, its position, and how it attends.
 struct attention_plan_row {
     const std::vector<int32_t> * pages = nullptr; // the sequence's physical pages (kv_block_manager::pages)
     int32_t seq = 0;
     int64_t pos = 0;
+    int32_t sel = -1;       // sparse draft row: selection slot of its position lists; -1: dense causal
+    int64_t sel_n = 0;      // sparse: list entries used (<= sel_cap)
+    int64_t sel_recent = 0; // sparse: first position of the dense recent range [sel_recent, pos]; <= pos
+    bool collect = false;   // dense rows only: write the row's scaled logits and LSE (Collect-2-Query)
 };
 
 struct attention_plan_config {
@@ -23,10 +27,16 @@ struct attention_plan_config {
     int64_t n_head_kv = 0;
     int64_t page_size = 0;
     int64_t sliding_window = 0;
-    int64_t n_sm = 132;        // CTAs to fill: split KV until about 2 per multiprocessor
+    int64_t n_sm = 132;        // multiprocessors to fill
+    int64_t ctas_per_sm = 2;   // resident CTAs per multiprocessor (shared memory bound at head dim 128)
     int64_t min_chunk = 256;   // positions: never split KV finer than this
     int64_t slot_capacity = 0; // partial slots the caller's workspace holds
+    int64_t sel_cap = 0;       // entries per selection list (attention_params::sel_cap); 0: no sparse rows
+    int64_t collect_cap = 0;   // positions per collected logit row; 0: no collection
 };
+
+// The backend uploads segments and work items as int32 words.
+static_assert(sizeof(attention_segment) % sizeof(int32_t) == 0 && sizeof(attention_work) % sizeof(int32_t) == 0);
 
 struct attention_plan {
     std::vector<attention_segment> segs;
@@ -35,12 +45,28 @@ struct attention_plan {
     std::vector<int32_t> row_slot;    // [n_rows]
     std::vector<int32_t> row_n_split; // [n_rows]
     int64_t n_slots = 0;
+    int64_t n_collect = 0; // collected rows: collect_logits / collect_lse hold this many rows, in row order
 };
 
 // Builds the plan. Rows of one sequence must be consecutive with consecutive positions inside each segment
-// (a new segment starts where the sequence or the position run changes). Throws specattn::error when a size
-// does not fit the kernel's int32 fields.
+// (a new segment starts where the sequence, the position run or the row's sparse selection changes). Throws
+// specattn::error when a size does not fit the kernel's int32 fields or the config's capacities.
 void attention_plan_build(const std::vector<attention_plan_row> & rows, const attention_plan_config & cfg,
                           attention_plan & plan);
+
+// Device addresses of the plan's arrays, however the caller uploaded them.
+struct attention_plan_device {
+    const int32_t * page_table = nullptr;
+    const attention_segment * segs = nullptr;
+    const attention_work * work = nullptr;
+    const int32_t * row_slot = nullptr;
+    const int32_t * row_n_split = nullptr;
+};
+
+// The part of attention_params that follows from a plan and its config (counts, metadata, shape, capacities). The
+// caller adds the tensors (q, pools, out), the partial workspaces, head_dim and scale, and for sparse or collected
+// rows sel_pos / layer / n_layer and collect_logits / collect_lse.
+attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,
+                                            const attention_plan_device & dev);
 
 } // namespace specattn

@@ -412,27 +412,21 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         kp.head_dim = hd;
         launch_kv_append(kp, stream);
 
-        attention_params ap;
+        attention_plan_device apd;
+        apd.page_table = md + off.page_table;
+        apd.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
+        apd.work = reinterpret_cast<const attention_work *>(md + off.work);
+        apd.row_slot = md + off.row_slot;
+        apd.row_n_split = md + off.row_n_split;
+        attention_params ap = attention_params_from_plan(plan, pc, apd);
         ap.q = qkv_d;
         ap.q_row_stride = n_qkv;
         ap.k_pool = k_layer;
         ap.v_pool = v_layer;
-        ap.page_table = md + off.page_table;
-        ap.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
-        ap.work = reinterpret_cast<const attention_work *>(md + off.work);
-        ap.row_slot = md + off.row_slot;
-        ap.row_n_split = md + off.row_n_split;
         ap.partial_o = partial_o.as<float>();
         ap.partial_lse = partial_lse.as<float>();
         ap.out = attn.as<bf16>();
-        ap.n_work = static_cast<int64_t>(plan.work.size());
-        ap.n_slots = plan.n_slots;
-        ap.n_rows = n;
-        ap.n_head = hp.n_head;
-        ap.n_head_kv = hp.n_head_kv;
         ap.head_dim = hd;
-        ap.page_size = layout.page_size;
-        ap.sliding_window = hp.sliding_window;
         ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
         launch_attention(ap, stream);
 

@@ -1,4 +1,5 @@
-// Launcher of the paged attention kernel: the closed dispatch set over head dims and the combine pass.
+// Launcher of the paged attention kernel: the closed dispatch set over head dims and the combine pass. Whether the
+// sparse lists and collect buffers are large enough is checked where the plan is made (attention_plan_build).
 //
 // NOTE(cuda): three instances only (compile time on small machines): exactly 64 and exactly 128 are the fast
 // paths of the models we target; every other even head dim up to 256 (the test models use 8, 16, 32, 48) runs
@@ -38,6 +39,9 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_work <= INT32_MAX && p.n_rows <= INT32_MAX && p.n_head <= INT32_MAX &&
                        p.page_size <= INT32_MAX && p.sliding_window <= INT32_MAX,
                    "attention: sizes exceed int32");
+    SPECATTN_CHECK(p.n_head <= 65535, "attention: %lld heads exceed the combine grid", static_cast<long long>(p.n_head));
+    SPECATTN_CHECK(p.layer >= 0 && p.layer < p.n_layer, "attention: layer %lld outside [0, %lld)",
+                   static_cast<long long>(p.layer), static_cast<long long>(p.n_layer));
     SPECATTN_CHECK(p.q_row_stride % 2 == 0, "attention: q row stride %lld must be even",
                    static_cast<long long>(p.q_row_stride));
     if (p.n_work == 0) {
@@ -68,7 +72,26 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
     if (p.n_slots == 0) {
         return;
     }
-    attention_combine_kernel<<<static_cast<unsigned int>(p.n_rows), attention_combine_threads, 0, stream>>>(p);
+    // NOTE(cuda): the combine is a programmatic dependent launch on Hopper: its launch overlaps the attention
+    // grid's tail (it waits with griddepcontrol.wait before reading). Older GPUs get a plain launch.
+    static const bool pdl = [] {
+        int dev = 0;
+        int major = 0;
+        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
+        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        return major >= 9;
+    }();
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned int>(p.n_rows), static_cast<unsigned int>(p.n_head));
+    cfg.blockDim = dim3(attention_combine_threads);
+    cfg.dynamicSmemBytes = 0;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = pdl ? 1 : 0;
+    SPECATTN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_combine_kernel, p));
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 
