@@ -107,30 +107,6 @@ INSTANTIATE_TEST_SUITE_P(tiny_hf, cuda_model_fixture,
                                            "mistral_gqa4_f32", "qwen2_bias_tied_f16", "qwen3_qknorm_bf16_sharded",
                                            "qwen3_untied_f32"));
 
-TEST(cuda_model, speculative_batches_are_refused) {
-    SPECATTN_REQUIRE_GPU();
-    const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
-    kv_block_manager kv(8, 16);
-    cuda_backend be(m, 8, 16, 16);
-    const int32_t s = kv.add_sequence();
-    kv.append(s, 2);
-    forward_batch batch;
-    const int32_t toks[2] = {1, 2};
-    batch.add_sequence_rows(s, toks, 2, 0, true);
-    score_sink sink;
-    sink.seq = s;
-    sink.domain = 2;
-    sink.rows = {1};
-    batch.sinks.push_back(sink);
-    std::vector<float> logits;
-    try {
-        be.forward(batch, kv, logits);
-        FAIL() << "a batch with a score sink must throw";
-    } catch (const specattn::error & e) {
-        EXPECT_STREQ(e.what(), "speculative decoding is not yet supported on the CUDA backend");
-    }
-}
-
 // The models of the greedy comparison, each skipped when absent: stories15M ($SPECATTN_STORIES_MODEL, which
 // gpu_check.sh may point at a bf16 copy that fits the device transfer; else scripts/setup.sh's
 // data/stories15M/stories15M.bin) and the project's long-context Qwen3 test model in models/.

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/selection_state.h"
 #include "core/check.h"
 #include "core/dtype.h"
 #include "kernels/paged_kv.h"
@@ -96,6 +97,7 @@ struct cuda_backend::impl {
     } off{};
     attention_plan plan;
     std::vector<attention_plan_row> plan_rows;
+    std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
 
     impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows);
     ~impl() { cudaStreamDestroy(stream); }
@@ -163,6 +165,7 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     const size_t pool_bytes = static_cast<size_t>(layout.total_elems()) * sizeof(bf16);
     k_pool = device_buffer(pool_bytes);
     v_pool = device_buffer(pool_bytes);
+    sel_state = std::make_unique<cuda_selection>(hp, layout);
 
     // Workspaces.
     const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
@@ -187,7 +190,7 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     meta_capacity = static_cast<size_t>(7 * max_rows + n_pages) +
                     static_cast<size_t>(max_rows) * sizeof(attention_segment) / sizeof(int32_t) +
                     static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
-    meta_host = pinned_buffer(meta_capacity * sizeof(int32_t));
+    meta_host = pinned_buffer(meta_capacity * sizeof(int32_t)); // grows in run_pass if a pass needs more
     meta_dev = device_buffer(meta_capacity * sizeof(int32_t));
 }
 
@@ -272,22 +275,15 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     const int64_t n_embd = hp.n_embd;
     const int64_t hd = hp.head_dim;
     const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
+    cuda_selection & sel = *sel_state;
 
-    // ---- host: the pass's metadata ----
-    int32_t * meta = meta_host.as<int32_t>();
-    size_t used = 0;
-    const auto take = [&](size_t count) {
-        const size_t at = used;
-        used += count;
-        SPECATTN_CHECK(used <= meta_capacity, "cuda backend: per-pass metadata exceeds its reserved %zu words",
-                       meta_capacity);
-        return at;
-    };
-    off.tokens = take(static_cast<size_t>(n));
-    off.positions = take(static_cast<size_t>(n));
-    off.kv_page = take(static_cast<size_t>(n));
-    off.kv_slot = take(static_cast<size_t>(n));
-    plan_rows.resize(static_cast<size_t>(n));
+    // ---- host: the pass's metadata, one upload ----
+    meta_words meta;
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    std::vector<int32_t> kv_page(static_cast<size_t>(n));
+    std::vector<int32_t> kv_slot(static_cast<size_t>(n));
+    plan_rows.assign(static_cast<size_t>(n), attention_plan_row{});
     for (int64_t i = 0; i < n; ++i) {
         const auto r = static_cast<size_t>(r_begin + i);
         const int32_t tok = batch.tokens[r];
@@ -299,26 +295,32 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         SPECATTN_CHECK(pos >= 0 && pos < kv.length(seq),
                        "row %lld writes position %lld beyond its sequence's %lld reserved positions",
                        static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(kv.length(seq)));
-        meta[off.tokens + static_cast<size_t>(i)] = tok;
-        meta[off.positions + static_cast<size_t>(i)] = checked_i32(pos, "position");
-        meta[off.kv_page + static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
-        meta[off.kv_slot + static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
-        plan_rows[static_cast<size_t>(i)] = attention_plan_row{&pages, seq, pos};
+        tokens[static_cast<size_t>(i)] = tok;
+        positions[static_cast<size_t>(i)] = checked_i32(pos, "position");
+        kv_page[static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
+        kv_slot[static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
+        attention_plan_row & pr = plan_rows[static_cast<size_t>(i)];
+        pr.pages = &pages;
+        pr.seq = seq;
+        pr.pos = pos;
     }
+    off.tokens = meta.put(tokens);
+    off.positions = meta.put(positions);
+    off.kv_page = meta.put(kv_page);
+    off.kv_slot = meta.put(kv_slot);
     // Output rows of this pass, in the batch's output order.
     std::vector<std::pair<int64_t, int32_t>> outs; // (output index, row in this pass)
+    std::vector<int32_t> out_rows;
     for (size_t j = 0; j < batch.logit_rows.size(); ++j) {
         const int32_t r = batch.logit_rows[j];
         SPECATTN_CHECK(r >= 0 && r < batch.n_rows(), "logit row %d outside the batch", r);
         if (r >= r_begin && r < r_end) {
             outs.emplace_back(static_cast<int64_t>(j), static_cast<int32_t>(r - r_begin));
+            out_rows.push_back(static_cast<int32_t>(r - r_begin));
         }
     }
     const auto n_out = static_cast<int64_t>(outs.size());
-    off.out_rows = take(outs.size());
-    for (size_t j = 0; j < outs.size(); ++j) {
-        meta[off.out_rows + j] = outs[j].second;
-    }
+    off.out_rows = meta.put(out_rows);
 
     attention_plan_config pc;
     pc.n_head = hp.n_head;
@@ -327,22 +329,28 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.sliding_window = hp.sliding_window;
     pc.n_sm = n_sm;
     pc.slot_capacity = slot_capacity;
+    sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);
     SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= max_work, "cuda backend: attention plan exceeds %lld CTAs",
                    static_cast<long long>(max_work));
-    off.row_slot = take(static_cast<size_t>(n));
-    off.row_n_split = take(static_cast<size_t>(n));
-    off.page_table = take(plan.page_table.size());
-    off.segs = take(plan.segs.size() * sizeof(attention_segment) / sizeof(int32_t));
-    off.work = take(plan.work.size() * sizeof(attention_work) / sizeof(int32_t));
-    std::memcpy(meta + off.row_slot, plan.row_slot.data(), plan.row_slot.size() * sizeof(int32_t));
-    std::memcpy(meta + off.row_n_split, plan.row_n_split.data(), plan.row_n_split.size() * sizeof(int32_t));
-    std::memcpy(meta + off.page_table, plan.page_table.data(), plan.page_table.size() * sizeof(int32_t));
-    std::memcpy(meta + off.segs, plan.segs.data(), plan.segs.size() * sizeof(attention_segment));
-    std::memcpy(meta + off.work, plan.work.data(), plan.work.size() * sizeof(attention_work));
-    SPECATTN_CUDA_CHECK(
-        cudaMemcpyAsync(meta_dev.as<void>(), meta, used * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
+    off.row_slot = meta.put(plan.row_slot);
+    off.row_n_split = meta.put(plan.row_n_split);
+    off.page_table = meta.put(plan.page_table);
+    off.segs = meta.put(plan.segs);
+    off.work = meta.put(plan.work);
+    sel.put_jobs(batch, kv, r_begin, r_end, plan, meta);
+
+    // The stream is idle here (every pass ends with a synchronization), so the buffers may grow.
+    const size_t bytes = meta.words.size() * sizeof(int32_t);
+    if (meta_host.bytes() < bytes) {
+        meta_host = pinned_buffer(bytes + bytes / 2);
+        meta_dev = device_buffer(bytes + bytes / 2);
+    }
+    std::memcpy(meta_host.as<void>(), meta.words.data(), bytes);
+    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
     const int32_t * md = meta_dev.as<int32_t>();
+    sel.bind(md);
+    sel.run_queued_top_k(stream); // the selections queued since the last forward, before any draft row reads them
 
     // ---- device ----
     float * x_d = x.as<float>();
@@ -411,6 +419,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         kp.page_size = layout.page_size;
         kp.head_dim = hd;
         launch_kv_append(kp, stream);
+        sel.after_kv_append(il, k_layer, stream);
 
         attention_plan_device apd;
         apd.page_table = md + off.page_table;
@@ -428,7 +437,10 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         ap.out = attn.as<bf16>();
         ap.head_dim = hd;
         ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        sel.before_attention(il, qkv_d, n_qkv, apd.page_table, stream);
+        sel.attention_fields(il, ap);
         launch_attention(ap, stream);
+        sel.after_attention(il, stream);
 
         gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream);
 
@@ -448,6 +460,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
 
     if (n_out == 0) {
         SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
+        sel.end_pass();
         return;
     }
     // Only the rows whose logits are wanted: the last MLP's output joins them, they are normed and projected.
@@ -467,6 +480,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
                                         static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
     // NOTE(cuda): the one host synchronization of a pass; the engine samples on the host for now.
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    sel.end_pass();
     // Row k of the LM head's output belongs to output index outs[k].first of the whole batch.
     for (size_t k = 0; k < outs.size(); ++k) {
         std::memcpy(logits_out.data() + outs[k].first * hp.n_vocab,
@@ -499,26 +513,51 @@ cuda_backend::~cuda_backend() = default;
 void cuda_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
     const int64_t n_rows = batch.n_rows();
     SPECATTN_CHECK(n_rows > 0, "empty forward batch");
-    if (!batch.draft.empty() || !batch.sinks.empty()) {
-        throw error("speculative decoding is not yet supported on the CUDA backend");
-    }
+    SPECATTN_CHECK(batch.draft.empty() || static_cast<int64_t>(batch.draft.size()) == n_rows,
+                   "forward batch: %zu draft views for %lld rows", batch.draft.size(), static_cast<long long>(n_rows));
     logits.resize(batch.logit_rows.size() * static_cast<size_t>(impl_->hp.n_vocab));
-    // Batches beyond the workspaces run in passes of max_rows rows. Each pass runs every layer, so a later pass's
-    // rows see the K/V an earlier pass wrote: the result is the same as one pass.
-    for (int64_t r0 = 0; r0 < n_rows; r0 += impl_->max_rows) {
-        impl_->run_pass(batch, kv, r0, std::min(n_rows, r0 + impl_->max_rows), logits);
+    impl_->sel_state->begin_forward(batch);
+    // Batches beyond the workspaces run in passes of at most max_rows rows. Each pass runs every layer, so a later
+    // pass's rows see the K/V an earlier pass wrote: the result is the same as one pass. A pass never splits the
+    // rows of a score sink (their scores are reduced in one pass).
+    std::vector<int32_t> sink_first(static_cast<size_t>(n_rows), -1); // row -> first row of a sink spanning it
+    for (const score_sink & s : batch.sinks) {
+        const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
+        for (int32_t r = *lo + 1; r <= *hi; ++r) {
+            int32_t & f = sink_first[static_cast<size_t>(r)];
+            f = f < 0 ? *lo : std::min(f, *lo);
+        }
+    }
+    for (int64_t r0 = 0; r0 < n_rows;) {
+        int64_t r1 = std::min(n_rows, r0 + impl_->max_rows);
+        while (r1 < n_rows && sink_first[static_cast<size_t>(r1)] >= 0 && sink_first[static_cast<size_t>(r1)] < r1) {
+            r1 = sink_first[static_cast<size_t>(r1)]; // move the cut before the sink that spans it
+        }
+        SPECATTN_CHECK(r1 > r0, "a score sink spans more than the %lld rows of one pass",
+                       static_cast<long long>(impl_->max_rows));
+        impl_->run_pass(batch, kv, r0, r1, logits);
+        r0 = r1;
     }
 }
 
-void cuda_backend::set_selection(int32_t, const std::vector<int32_t> &) {
-    throw error("speculative decoding is not yet supported on the CUDA backend");
+void cuda_backend::set_selection(int32_t seq, const std::vector<int32_t> & positions) {
+    impl_->sel_state->set_selection(seq, positions);
 }
 
-int64_t cuda_backend::select_top_k(int32_t, int32_t, int64_t) {
-    throw error("speculative decoding is not yet supported on the CUDA backend");
+int64_t cuda_backend::select_top_k(int32_t seq, int32_t sink, int64_t k) {
+    return impl_->sel_state->select_top_k(seq, sink, k);
 }
 
-void cuda_backend::release_selection(int32_t) {}
+void cuda_backend::release_selection(int32_t seq) { impl_->sel_state->release(seq); }
+
+std::vector<float> cuda_backend::sink_scores(int32_t seq, int32_t id) const {
+    return impl_->sel_state->sink_scores(seq, id);
+}
+
+std::vector<int32_t> cuda_backend::held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) {
+    impl_->sel_state->flush(impl_->stream);
+    return impl_->sel_state->held_list(seq, layer, kv_head, n);
+}
 
 void cuda_backend::fill_kv_random(uint64_t seed) {
     const auto n = static_cast<int64_t>(impl_->k_pool.bytes() / sizeof(bf16));

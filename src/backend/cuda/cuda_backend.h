@@ -32,6 +32,11 @@ class cuda_backend : public backend {
     void release_selection(int32_t seq) override;
     void fill_kv_random(uint64_t seed) override;
 
+    // Inspection, for tests (synchronous): the scores [n_layer, groups, domain] of a held sink (empty if none),
+    // and the first n entries of a held list (queued selections are made first).
+    std::vector<float> sink_scores(int32_t seq, int32_t id) const;
+    std::vector<int32_t> held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n);
+
   private:
     struct impl;
     std::unique_ptr<impl> impl_;

@@ -97,6 +97,57 @@ void cuda_selection::release(int32_t seq) {
                   queued_.end());
 }
 
+// ---- inspection ---------------------------------------------------------------------------------------------------
+
+void cuda_selection::flush(cudaStream_t stream) {
+    begin_forward(forward_batch{}); // the queue becomes jobs; no sinks change
+    if (top_k_jobs_.empty()) {
+        return;
+    }
+    meta_words m;
+    w_top_k_ = m.put(top_k_jobs_);
+    device_buffer words(m.words.size() * sizeof(int32_t));
+    SPECATTN_CUDA_CHECK(cudaMemcpy(words.as<void>(), m.words.data(), words.bytes(), cudaMemcpyHostToDevice));
+    bind(words.as<int32_t>());
+    run_queued_top_k(stream);
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    bind(nullptr);
+    end_pass();
+}
+
+std::vector<float> cuda_selection::sink_scores(int32_t seq, int32_t id) const {
+    const auto it = sinks_.find(seq);
+    if (it == sinks_.end()) {
+        return {};
+    }
+    for (const sink_layout & s : it->second) {
+        if (s.id == id) {
+            std::vector<float> out(static_cast<size_t>(hp_.n_layer * s.n_groups * s.domain));
+            for (int64_t l = 0; l < hp_.n_layer; ++l) { // layers are layer_stride_ apart, groups group_stride_
+                SPECATTN_CUDA_CHECK(cudaMemcpy2D(out.data() + l * s.n_groups * s.domain,
+                                                 static_cast<size_t>(s.domain) * sizeof(float),
+                                                 arena_.as<float>() + s.offset + l * layer_stride_,
+                                                 static_cast<size_t>(group_stride_) * sizeof(float),
+                                                 static_cast<size_t>(s.domain) * sizeof(float),
+                                                 static_cast<size_t>(s.n_groups), cudaMemcpyDeviceToHost));
+            }
+            return out;
+        }
+    }
+    return {};
+}
+
+std::vector<int32_t> cuda_selection::held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const {
+    const auto it = slots_.find(seq);
+    SPECATTN_CHECK(it != slots_.end() && n <= sel_cap_, "sequence %d holds no selection of %lld entries", seq,
+                   static_cast<long long>(n));
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    const int64_t at = ((it->second * hp_.n_layer + layer) * hp_.n_head_kv + kv_head) * sel_cap_;
+    SPECATTN_CUDA_CHECK(cudaMemcpy(out.data(), lists_.as<int32_t>() + at, static_cast<size_t>(n) * sizeof(int32_t),
+                                   cudaMemcpyDeviceToHost));
+    return out;
+}
+
 // ---- a forward ---------------------------------------------------------------------------------------------------
 
 void cuda_selection::begin_forward(const forward_batch & batch) {

@@ -50,6 +50,13 @@ class cuda_selection {
     int64_t select_top_k(int32_t seq, int32_t sink, int64_t k);
     void release(int32_t seq);
 
+    // ---- inspection, for tests (synchronous) ----
+    // Runs the queued top-k jobs now.
+    void flush(cudaStream_t stream);
+    // Scores [L][groups][domain] of a held sink (empty if none); the first n entries of a held list.
+    std::vector<float> sink_scores(int32_t seq, int32_t id) const;
+    std::vector<int32_t> held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const;
+
     // ---- one forward ----
     // Checks the batch's sinks against its rows, turns the queued top-k requests into jobs over the current sinks,
     // then lays out the batch's sinks.
