@@ -388,11 +388,14 @@ double copy_bandwidth(int reps) {
 int main(int argc, char ** argv) {
     int reps = 20;
     bool quick = false;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = std::max(3, std::atoi(argv[++i]));
         } else if (std::strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            only = argv[++i]; // "mode:batch:ctx", e.g. "verify7:64:4096" (for profilers)
         }
     }
     try {
@@ -411,7 +414,7 @@ int main(int argc, char ** argv) {
                     static_cast<long long>(head_dim), static_cast<long long>(page_size), sparse_ratio,
                     static_cast<long long>(sparse_recent));
 
-        const result chk = run({mode::mode_verify, 2, 4099}, 3, prop, true);
+        const result chk = only.empty() ? run({mode::mode_verify, 2, 4099}, 3, prop, true) : result{};
         std::printf("check: verify7 B=2 S=4099 vs double-precision CPU: rel. L2 err %.2e %s\n\n", chk.check_err,
                     chk.check_err < 1e-2 ? "(ok)" : "(FAILED)");
 
@@ -430,6 +433,10 @@ int main(int argc, char ** argv) {
 
         std::vector<std::string> table;
         for (const config & c : configs) {
+            if (!only.empty() && only != string_format("%s:%lld:%lld", mode_name(c.m), static_cast<long long>(c.batch),
+                                                       static_cast<long long>(c.ctx))) {
+                continue;
+            }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
             if (kv_gb * 1e9 * 1.25 > static_cast<double>(prop.totalGlobalMem)) {
                 std::printf("skip %s B=%lld ctx=%lld: %.0f GB of KV does not fit\n", mode_name(c.m),

@@ -397,16 +397,19 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
 #endif
 }
 
-constexpr int attention_combine_threads = 128;
+constexpr int attention_combine_threads = 256;
 
 // Merges the chunks of split tiles, one CTA per (row, head): out = Σ_s 2^(lse_s - M) o_s / Σ_s 2^(lse_s - M),
-// M = max_s lse_s. Thread groups take interleaved chunks so their loads are in flight together. Rows of unsplit
-// tiles were written by attention_kernel and are left alone. Collected rows get their natural-log LSE here.
+// M = max_s lse_s. Four groups of 64 threads take interleaved chunks (2 dims a thread, 128 a pass), unrolled so
+// their loads are in flight together. Rows of unsplit tiles were written by attention_kernel and are left alone.
+// Collected rows get their natural-log LSE here.
 // grid: [R, H]  block: attention_combine_threads
 __global__ void __launch_bounds__(attention_combine_threads) attention_combine_kernel(const attention_params p) {
-    constexpr int NG = attention_combine_threads / 32; // chunk groups; a group's 32 threads cover 64 dims a pass
-    __shared__ float red[NG][257];
+    constexpr int GT = 64;                             // threads per group
+    constexpr int NG = attention_combine_threads / GT; // chunk groups
+    __shared__ float red[NG][256];
     __shared__ float red_den[NG];
+    __shared__ float red_max[attention_combine_threads / warp_size];
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
@@ -417,27 +420,37 @@ __global__ void __launch_bounds__(attention_combine_threads) attention_combine_k
         return;
     }
     const int hd = static_cast<int>(p.head_dim);
-    const int lane = static_cast<int>(threadIdx.x) % 32;
-    const int grp = static_cast<int>(threadIdx.x) / 32;
+    const int gl = static_cast<int>(threadIdx.x) % GT;
+    const int grp = static_cast<int>(threadIdx.x) / GT;
     const int64_t slot0 = p.row_slot[r];
+    const float * lse = p.partial_lse + slot0 * p.n_head + h;
+    // M over the chunks: one load per thread, then a block reduction.
     float mx = -CUDART_INF_F;
-    for (int s = 0; s < n_split; ++s) {
-        mx = fmaxf(mx, p.partial_lse[(slot0 + s) * p.n_head + h]);
+    for (int s = static_cast<int>(threadIdx.x); s < n_split; s += attention_combine_threads) {
+        mx = fmaxf(mx, lse[static_cast<int64_t>(s) * p.n_head]);
+    }
+    mx = warp_max(mx);
+    if (threadIdx.x % warp_size == 0) {
+        red_max[threadIdx.x / warp_size] = mx;
+    }
+    __syncthreads();
+    mx = -CUDART_INF_F;
+    for (int w = 0; w < attention_combine_threads / warp_size; ++w) {
+        mx = fmaxf(mx, red_max[w]);
     }
     const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
     float den = 0.0f;
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-        const int d = d0 + 2 * lane;
+    for (int d0 = 0; d0 < hd; d0 += 2 * GT) {
+        const int d = d0 + 2 * gl;
+        const int dc = min(d, hd - 2); // always a valid address: the loop stays branch-free and unrolls
         float2 num = make_float2(0.0f, 0.0f);
         den = 0.0f;
-#pragma unroll 4
+#pragma unroll 8
         for (int s = grp; s < n_split; s += NG) {
-            const float wgt = exp2f(p.partial_lse[(slot0 + s) * p.n_head + h] - m_use);
-            if (d < hd) {
-                const float2 o = *reinterpret_cast<const float2 *>(p.partial_o + ((slot0 + s) * p.n_head + h) * hd + d);
-                num.x += wgt * o.x;
-                num.y += wgt * o.y;
-            }
+            const float wgt = exp2f(lse[static_cast<int64_t>(s) * p.n_head] - m_use);
+            const float2 o = *reinterpret_cast<const float2 *>(p.partial_o + ((slot0 + s) * p.n_head + h) * hd + dc);
+            num.x += wgt * o.x;
+            num.y += wgt * o.y;
             den += wgt;
         }
         if (d < hd) {
@@ -445,7 +458,7 @@ __global__ void __launch_bounds__(attention_combine_threads) attention_combine_k
             red[grp][d + 1] = num.y;
         }
     }
-    if (lane == 0) {
+    if (gl == 0) {
         red_den[grp] = den;
     }
     __syncthreads();
