@@ -16,12 +16,14 @@
 #include "backend/cuda/device_buffer.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/selection_state.h"
+#include "backend/cuda/stage_timer.h"
 #include "core/check.h"
 #include "core/dtype.h"
 #include "kernels/paged_kv.h"
 #include "model/rope.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -98,6 +100,7 @@ struct cuda_backend::impl {
     attention_plan plan;
     std::vector<attention_plan_row> plan_rows;
     std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
+    stage_timer timer;                         // SPECATTN_CUDA_PROFILE=1
 
     impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows);
     ~impl() { cudaStreamDestroy(stream); }
@@ -276,6 +279,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     const int64_t hd = hp.head_dim;
     const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
     cuda_selection & sel = *sel_state;
+    const auto t_host = std::chrono::steady_clock::now();
 
     // ---- host: the pass's metadata, one upload ----
     meta_words meta;
@@ -347,10 +351,13 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         meta_dev = device_buffer(bytes + bytes / 2);
     }
     std::memcpy(meta_host.as<void>(), meta.words.data(), bytes);
+    const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_host).count();
+    timer.begin(stream);
     SPECATTN_CUDA_CHECK(cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
     const int32_t * md = meta_dev.as<int32_t>();
     sel.bind(md);
     sel.run_queued_top_k(stream); // the selections queued since the last forward, before any draft row reads them
+    timer.mark("upload+top-k", stream);
 
     // ---- device ----
     float * x_d = x.as<float>();
@@ -365,6 +372,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     ep.n_rows = n;
     ep.n_embd = n_embd;
     launch_embed(ep, stream);
+    timer.mark("embed", stream);
 
     const int64_t layer_elems = layout.layer_elems();
     for (int64_t il = 0; il < hp.n_layer; ++il) {
@@ -380,7 +388,9 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         np.eps = hp.norm_eps;
         launch_rmsnorm(np, stream);
 
+        timer.mark("norm", stream);
         gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream);
+        timer.mark("gemm qkv", stream);
 
         qkv_prep_params qp;
         qp.qkv = qkv_d;
@@ -437,29 +447,39 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         ap.out = attn.as<bf16>();
         ap.head_dim = hd;
         ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        timer.mark("rope+append", stream);
         sel.before_attention(il, qkv_d, n_qkv, apd.page_table, stream);
+        timer.mark("quest", stream);
         sel.attention_fields(il, ap);
         launch_attention(ap, stream);
+        timer.mark("attention", stream);
         sel.after_attention(il, stream);
+        timer.mark("score reduce", stream);
 
         gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream);
+        timer.mark("gemm o", stream);
 
         np.residual = proj_d;
         np.weight = l.ffn_norm;
         launch_rmsnorm(np, stream);
 
+        timer.mark("norm", stream);
         gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream);
+        timer.mark("gemm gate/up", stream);
         swiglu_params sp;
         sp.gate_up = gate_up.as<bf16>();
         sp.out = act.as<bf16>();
         sp.n_rows = n;
         sp.n_ff = hp.n_ff;
         launch_swiglu(sp, stream);
+        timer.mark("swiglu", stream);
         gemm->run(act.as<bf16>(), l.w_down, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream);
+        timer.mark("gemm down", stream);
     }
 
     if (n_out == 0) {
         SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
+        timer.end(host_s);
         sel.end_pass();
         return;
     }
@@ -474,12 +494,16 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     fp.n = n_embd;
     fp.eps = hp.norm_eps;
     launch_rmsnorm(fp, stream);
+    timer.mark("norm", stream);
     gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream);
+    timer.mark("lm head", stream);
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
     SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
                                         static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
     // NOTE(cuda): the one host synchronization of a pass; the engine samples on the host for now.
+    timer.mark("logits d2h", stream);
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    timer.end(host_s);
     sel.end_pass();
     // Row k of the LM head's output belongs to output index outs[k].first of the whole batch.
     for (size_t k = 0; k < outs.size(); ++k) {

@@ -69,10 +69,15 @@ void cuda_selection::set_selection(int32_t seq, const std::vector<int32_t> & pos
         return;
     }
     const int64_t rows = hp_.n_layer * hp_.n_head_kv;
+    std::vector<int32_t> all; // the list once per layer and KV head
+    all.reserve(static_cast<size_t>(rows * n));
+    for (int64_t r = 0; r < rows; ++r) {
+        all.insert(all.end(), positions.begin(), positions.end());
+    }
     SPECATTN_CUDA_CHECK(cudaMemcpy2D(lists_.as<int32_t>() + slot * rows * sel_cap_,
-                                     static_cast<size_t>(sel_cap_) * sizeof(int32_t), positions.data(), 0,
-                                     static_cast<size_t>(n) * sizeof(int32_t), static_cast<size_t>(rows),
-                                     cudaMemcpyHostToDevice));
+                                     static_cast<size_t>(sel_cap_) * sizeof(int32_t), all.data(),
+                                     static_cast<size_t>(n) * sizeof(int32_t), static_cast<size_t>(n) * sizeof(int32_t),
+                                     static_cast<size_t>(rows), cudaMemcpyHostToDevice));
 }
 
 int64_t cuda_selection::select_top_k(int32_t seq, int32_t sink, int64_t k) {
