@@ -21,6 +21,10 @@ struct forward_batch {
     std::vector<int32_t> seq_ids;   // [n_rows] kv_block_manager sequence ids
     std::vector<int64_t> positions; // [n_rows]
     std::vector<int32_t> logit_rows; // rows whose logits are wanted, in output order
+    // Prompt rows. Every other pass (decode, draft, verify) must compute each row exactly as it would in any other
+    // such pass, whatever else is in the batch: a GPU backend uses batch-invariant kernels there, so that greedy
+    // speculative output equals greedy autoregressive output token for token. Prefill may use faster kernels.
+    bool prefill = false;
     // Speculative decoding (backend/selection.h): per row, where a draft row attends ([n_rows] or empty: all
     // dense); the score sinks the verification rows fill.
     std::vector<draft_attention> draft;
@@ -32,6 +36,7 @@ struct forward_batch {
         seq_ids.clear();
         positions.clear();
         logit_rows.clear();
+        prefill = false;
         draft.clear();
         sinks.clear();
     }

@@ -248,6 +248,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             kv_->append(seqs[i].kv_seq, n);
             const bool last = start + n == n_prompt;
             batch.add_sequence_rows(seqs[i].kv_seq, prompt.data() + start, n, start, last);
+            batch.prefill = true;
             if (last && speculative) {
                 // The last prompt row's attention seeds the first selection.
                 seqs[i].selector->add_sinks(prefill_view(seqs[i].kv_seq, n - 1, n_prompt), batch);

@@ -60,7 +60,8 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.n_slots = 0;
     plan.n_collect = 0;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
-    const int64_t rows_per_tile = std::max<int64_t>(1, attention_tile_queries / group);
+    // 16 query vectors: one mma row tile (see attention_plan_config::invariant).
+    const int64_t rows_per_tile = std::max<int64_t>(1, (cfg.invariant ? 16 : attention_tile_queries) / group);
 
     // Segments; each distinct sequence's page list goes into the table once. A collected row past the 32 bits of
     // collect_mask starts a new segment (splitting a segment changes nothing else).
@@ -133,7 +134,13 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     int64_t want = base >= wave ? 1 : std::max<int64_t>(1, wave / std::max<int64_t>(base, 1));
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
-    for (;;) {
+    static_assert(attention_invariant_chunk % attention_kv_block == 0, "invariant chunks are whole KV blocks");
+    for (size_t i = 0; cfg.invariant && i < tiles.size(); ++i) {
+        // Chunks [c C, (c + 1) C) from position 0 that the tile's range touches; the work loop clips them.
+        chunk[i] = attention_invariant_chunk;
+        n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
+    }
+    for (; !cfg.invariant;) {
         int64_t slots = 0;
         for (size_t i = 0; i < tiles.size(); ++i) {
             const int64_t len = tiles[i].kv_hi - tiles[i].kv_lo;
@@ -181,8 +188,10 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 w.kv_head = static_cast<int32_t>(kvh);
                 w.row0 = t.row0;
                 w.n_rows = t.n_rows;
-                w.kv_begin = to_i32(t.kv_lo + sp * chunk[i], "kv position");
-                w.kv_end = to_i32(std::min(t.kv_hi, t.kv_lo + (sp + 1) * chunk[i]), "kv position");
+                // Invariant chunks are aligned to position 0; the others start at the tile's first position.
+                const int64_t start = cfg.invariant ? t.kv_lo / chunk[i] * chunk[i] : t.kv_lo;
+                w.kv_begin = to_i32(std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
+                w.kv_end = to_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
                 plan.work.push_back(w);

@@ -32,8 +32,17 @@ struct attention_plan_config {
     int64_t min_chunk = 256;   // positions: never split KV finer than this
     int64_t slot_capacity = 0; // partial slots the caller's workspace holds
     int64_t sel_cap = 0;       // entries per selection list (attention_params::sel_cap); 0: no sparse rows
+    // Batch invariance (forward_batch::prefill): every row is computed the same whatever else is in the batch.
+    // Tiles hold one 16-vector mma row tile (the kernel's warp layout is then the same for every tile) and KV is split
+    // at multiples of attention_invariant_chunk from position 0, never by the grid's size; split rows of a tile
+    // whose own range ends earlier get empty chunks, which the combine weighs exactly 0. The partial slots may then
+    // exceed slot_capacity: the caller grows its workspace to plan.n_slots.
+    bool invariant = false;
     int64_t collect_cap = 0;   // positions per collected logit row; 0: no collection
 };
+
+// KV positions per split chunk of a batch-invariant plan (a multiple of attention_kv_block).
+constexpr int64_t attention_invariant_chunk = 512;
 
 // The backend uploads segments and work items as int32 words.
 static_assert(sizeof(attention_segment) % sizeof(int32_t) == 0 && sizeof(attention_work) % sizeof(int32_t) == 0);

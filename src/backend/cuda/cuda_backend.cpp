@@ -279,6 +279,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     const int64_t hd = hp.head_dim;
     const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
     cuda_selection & sel = *sel_state;
+    const bool invariant = !batch.prefill; // batch-invariant GEMMs and attention plan (forward_batch::prefill)
     const auto t_host = std::chrono::steady_clock::now();
 
     // ---- host: the pass's metadata, one upload ----
@@ -333,10 +334,14 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.sliding_window = hp.sliding_window;
     pc.n_sm = n_sm;
     pc.slot_capacity = slot_capacity;
+    pc.invariant = invariant;
     sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);
-    SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= max_work, "cuda backend: attention plan exceeds %lld CTAs",
-                   static_cast<long long>(max_work));
+    if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace
+        slot_capacity = plan.n_slots + plan.n_slots / 2;
+        partial_o = device_buffer(static_cast<size_t>(slot_capacity * hp.n_embd_q()) * sizeof(float));
+        partial_lse = device_buffer(static_cast<size_t>(slot_capacity * hp.n_head) * sizeof(float));
+    }
     off.row_slot = meta.put(plan.row_slot);
     off.row_n_split = meta.put(plan.row_n_split);
     off.page_table = meta.put(plan.page_table);
@@ -389,7 +394,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         launch_rmsnorm(np, stream);
 
         timer.mark("norm", stream);
-        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream);
+        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream, invariant);
         timer.mark("gemm qkv", stream);
 
         qkv_prep_params qp;
@@ -456,7 +461,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         sel.after_attention(il, stream);
         timer.mark("score reduce", stream);
 
-        gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream);
+        gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream, invariant);
         timer.mark("gemm o", stream);
 
         np.residual = proj_d;
@@ -464,7 +469,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         launch_rmsnorm(np, stream);
 
         timer.mark("norm", stream);
-        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream);
+        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream, invariant);
         timer.mark("gemm gate/up", stream);
         swiglu_params sp;
         sp.gate_up = gate_up.as<bf16>();
@@ -473,7 +478,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         sp.n_ff = hp.n_ff;
         launch_swiglu(sp, stream);
         timer.mark("swiglu", stream);
-        gemm->run(act.as<bf16>(), l.w_down, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream);
+        gemm->run(act.as<bf16>(), l.w_down, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream, invariant);
         timer.mark("gemm down", stream);
     }
 
@@ -495,7 +500,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     fp.eps = hp.norm_eps;
     launch_rmsnorm(fp, stream);
     timer.mark("norm", stream);
-    gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream);
+    gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream, invariant);
     timer.mark("lm head", stream);
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
     SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),

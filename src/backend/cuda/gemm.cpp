@@ -9,6 +9,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/check.h"
 
+#include <cstdlib>
+
 namespace specattn {
 
 cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
@@ -28,12 +30,15 @@ cublaslt_gemm::~cublaslt_gemm() {
     cublasLtDestroy(handle_);
 }
 
-const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int64_t n, int64_t k) {
-    const auto key = std::make_tuple(static_cast<int32_t>(out), m, n, k);
-    auto it = plans_.find(key);
-    if (it != plans_.end()) {
-        return it->second;
-    }
+int64_t cublaslt_gemm::invariant_ref_m() {
+    static const int64_t m = [] {
+        const char * env = std::getenv("SPECATTN_GEMM_REF_M");
+        return env != nullptr && std::atoll(env) > 0 ? static_cast<int64_t>(std::atoll(env)) : int64_t{16};
+    }();
+    return m;
+}
+
+void cublaslt_gemm::make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, int64_t k) {
     cudaDataType_t y_type = CUDA_R_32F;
     switch (out) {
     case gemm_out::gemm_out_bf16:
@@ -43,7 +48,6 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
         y_type = CUDA_R_32F;
         break;
     }
-    plan p;
     SPECATTN_CUDA_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t trans = CUBLAS_OP_T;
     SPECATTN_CUDA_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans, sizeof trans));
@@ -53,7 +57,9 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
         cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(m), k));
     SPECATTN_CUDA_CHECK(
         cublasLtMatrixLayoutCreate(&p.c, y_type, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n));
+}
 
+cublasLtMatmulAlgo_t cublaslt_gemm::heuristic(const plan & p, int64_t m, int64_t n, int64_t k) {
     cublasLtMatmulPreference_t pref = nullptr;
     SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -66,15 +72,47 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
     SPECATTN_CUDA_CHECK(st);
     SPECATTN_CHECK(n_result > 0, "cuBLASLt has no algorithm for a bf16 GEMM of m %lld, n %lld, k %lld",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
-    p.algo = result.algo;
+    return result.algo;
+}
+
+const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int64_t n, int64_t k, bool invariant) {
+    const auto key = std::make_tuple(static_cast<int32_t>(out), m, n, k, invariant);
+    auto it = plans_.find(key);
+    if (it != plans_.end()) {
+        return it->second;
+    }
+    plan p;
+    make_layouts(p, out, m, n, k);
+    if (!invariant) {
+        p.algo = heuristic(p, m, n, k);
+        return plans_.emplace(key, p).first->second;
+    }
+    // The shape's one algorithm: the heuristic's choice at the reference m, checked to run at this m.
+    const auto akey = std::make_tuple(static_cast<int32_t>(out), n, k);
+    auto ait = invariant_algos_.find(akey);
+    if (ait == invariant_algos_.end()) {
+        plan ref;
+        make_layouts(ref, out, invariant_ref_m(), n, k);
+        ait = invariant_algos_.emplace(akey, heuristic(ref, invariant_ref_m(), n, k)).first;
+        cublasLtMatrixLayoutDestroy(ref.a);
+        cublasLtMatrixLayoutDestroy(ref.b);
+        cublasLtMatrixLayoutDestroy(ref.c);
+        cublasLtMatmulDescDestroy(ref.op);
+    }
+    p.algo = ait->second;
+    cublasLtMatmulHeuristicResult_t check{};
+    const cublasStatus_t st = cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &p.algo, &check);
+    SPECATTN_CHECK(st == CUBLAS_STATUS_SUCCESS && check.workspaceSize <= workspace_bytes_,
+                   "cuBLASLt's batch-invariant algorithm for n %lld, k %lld does not run with m %lld",
+                   static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m));
     return plans_.emplace(key, p).first->second;
 }
 
 void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool invariant) {
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
-    const plan & p = get_plan(out, m, n, k);
+    const plan & p = get_plan(out, m, n, k, invariant);
     const float alpha = 1.0f;
     const float beta = 0.0f;
     SPECATTN_CUDA_CHECK(cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &p.algo,

@@ -1,6 +1,11 @@
 // Dense GEMMs through cuBLASLt: y = x · Wᵀ with bf16 inputs, fp32 compute and bf16 or fp32 output, weights
 // row-major [out, in] as PyTorch stores them. One handle, one workspace, and a cache of descriptors and the
 // heuristic's algorithm per shape, so a steady-state call only launches (no allocation, no synchronization).
+//
+// Batch invariance: with `invariant`, the algorithm depends on (n, k) only, never on m (the one the heuristic picks
+// for m = invariant_ref_m), so each output row is computed by the same kernel configuration, with the same K split
+// and the same deterministic reduction, whatever the number of rows: row i of a 1-row product equals row i of a
+// 100-row product bit for bit. Decode, draft and verify passes use it (see forward_batch::prefill).
 #pragma once
 
 #include "kernels/kernel_params.h"
@@ -28,7 +33,10 @@ class cublaslt_gemm {
 
     // y = x · wᵀ.  x: [m, k] bf16  w: [n, k] bf16  y: [m, n] (bf16 or fp32 as `out` says). Row-major, dense.
     void run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
-             cudaStream_t stream);
+             cudaStream_t stream, bool invariant = false);
+
+    // The m whose heuristic choice serves every m of an invariant shape (SPECATTN_GEMM_REF_M overrides it).
+    static int64_t invariant_ref_m();
 
   private:
     struct plan {
@@ -38,12 +46,15 @@ class cublaslt_gemm {
         cublasLtMatrixLayout_t c = nullptr; // y
         cublasLtMatmulAlgo_t algo{};
     };
-    const plan & get_plan(gemm_out out, int64_t m, int64_t n, int64_t k);
+    const plan & get_plan(gemm_out out, int64_t m, int64_t n, int64_t k, bool invariant);
+    cublasLtMatmulAlgo_t heuristic(const plan & p, int64_t m, int64_t n, int64_t k);
+    void make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, int64_t k);
 
     cublasLtHandle_t handle_ = nullptr;
     void * workspace_ = nullptr;
     size_t workspace_bytes_ = 0;
-    std::map<std::tuple<int32_t, int64_t, int64_t, int64_t>, plan> plans_;
+    std::map<std::tuple<int32_t, int64_t, int64_t, int64_t, bool>, plan> plans_;
+    std::map<std::tuple<int32_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> invariant_algos_; // (out, n, k)
 };
 
 } // namespace specattn
