@@ -62,10 +62,11 @@ constexpr float ln2 = 0.6931471805599453f;
 
 // Collect index of row r of a segment, or -1 when the row is not collected.
 __device__ __forceinline__ int collect_index(const attention_segment & sg, int r) {
-    if (r >= 32 || ((sg.collect_mask >> r) & 1u) == 0) {
+    const int b = r - sg.collect_row0;
+    if (b < 0 || b >= 32 || ((sg.collect_mask >> b) & 1u) == 0) {
         return -1;
     }
-    return sg.collect0 + __popc(sg.collect_mask & ((1u << r) - 1u));
+    return sg.collect0 + __popc(sg.collect_mask & ((1u << b) - 1u));
 }
 
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse

@@ -102,9 +102,9 @@ struct kv_append_params {
 // v in [0, sel_n + pos - sel_recent + 1): v < sel_n is list entry v, else position sel_recent + v - sel_n; work
 // ranges [kv_begin, kv_end) of sparse segments are in this virtual index. No sliding window on sparse rows.
 //
-// Score collection (Collect-2-Query, dense rows only): bit r of collect_mask marks row r of the segment; collected
-// rows take consecutive collect indices from collect0 in row order (collect index of row r = collect0 + the number
-// of set bits below r).
+// Score collection (Collect-2-Query, dense rows only): bit b of collect_mask marks row collect_row0 + b of the
+// segment; collected rows take consecutive collect indices from collect0 in row order. (Relative to collect_row0 so
+// that collecting a prefill chunk's last row does not cut the segment, and so the tiling, of the rows before it.)
 struct attention_segment {
     int32_t row0 = 0;
     int32_t n_rows = 0;
@@ -114,6 +114,7 @@ struct attention_segment {
     int32_t sel_n = 0;
     int32_t sel_recent = 0;
     int32_t collect0 = -1;
+    int32_t collect_row0 = 0;
     uint32_t collect_mask = 0;
 };
 

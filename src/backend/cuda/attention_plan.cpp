@@ -63,8 +63,8 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     // 16 query vectors: one mma row tile (see attention_plan_config::invariant).
     const int64_t rows_per_tile = std::max<int64_t>(1, (cfg.invariant ? 16 : attention_tile_queries) / group);
 
-    // Segments; each distinct sequence's page list goes into the table once. A collected row past the 32 bits of
-    // collect_mask starts a new segment (splitting a segment changes nothing else).
+    // Segments; each distinct sequence's page list goes into the table once. A collected row more than 31 rows after
+    // the segment's first collected one starts a new segment (past the 32 bits of collect_mask).
     std::map<int32_t, int32_t> page0_of;
     for (size_t r = 0; r < rows.size(); ++r) {
         const attention_plan_row & row = rows[r];
@@ -75,7 +75,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             const attention_segment & s = plan.segs.back();
             extends = prev.seq == row.seq && prev.pos + 1 == row.pos && prev.sel == row.sel &&
                       (row.sel < 0 || (prev.sel_n == row.sel_n && prev.sel_recent == row.sel_recent)) &&
-                      !(row.collect && s.n_rows >= attention_collect_rows);
+                      !(row.collect && s.collect_mask != 0 && s.n_rows - s.collect_row0 >= attention_collect_rows);
         }
         if (!extends) {
             auto it = page0_of.find(row.seq);
@@ -100,8 +100,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         if (row.collect) {
             if (s.collect_mask == 0) {
                 s.collect0 = to_i32(plan.n_collect, "collect index");
+                s.collect_row0 = s.n_rows;
             }
-            s.collect_mask |= 1u << s.n_rows;
+            s.collect_mask |= 1u << (s.n_rows - s.collect_row0);
             ++plan.n_collect;
         }
         ++s.n_rows;
