@@ -26,7 +26,9 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 
 namespace specattn {
 
@@ -101,9 +103,17 @@ struct cuda_backend::impl {
     std::vector<attention_plan_row> plan_rows;
     std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
     stage_timer timer;                         // SPECATTN_CUDA_PROFILE=1
+    // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
+    // their launches depend on besides the metadata's contents (see run_pass).
+    bool use_graphs = true;
+    static constexpr size_t max_graphs = 64;
+    std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
 
     impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows);
-    ~impl() { cudaStreamDestroy(stream); }
+    ~impl() {
+        clear_graphs();
+        cudaStreamDestroy(stream);
+    }
 
     template <typename T> const T * upload(const T * src, int64_t n) {
         owned.emplace_back(static_cast<size_t>(n) * sizeof(T));
@@ -132,6 +142,13 @@ struct cuda_backend::impl {
     void warm_up(int64_t n_pages, int64_t page_size);
     void upload_weights();
     void init_random_weights();
+    void enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc, bool invariant);
+    void clear_graphs() {
+        for (auto & [k, exec] : graph_cache) {
+            cudaGraphExecDestroy(exec);
+        }
+        graph_cache.clear();
+    }
 };
 
 cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows)
@@ -169,6 +186,8 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     k_pool = device_buffer(pool_bytes);
     v_pool = device_buffer(pool_bytes);
     sel_state = std::make_unique<cuda_selection>(hp, layout);
+    const char * graphs_env = std::getenv("SPECATTN_CUDA_GRAPHS");
+    use_graphs = graphs_env == nullptr || graphs_env[0] != '0';
 
     // Workspaces.
     const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
@@ -272,99 +291,13 @@ void cuda_backend::impl::init_random_weights() {
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
-void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
-                                  int64_t r_end, std::vector<float> & logits_out) {
-    const int64_t n = r_end - r_begin;
+// Every launch of a pass after the metadata upload, up to the LM head: what a graph captures.
+void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc,
+                                        bool invariant) {
     const int64_t n_embd = hp.n_embd;
     const int64_t hd = hp.head_dim;
     const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
     cuda_selection & sel = *sel_state;
-    const bool invariant = !batch.prefill; // batch-invariant GEMMs and attention plan (forward_batch::prefill)
-    const auto t_host = std::chrono::steady_clock::now();
-
-    // ---- host: the pass's metadata, one upload ----
-    meta_words meta;
-    std::vector<int32_t> tokens(static_cast<size_t>(n));
-    std::vector<int32_t> positions(static_cast<size_t>(n));
-    std::vector<int32_t> kv_page(static_cast<size_t>(n));
-    std::vector<int32_t> kv_slot(static_cast<size_t>(n));
-    plan_rows.assign(static_cast<size_t>(n), attention_plan_row{});
-    for (int64_t i = 0; i < n; ++i) {
-        const auto r = static_cast<size_t>(r_begin + i);
-        const int32_t tok = batch.tokens[r];
-        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
-                       static_cast<long long>(hp.n_vocab));
-        const int32_t seq = batch.seq_ids[r];
-        const int64_t pos = batch.positions[r];
-        const std::vector<int32_t> & pages = kv.pages(seq);
-        SPECATTN_CHECK(pos >= 0 && pos < kv.length(seq),
-                       "row %lld writes position %lld beyond its sequence's %lld reserved positions",
-                       static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(kv.length(seq)));
-        tokens[static_cast<size_t>(i)] = tok;
-        positions[static_cast<size_t>(i)] = checked_i32(pos, "position");
-        kv_page[static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
-        kv_slot[static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
-        attention_plan_row & pr = plan_rows[static_cast<size_t>(i)];
-        pr.pages = &pages;
-        pr.seq = seq;
-        pr.pos = pos;
-    }
-    off.tokens = meta.put(tokens);
-    off.positions = meta.put(positions);
-    off.kv_page = meta.put(kv_page);
-    off.kv_slot = meta.put(kv_slot);
-    // Output rows of this pass, in the batch's output order.
-    std::vector<std::pair<int64_t, int32_t>> outs; // (output index, row in this pass)
-    std::vector<int32_t> out_rows;
-    for (size_t j = 0; j < batch.logit_rows.size(); ++j) {
-        const int32_t r = batch.logit_rows[j];
-        SPECATTN_CHECK(r >= 0 && r < batch.n_rows(), "logit row %d outside the batch", r);
-        if (r >= r_begin && r < r_end) {
-            outs.emplace_back(static_cast<int64_t>(j), static_cast<int32_t>(r - r_begin));
-            out_rows.push_back(static_cast<int32_t>(r - r_begin));
-        }
-    }
-    const auto n_out = static_cast<int64_t>(outs.size());
-    off.out_rows = meta.put(out_rows);
-
-    attention_plan_config pc;
-    pc.n_head = hp.n_head;
-    pc.n_head_kv = hp.n_head_kv;
-    pc.page_size = layout.page_size;
-    pc.sliding_window = hp.sliding_window;
-    pc.n_sm = n_sm;
-    pc.slot_capacity = slot_capacity;
-    pc.invariant = invariant;
-    sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
-    attention_plan_build(plan_rows, pc, plan);
-    if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace
-        slot_capacity = plan.n_slots + plan.n_slots / 2;
-        partial_o = device_buffer(static_cast<size_t>(slot_capacity * hp.n_embd_q()) * sizeof(float));
-        partial_lse = device_buffer(static_cast<size_t>(slot_capacity * hp.n_head) * sizeof(float));
-    }
-    off.row_slot = meta.put(plan.row_slot);
-    off.row_n_split = meta.put(plan.row_n_split);
-    off.page_table = meta.put(plan.page_table);
-    off.segs = meta.put(plan.segs);
-    off.work = meta.put(plan.work);
-    sel.put_jobs(batch, kv, r_begin, r_end, plan, meta);
-
-    // The stream is idle here (every pass ends with a synchronization), so the buffers may grow.
-    const size_t bytes = meta.words.size() * sizeof(int32_t);
-    if (meta_host.bytes() < bytes) {
-        meta_host = pinned_buffer(bytes + bytes / 2);
-        meta_dev = device_buffer(bytes + bytes / 2);
-    }
-    std::memcpy(meta_host.as<void>(), meta.words.data(), bytes);
-    const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_host).count();
-    timer.begin(stream);
-    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
-    const int32_t * md = meta_dev.as<int32_t>();
-    sel.bind(md);
-    sel.run_queued_top_k(stream); // the selections queued since the last forward, before any draft row reads them
-    timer.mark("upload+top-k", stream);
-
-    // ---- device ----
     float * x_d = x.as<float>();
     bf16 * xn_d = xn.as<bf16>();
     bf16 * qkv_d = qkv.as<bf16>();
@@ -483,9 +416,6 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     }
 
     if (n_out == 0) {
-        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
-        timer.end(host_s);
-        sel.end_pass();
         return;
     }
     // Only the rows whose logits are wanted: the last MLP's output joins them, they are normed and projected.
@@ -502,6 +432,147 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     timer.mark("norm", stream);
     gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream, invariant);
     timer.mark("lm head", stream);
+}
+
+void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
+                                  int64_t r_end, std::vector<float> & logits_out) {
+    const int64_t n = r_end - r_begin;
+    cuda_selection & sel = *sel_state;
+    const bool invariant = !batch.prefill; // batch-invariant GEMMs and attention plan (forward_batch::prefill)
+    const auto t_host = std::chrono::steady_clock::now();
+
+    // ---- host: the pass's metadata, one upload ----
+    meta_words meta;
+    std::vector<int32_t> tokens(static_cast<size_t>(n));
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    std::vector<int32_t> kv_page(static_cast<size_t>(n));
+    std::vector<int32_t> kv_slot(static_cast<size_t>(n));
+    plan_rows.assign(static_cast<size_t>(n), attention_plan_row{});
+    for (int64_t i = 0; i < n; ++i) {
+        const auto r = static_cast<size_t>(r_begin + i);
+        const int32_t tok = batch.tokens[r];
+        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
+                       static_cast<long long>(hp.n_vocab));
+        const int32_t seq = batch.seq_ids[r];
+        const int64_t pos = batch.positions[r];
+        const std::vector<int32_t> & pages = kv.pages(seq);
+        SPECATTN_CHECK(pos >= 0 && pos < kv.length(seq),
+                       "row %lld writes position %lld beyond its sequence's %lld reserved positions",
+                       static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(kv.length(seq)));
+        tokens[static_cast<size_t>(i)] = tok;
+        positions[static_cast<size_t>(i)] = checked_i32(pos, "position");
+        kv_page[static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
+        kv_slot[static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
+        attention_plan_row & pr = plan_rows[static_cast<size_t>(i)];
+        pr.pages = &pages;
+        pr.seq = seq;
+        pr.pos = pos;
+    }
+    off.tokens = meta.put(tokens);
+    off.positions = meta.put(positions);
+    off.kv_page = meta.put(kv_page);
+    off.kv_slot = meta.put(kv_slot);
+    // Output rows of this pass, in the batch's output order.
+    std::vector<std::pair<int64_t, int32_t>> outs; // (output index, row in this pass)
+    std::vector<int32_t> out_rows;
+    for (size_t j = 0; j < batch.logit_rows.size(); ++j) {
+        const int32_t r = batch.logit_rows[j];
+        SPECATTN_CHECK(r >= 0 && r < batch.n_rows(), "logit row %d outside the batch", r);
+        if (r >= r_begin && r < r_end) {
+            outs.emplace_back(static_cast<int64_t>(j), static_cast<int32_t>(r - r_begin));
+            out_rows.push_back(static_cast<int32_t>(r - r_begin));
+        }
+    }
+    const auto n_out = static_cast<int64_t>(outs.size());
+    off.out_rows = meta.put(out_rows);
+
+    attention_plan_config pc;
+    pc.n_head = hp.n_head;
+    pc.n_head_kv = hp.n_head_kv;
+    pc.page_size = layout.page_size;
+    pc.sliding_window = hp.sliding_window;
+    pc.n_sm = n_sm;
+    pc.slot_capacity = slot_capacity;
+    pc.invariant = invariant;
+    sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
+    attention_plan_build(plan_rows, pc, plan);
+    if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace
+        slot_capacity = plan.n_slots + plan.n_slots / 2;
+        partial_o = device_buffer(static_cast<size_t>(slot_capacity * hp.n_embd_q()) * sizeof(float));
+        partial_lse = device_buffer(static_cast<size_t>(slot_capacity * hp.n_head) * sizeof(float));
+    }
+    // Layout: arrays whose sizes the graph key holds first; the page table (it grows by a page every page_size
+    // tokens) and the queued top-k jobs (launched outside the graph) last, so neither moves anything else.
+    off.row_slot = meta.put(plan.row_slot);
+    off.row_n_split = meta.put(plan.row_n_split);
+    off.segs = meta.put(plan.segs);
+    off.work = meta.put(plan.work);
+    sel.put_jobs(batch, kv, r_begin, r_end, plan, meta);
+    off.page_table = meta.put(plan.page_table);
+    sel.put_top_k_jobs(meta);
+
+    // The stream is idle here (every pass ends with a synchronization), so the buffers may grow.
+    const size_t bytes = meta.words.size() * sizeof(int32_t);
+    if (meta_host.bytes() < bytes) {
+        meta_host = pinned_buffer(bytes + bytes / 2);
+        meta_dev = device_buffer(bytes + bytes / 2);
+    }
+    std::memcpy(meta_host.as<void>(), meta.words.data(), bytes);
+    const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_host).count();
+    timer.begin(stream);
+    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
+    const int32_t * md = meta_dev.as<int32_t>();
+    sel.bind(md);
+    sel.run_queued_top_k(stream); // the selections queued since the last forward, before any draft row reads them
+    timer.mark("upload+top-k", stream);
+
+    // ---- device: replay the pass's graph when one was captured for the same launches, else capture or launch ----
+    const bool graphs = invariant && use_graphs && !timer.on();
+    std::vector<int64_t> key;
+    if (graphs) {
+        key = sel.launch_signature();
+        const int64_t fixed[] = {n, n_out, static_cast<int64_t>(plan.segs.size()), static_cast<int64_t>(plan.work.size()),
+                                 plan.n_slots, plan.n_collect, slot_capacity,
+                                 static_cast<int64_t>(reinterpret_cast<intptr_t>(md)),
+                                 static_cast<int64_t>(reinterpret_cast<intptr_t>(partial_o.as<void>())),
+                                 static_cast<int64_t>(reinterpret_cast<intptr_t>(partial_lse.as<void>())),
+                                 static_cast<int64_t>(off.page_table), static_cast<int64_t>(off.work)};
+        key.insert(key.end(), std::begin(fixed), std::end(fixed));
+    }
+    const auto it = graphs ? graph_cache.find(key) : graph_cache.end();
+    if (it != graph_cache.end()) {
+        SPECATTN_CUDA_CHECK(cudaGraphLaunch(it->second, stream));
+    } else if (graphs) {
+        if (graph_cache.size() >= max_graphs) {
+            clear_graphs();
+        }
+        cudaGraph_t g = nullptr;
+        SPECATTN_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+        try {
+            enqueue_layers(n, n_out, md, pc, invariant);
+        } catch (...) {
+            cudaStreamEndCapture(stream, &g); // leave the stream usable
+            if (g != nullptr) {
+                cudaGraphDestroy(g);
+            }
+            throw;
+        }
+        SPECATTN_CUDA_CHECK(cudaStreamEndCapture(stream, &g));
+        cudaGraphExec_t exec = nullptr;
+        SPECATTN_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+        cudaGraphDestroy(g);
+        graph_cache.emplace(key, exec);
+        SPECATTN_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    } else {
+        enqueue_layers(n, n_out, md, pc, invariant);
+    }
+
+    if (n_out == 0) {
+        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
+        timer.end(host_s);
+        sel.end_pass();
+        return;
+    }
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
     SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
                                         static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));

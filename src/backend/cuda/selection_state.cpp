@@ -203,7 +203,8 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
         max_domain = std::max(max_domain, s.domain);
         max_groups = std::max<int64_t>(max_groups, s.per_kv_head ? hp_.n_head_kv : 1);
     }
-    group_stride_ = round_up(std::max<int64_t>(max_domain, 1), 4);
+    // Rounded up so that the layout (and a captured graph's parameters) changes once per 1024 positions.
+    group_stride_ = round_up(std::max<int64_t>(max_domain, 1), 1024);
     layer_stride_ = max_groups * group_stride_;
     const int64_t block = hp_.n_layer * layer_stride_;
     sinks_.clear(); // the arena is laid out anew: every earlier sink is gone
@@ -262,7 +263,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
         row.collect = collected[static_cast<size_t>(i)];
         if (row.collect) {
             ++n_collect;
-            collect_cap_ = std::max(collect_cap_, round_up(row.pos + 1, 8));
+            collect_cap_ = std::max(collect_cap_, round_up(row.pos + 1, 256)); // stable for 256 positions
         }
     }
     ensure_lists(n_slots_, need_cap);
@@ -282,9 +283,6 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
 void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
                               int64_t r_end, const attention_plan & plan, meta_words & meta) {
     const int64_t n = r_end - r_begin;
-    if (!top_k_jobs_.empty()) {
-        w_top_k_ = meta.put(top_k_jobs_);
-    }
 
     // Score reduce: each sink's rows are consecutive collect indices of this pass (collected rows are numbered in
     // row order, as the attention plan numbers them).
@@ -331,7 +329,7 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         j.n_groups = l.n_groups;
         j.out_offset = l.offset;
         reduce.push_back(j);
-        reduce_max_domain_ = std::max(reduce_max_domain_, s.domain);
+        reduce_max_domain_ = std::max(reduce_max_domain_, round_up(s.domain, 1024)); // sizes the grid only
         reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
     }
     n_reduce_ = static_cast<int64_t>(reduce.size());
@@ -380,13 +378,28 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         j.k_pages = i32(d->quest_blocks);
         j.slot = slots_.at(batch.seq_ids[static_cast<size_t>(r_begin + i)]);
         quest.push_back(j);
-        quest_max_pages_ = std::max<int64_t>(quest_max_pages_, j.n_pages_before);
+        quest_max_pages_ = std::max<int64_t>(quest_max_pages_, round_up(j.n_pages_before, 64)); // grid only
     }
     n_quest_meta_ = static_cast<int64_t>(meta_pages.size());
     w_quest_meta_pages_ = meta.put(meta_pages);
     w_quest_meta_valid_ = meta.put(meta_valid);
     n_quest_ = static_cast<int64_t>(quest.size());
     w_quest_ = meta.put(quest);
+}
+
+void cuda_selection::put_top_k_jobs(meta_words & meta) {
+    if (!top_k_jobs_.empty()) {
+        w_top_k_ = meta.put(top_k_jobs_);
+    }
+}
+
+std::vector<int64_t> cuda_selection::launch_signature() const {
+    const auto ptr = [](const device_buffer & b) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>())); };
+    return {sel_cap_, collect_ ? 1 : 0, collect_cap_, n_reduce_, reduce_max_domain_, reduce_max_groups_,
+            layer_stride_, group_stride_, n_quest_, quest_max_pages_, n_quest_meta_,
+            static_cast<int64_t>(w_reduce_), static_cast<int64_t>(w_quest_meta_pages_),
+            static_cast<int64_t>(w_quest_meta_valid_), static_cast<int64_t>(w_quest_),
+            ptr(lists_), ptr(arena_), ptr(collect_logits_), ptr(collect_lse_), ptr(kmin_), ptr(kmax_)};
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------

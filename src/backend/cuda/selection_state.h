@@ -65,7 +65,12 @@ class cuda_selection {
     // pages, seq and pos already set) and the capacities the plan needs.
     void plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
                    std::vector<attention_plan_row> & rows, attention_plan_config & cfg);
-    // The pass's jobs into its metadata (after the plan is built); first pass: also the queued top-k jobs.
+    // The pass's jobs into its metadata (after the plan is built), and the queued top-k jobs (last: they run
+    // outside a captured graph, so their count may change without changing the graph's parameters).
+    void put_top_k_jobs(meta_words & meta);
+    // Everything the pass's selection launches depend on besides the metadata's contents: equal signatures (and
+    // metadata layouts) mean a captured graph of the pass can be replayed.
+    std::vector<int64_t> launch_signature() const;
     void put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
                   const attention_plan & plan, meta_words & meta);
     // Device address of the uploaded metadata words.
