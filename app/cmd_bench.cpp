@@ -126,7 +126,6 @@ void bench_point(const bench_options & o, const std::vector<std::string> & texts
     ep.n_threads = o.threads;
     ep.device = o.device;
     ep.n_seq_max = batch;
-    ep.random_kv = synthetic;
     ep.n_ctx = o.ctx_size;
     if (ctx_len > 0 && ep.n_ctx == 0) {
         ep.n_ctx = ctx_len + o.n_predict + 1;

@@ -48,14 +48,12 @@ def preset_config(name):
         return transformers.LlamaConfig(
             vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
             num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
-            rms_norm_eps=1e-5, rope_theta=500000.0, tie_word_embeddings=False,
-            rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                          "original_max_position_embeddings": 8192})
+            rms_norm_eps=1e-5, tie_word_embeddings=False)  # rope scaling left out: it does not change the speed
     if name == "qwen3-8b":
         return transformers.Qwen3Config(
             vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
             num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=131072,
-            rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False)
+            rms_norm_eps=1e-6, tie_word_embeddings=False)
     raise SystemExit(f"unknown preset {name}")
 
 

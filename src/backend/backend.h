@@ -56,8 +56,9 @@ class backend {
     // sinks its sequences held.
     virtual void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) = 0;
 
-    // Benchmarks: every K/V slot of every layer gets a random value (a synthetic context; see request).
-    virtual void fill_kv_random(uint64_t seed) = 0;
+    // Benchmarks: positions [0, n) of `seq` get pseudo-random K/V in every layer, a function of (seed, layer,
+    // position, head, dim) only (a synthetic context; see request::synthetic_prefill).
+    virtual void synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) = 0;
 
     // ---- draft selections, held per KV sequence where the backend's attention reads them ----
     // Every layer and KV head of `seq` holds `positions` (ascending): streaming's attention sinks, say.

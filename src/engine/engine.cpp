@@ -120,9 +120,6 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     } else {
         backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
     }
-    if (params_.random_kv) {
-        backend_->fill_kv_random(0x6b76);
-    }
     load_s_ = seconds_since(t0);
 }
 
@@ -242,6 +239,13 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         // A synthetic prefill computes only the last prompt token; the others' K/V are what the pools hold.
         const int64_t first = seqs[i].req->synthetic_prefill ? n_prompt - 1 : 0;
         kv_->append(seqs[i].kv_seq, first);
+        if (first > 0) {
+            uint64_t seed = 1469598103934665603ull; // FNV-1a of the prompt: its context is a function of it
+            for (int32_t t : prompt) {
+                seed = (seed ^ static_cast<uint32_t>(t)) * 1099511628211ull;
+            }
+            backend_->synthetic_kv(*kv_, seqs[i].kv_seq, first, seed);
+        }
         for (int64_t start = first; start < n_prompt; start += params_.n_batch) {
             const int64_t n = std::min(params_.n_batch, n_prompt - start);
             batch.clear();

@@ -26,7 +26,6 @@ struct engine_params {
     int64_t n_batch = 512;      // most rows in one prefill forward
     int n_threads = 0;          // 0: all cores
     std::string device = "cpu"; // "cpu" (the reference backend) or "cuda" (needs a build with SPECATTN_CUDA)
-    bool random_kv = false;     // benchmarks: fill the KV pools with random values, for synthetic prefills
 };
 
 struct request {
@@ -35,8 +34,9 @@ struct request {
     sampling_params sampling;
     std::vector<std::string> stop;
     bool ignore_eos = false;
-    // Benchmarks: compute only the last prompt token; the K/V of the others are what the pools hold (random with
-    // engine_params::random_kv). Decoding then reads a context of the prompt's length without paying its prefill.
+    // Benchmarks: compute only the last prompt token; the K/V of the others are pseudo-random values derived from the
+    // prompt's tokens (the same prompt gets the same context in every run, whatever pages it lands on). Decoding
+    // then reads a context of the prompt's length without paying its prefill.
     bool synthetic_prefill = false;
 };
 

@@ -36,4 +36,23 @@ __global__ void fill_f32_kernel(float * p, int64_t n, float value) {
     }
 }
 
+// Element e of the logical [L][n_pos][HK][D] K/V of one sequence, stored at its page: K gets hash (seed, 2e),
+// V (seed, 2e + 1).
+__global__ void fill_kv_synthetic_kernel(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos,
+                                         int64_t n_layer, int64_t layer_elems, int64_t n_head_kv, int64_t page_size,
+                                         int64_t head_dim, uint64_t seed) {
+    const int64_t n = n_layer * n_pos * n_head_kv * head_dim;
+    for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
+         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t d = e % head_dim;
+        const int64_t h = e / head_dim % n_head_kv;
+        const int64_t p = e / (head_dim * n_head_kv) % n_pos;
+        const int64_t l = e / (head_dim * n_head_kv * n_pos);
+        const int64_t off = l * layer_elems + static_cast<int64_t>(pages[p / page_size]) * n_head_kv * page_size * head_dim +
+                            (h * page_size + p % page_size) * head_dim + d;
+        k_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e, 1.0f));
+        v_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e + 1, 1.0f));
+    }
+}
+
 } // namespace specattn

@@ -30,14 +30,22 @@ cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size) : 
     inv_freq_ = rope_inv_freq(hp.rope, hp.head_dim);
 }
 
-void cpu_backend::fill_kv_random(uint64_t seed) {
-    std::mt19937_64 rng(seed);
+void cpu_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) {
+    const paged_kv_seq view = kv.view(seq);
+    SPECATTN_CHECK(n <= view.len, "synthetic context of %lld positions beyond the sequence's %lld",
+                   static_cast<long long>(n), static_cast<long long>(view.len));
+    std::mt19937_64 rng(seed); // walks (layer, position, head) in logical order: independent of the pages
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    for (float & x : k_pool_) {
-        x = u(rng);
-    }
-    for (float & x : v_pool_) {
-        x = u(rng);
+    for (int64_t l = 0; l < layout_.n_layer; ++l) {
+        for (int64_t p = 0; p < n; ++p) {
+            for (int64_t h = 0; h < layout_.n_head_kv; ++h) {
+                const int64_t off = paged_kv_offset(layout_, view, l, h, p);
+                for (int64_t d = 0; d < layout_.head_dim; ++d) {
+                    k_pool_[static_cast<size_t>(off + d)] = u(rng);
+                    v_pool_[static_cast<size_t>(off + d)] = u(rng);
+                }
+            }
+        }
     }
 }
 

@@ -142,6 +142,16 @@ struct cuda_backend::impl {
     void warm_up(int64_t n_pages, int64_t page_size);
     void upload_weights();
     void init_random_weights();
+    // The batch-invariant GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
+    void tune_gemms() {
+        const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
+        const cuda_layer & l = layers.front();
+        gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream);
+        gemm->tune_invariant(gemm_out::gemm_out_bf16, hp.n_embd, hp.n_embd_q(), l.wo, stream);
+        gemm->tune_invariant(gemm_out::gemm_out_bf16, 2 * hp.n_ff, hp.n_embd, l.w_gate_up, stream);
+        gemm->tune_invariant(gemm_out::gemm_out_bf16, hp.n_embd, hp.n_ff, l.w_down, stream);
+        gemm->tune_invariant(gemm_out::gemm_out_f32, hp.n_vocab, hp.n_embd, lm_head, stream);
+    }
     void enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc, bool invariant);
     void clear_graphs() {
         for (auto & [k, exec] : graph_cache) {
@@ -605,6 +615,7 @@ void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
 
 cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows)
     : impl_(std::make_unique<impl>(m, n_pages, page_size, max_rows)) {
+    impl_->tune_gemms();
     impl_->warm_up(n_pages, page_size);
 }
 
@@ -659,10 +670,19 @@ std::vector<int32_t> cuda_backend::held_list(int32_t seq, int64_t layer, int64_t
     return impl_->sel_state->held_list(seq, layer, kv_head, n);
 }
 
-void cuda_backend::fill_kv_random(uint64_t seed) {
-    const auto n = static_cast<int64_t>(impl_->k_pool.bytes() / sizeof(bf16));
-    launch_fill_uniform_bf16(impl_->k_pool.as<bf16>(), n, seed, 1.0f, impl_->stream);
-    launch_fill_uniform_bf16(impl_->v_pool.as<bf16>(), n, seed + 1, 1.0f, impl_->stream);
+void cuda_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) {
+    SPECATTN_CHECK(n <= kv.length(seq), "synthetic context of %lld positions beyond the sequence's %lld",
+                   static_cast<long long>(n), static_cast<long long>(kv.length(seq)));
+    if (n == 0) {
+        return;
+    }
+    const std::vector<int32_t> & pages = kv.pages(seq);
+    device_buffer pages_dev(pages.size() * sizeof(int32_t));
+    SPECATTN_CUDA_CHECK(cudaMemcpy(pages_dev.as<void>(), pages.data(), pages.size() * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice));
+    const paged_kv_layout & l = impl_->layout;
+    launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n, l.n_layer,
+                             l.layer_elems(), l.n_head_kv, l.page_size, l.head_dim, seed, impl_->stream);
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 

@@ -30,7 +30,7 @@ class cuda_backend : public backend {
     void set_selection(int32_t seq, const std::vector<int32_t> & positions) override;
     int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override;
     void release_selection(int32_t seq) override;
-    void fill_kv_random(uint64_t seed) override;
+    void synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) override;
 
     // Inspection, for tests (synchronous): the scores [n_layer, groups, domain] of a held sink (empty if none),
     // and the first n entries of a held list (queued selections are made first).

@@ -20,5 +20,10 @@ void launch_argmax(const argmax_params & p, cudaStream_t stream);
 // Fills (kernels/fill.cuh): uniform in [-scale, scale) from a counter-based hash of (seed, index); a constant.
 void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 void launch_fill_f32(float * p, int64_t n, float value, cudaStream_t stream);
+// Synthetic K/V of positions [0, n_pos) of one sequence (its pages), every layer: uniform in [-1, 1) from a hash of
+// (seed, logical element index), so the values do not depend on which pages the sequence holds.
+void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
+                              int64_t layer_elems, int64_t n_head_kv, int64_t page_size, int64_t head_dim,
+                              uint64_t seed, cudaStream_t stream);
 
 } // namespace specattn

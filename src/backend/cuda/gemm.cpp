@@ -10,6 +10,8 @@
 #include "core/check.h"
 
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 namespace specattn {
 
@@ -106,6 +108,91 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
                    "cuBLASLt's batch-invariant algorithm for n %lld, k %lld does not run with m %lld",
                    static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m));
     return plans_.emplace(key, p).first->second;
+}
+
+void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream) {
+    constexpr int64_t m_max = 64;
+    std::vector<cublasLtMatmulAlgo_t> cands;
+    for (int64_t m_ref : {int64_t{1}, int64_t{16}, invariant_ref_m()}) {
+        plan ref;
+        make_layouts(ref, out, m_ref, n, k);
+        cublasLtMatmulPreference_t pref = nullptr;
+        SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+        SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                                 &workspace_bytes_, sizeof workspace_bytes_));
+        cublasLtMatmulHeuristicResult_t results[16];
+        int n_result = 0;
+        cublasLtMatmulAlgoGetHeuristic(handle_, ref.op, ref.a, ref.b, ref.c, ref.c, pref, 16, results, &n_result);
+        cublasLtMatmulPreferenceDestroy(pref);
+        for (int i = 0; i < n_result; ++i) {
+            bool dup = false;
+            for (const cublasLtMatmulAlgo_t & c : cands) {
+                dup = dup || std::memcmp(&c, &results[i].algo, sizeof c) == 0;
+            }
+            if (!dup && results[i].state == CUBLAS_STATUS_SUCCESS) {
+                cands.push_back(results[i].algo);
+            }
+        }
+        cublasLtMatrixLayoutDestroy(ref.a);
+        cublasLtMatrixLayoutDestroy(ref.b);
+        cublasLtMatrixLayoutDestroy(ref.c);
+        cublasLtMatmulDescDestroy(ref.op);
+    }
+    // Scratch inputs and outputs; the weights are the real ones (their bytes are what decoding streams).
+    void * x = nullptr;
+    void * y = nullptr;
+    SPECATTN_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(m_max * k) * sizeof(bf16)));
+    SPECATTN_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(m_max * n) * sizeof(float)));
+    SPECATTN_CUDA_CHECK(cudaMemsetAsync(x, 0, static_cast<size_t>(m_max * k) * sizeof(bf16), stream));
+    cudaEvent_t t0 = nullptr;
+    cudaEvent_t t1 = nullptr;
+    SPECATTN_CUDA_CHECK(cudaEventCreate(&t0));
+    SPECATTN_CUDA_CHECK(cudaEventCreate(&t1));
+    const float alpha = 1.0f;
+    const float beta = 0.0f;
+    double best = 1e30;
+    const cublasLtMatmulAlgo_t * chosen = nullptr;
+    for (const cublasLtMatmulAlgo_t & algo : cands) {
+        double score = 0.0;
+        bool ok = true;
+        for (int64_t m : {int64_t{1}, int64_t{16}, m_max}) {
+            plan p;
+            make_layouts(p, out, m, n, k);
+            cublasLtMatmulHeuristicResult_t check{};
+            ok = ok && cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &algo, &check) ==
+                           CUBLAS_STATUS_SUCCESS && check.workspaceSize <= workspace_bytes_;
+            if (ok && m != m_max) { // m_max is only checked: verification batches must run too
+                constexpr int reps = 5;
+                for (int r = 0; r < reps + 2; ++r) {
+                    if (r == 2) {
+                        SPECATTN_CUDA_CHECK(cudaEventRecord(t0, stream));
+                    }
+                    ok = ok && cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algo,
+                                              workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
+                }
+                SPECATTN_CUDA_CHECK(cudaEventRecord(t1, stream));
+                SPECATTN_CUDA_CHECK(cudaEventSynchronize(t1));
+                float ms = 0.0f;
+                SPECATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
+                score += (m == 1 ? 1.0 : 0.5) * ms / reps;
+            }
+            cublasLtMatrixLayoutDestroy(p.a);
+            cublasLtMatrixLayoutDestroy(p.b);
+            cublasLtMatrixLayoutDestroy(p.c);
+            cublasLtMatmulDescDestroy(p.op);
+        }
+        if (ok && score < best) {
+            best = score;
+            chosen = &algo;
+        }
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    cudaFree(x);
+    cudaFree(y);
+    SPECATTN_CHECK(chosen != nullptr, "cuBLASLt has no batch-invariant algorithm for n %lld, k %lld",
+                   static_cast<long long>(n), static_cast<long long>(k));
+    invariant_algos_[std::make_tuple(static_cast<int32_t>(out), n, k)] = *chosen;
 }
 
 void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,

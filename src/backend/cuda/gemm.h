@@ -37,6 +37,10 @@ class cublaslt_gemm {
 
     // The m whose heuristic choice serves every m of an invariant shape (SPECATTN_GEMM_REF_M overrides it).
     static int64_t invariant_ref_m();
+    // Picks the invariant algorithm of (out, n, k) by timing the heuristic's candidates for a few m on the real
+    // weights w: the fastest at 1 row plus half its time at 16 rows (decode at batch 1, verification). Call before
+    // any invariant run of the shape (not while a stream is being captured); untuned shapes use invariant_ref_m.
+    void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream);
 
   private:
     struct plan {

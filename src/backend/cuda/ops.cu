@@ -75,6 +75,14 @@ void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, c
     }
 }
 
+void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
+                              int64_t layer_elems, int64_t n_head_kv, int64_t page_size, int64_t head_dim,
+                              uint64_t seed, cudaStream_t stream) {
+    fill_kv_synthetic_kernel<<<2048, 256, 0, stream>>>(k_pool, v_pool, pages, n_pos, n_layer, layer_elems, n_head_kv,
+                                                       page_size, head_dim, seed);
+    SPECATTN_CUDA_CHECK(cudaGetLastError());
+}
+
 void launch_fill_f32(float * p, int64_t n, float value, cudaStream_t stream) {
     if (n > 0) {
         fill_f32_kernel<<<256, 256, 0, stream>>>(p, n, value);

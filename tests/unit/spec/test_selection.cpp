@@ -54,7 +54,7 @@ class recording_backend final : public backend {
         return std::min<int64_t>(k, domain);
     }
     void release_selection(int32_t) override {}
-    void fill_kv_random(uint64_t) override {}
+    void synthetic_kv(const kv_block_manager &, int32_t, int64_t, uint64_t) override {}
 
     struct call {
         int32_t seq, sink;
