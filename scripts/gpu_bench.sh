@@ -20,7 +20,7 @@ bench() { # name timeout args...
 }
 bench llama8b_4k 150 --preset llama-3.1-8b --ctx-len 4096 -b 1,8,32,64 --spec none,specattn,streaming --draft-len 4
 bench llama8b_32k 150 --preset llama-3.1-8b --ctx-len 32768 -b 1,8,24 --spec none,specattn,streaming --draft-len 4
-bench llama8b_128k 120 --preset llama-3.1-8b --ctx-len 131072 -b 1,4 --spec none,specattn --draft-len 4
+bench llama8b_128k 120 --preset llama-3.1-8b --ctx-len 131000 -b 1,4 --spec none,specattn --draft-len 4
 bench qwen8b_32k 100 --preset qwen3-8b --ctx-len 32768 -b 1,8 --spec none,specattn --draft-len 4
 echo "== hf peer"
 PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 4096,32768 \

@@ -28,7 +28,7 @@ void cuda_selection::ensure_lists(int64_t n_slots, int64_t cap) {
     if (n_slots <= have_slots && cap <= sel_cap_) {
         return;
     }
-    const int64_t new_slots = std::max({n_slots, have_slots, int64_t{4}});
+    const int64_t new_slots = n_slots <= have_slots ? have_slots : std::max({n_slots, 2 * have_slots, int64_t{4}});
     const int64_t new_cap = std::max(sel_cap_, round_up(std::max<int64_t>(cap, 1) * 5 / 4, 256));
     device_buffer grown(static_cast<size_t>(new_slots * rows_per_slot * new_cap) * sizeof(int32_t));
     if (have_slots > 0) {
