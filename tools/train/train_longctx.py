@@ -138,6 +138,14 @@ def parse_args():
     ap.add_argument("--max-steps", type=int, default=0, help="optional step cap (0: only the time budget)")
     ap.add_argument("--log-seconds", type=float, default=10.0)
     ap.add_argument("--compile", action="store_true", help="torch.compile each decoder layer (off by default)")
+    ap.add_argument("--init-from", default=None,
+                    help="continue from this Hugging Face model folder: its weights and its tokenizer.json (no "
+                         "tokenizer training; the model flags are taken from its config)")
+    ap.add_argument("--copy-aug", type=float, default=0.0,
+                    help="long-range copy augmentation: probability of each of --copy-spans copies per window")
+    ap.add_argument("--copy-spans", type=int, default=8, help="copy attempts per training window")
+    ap.add_argument("--copy-len", default="8,64", help="copied span length range MIN,MAX (tokens)")
+    ap.add_argument("--copy-min-dist", type=int, default=256, help="least distance from a span to its copy")
     # eval
     ap.add_argument("--eval-windows", type=int, default=None, help="held-out windows for bucket losses (32)")
     ap.add_argument("--probe-per-distance", type=int, default=None, help="retrieval prompts per distance (96)")
@@ -387,6 +395,19 @@ def train_tokenizer(args, train_pkgs):
     return tok, info
 
 
+def load_tokenizer(args):
+    """The tokenizer of --init-from, unchanged (its ids are the model's)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(args.init_from, "tokenizer.json"))
+    eot_id, pad_id = tok.token_to_id(EOT), tok.token_to_id(PAD)
+    if eot_id != 0:
+        raise RuntimeError(f"{EOT} must be id 0 in {args.init_from}, got {eot_id}")
+    log(f"tokenizer: {args.init_from}/tokenizer.json (vocab {tok.get_vocab_size()}, {EOT}={eot_id}, {PAD}={pad_id})")
+    return tok, {"type": f"loaded from {args.init_from}", "vocab_size": tok.get_vocab_size(), "eot_id": eot_id,
+                 "pad_id": pad_id}
+
+
 def encode_packages(args, tok, heldout, train, deadline):
     import numpy as np
 
@@ -471,6 +492,19 @@ def sdpa_preflight(torch, F, device):
 def build_model(args, torch, eot_id, pad_id, vocab):
     from transformers import AutoModelForCausalLM, GenerationConfig, Qwen3Config
 
+    if args.init_from:
+        model = AutoModelForCausalLM.from_pretrained(args.init_from, dtype=torch.float32, attn_implementation="sdpa")
+        c = model.config
+        args.hidden, args.ffn, args.layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+        args.heads, args.kv_heads, args.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        args.max_pos = c.max_position_embeddings
+        rope = getattr(c, "rope_parameters", None) or {}
+        args.rope_theta = rope.get("rope_theta", getattr(c, "rope_theta", args.rope_theta))
+        if c.vocab_size != vocab:
+            raise RuntimeError(f"{args.init_from}: vocab {c.vocab_size} != tokenizer {vocab}")
+        log(f"model: continuing from {args.init_from}")
+        return model
+
     cfg = Qwen3Config(
         vocab_size=vocab, hidden_size=args.hidden, intermediate_size=args.ffn, num_hidden_layers=args.layers,
         num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, head_dim=args.head_dim,
@@ -490,6 +524,26 @@ def build_model(args, torch, eot_id, pad_id, vocab):
         model.lm_head.weight = emb
     model.generation_config = GenerationConfig(bos_token_id=eot_id, eos_token_id=eot_id, pad_token_id=pad_id)
     return model
+
+
+def copy_spans(args, torch, chunk, gen):
+    """Long-range copy augmentation, in place: in each window, each of --copy-spans attempts (probability
+    --copy-aug) copies a span of --copy-len tokens to a later place at least --copy-min-dist tokens on. Predicting a
+    copied span from its first occurrence is the retrieval the model needs at long context (induction / copying heads);
+    natural code repeats identifiers too, but rarely enough for a 19M model to learn it in minutes."""
+    lo, hi = (int(v) for v in args.copy_len.split(","))
+    n = chunk.shape[1]
+    for b in range(chunk.shape[0]):
+        for _ in range(args.copy_spans):
+            if torch.rand(1, generator=gen).item() >= args.copy_aug:
+                continue
+            length = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+            dist = min(args.copy_min_dist, n - 2 * length)
+            if dist <= 0:
+                continue
+            src = int(torch.randint(0, n - length - dist, (1,), generator=gen))
+            dst = int(torch.randint(src + dist, n - length + 1, (1,), generator=gen))
+            chunk[b, dst:dst + length] = chunk[b, src:src + length].clone()
 
 
 def train(args, torch, F, model, stream_np, device, budget):
@@ -575,6 +629,8 @@ def train(args, torch, F, model, stream_np, device, budget):
             g["lr"] = lr
         starts = torch.randint(0, N - T - 1, (B,), generator=gen).to(device)
         chunk = stream[starts[:, None] + ar[None, :]].long()
+        if args.copy_aug > 0:
+            copy_spans(args, torch, chunk, gen)
         x, y = chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()
         try:
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
@@ -1061,7 +1117,7 @@ def main():
     import numpy as np
     np.random.seed(args.seed)
     heldout, train_pkgs, roots, n_dropped = build_corpus(args, rng)
-    tok, tok_info = train_tokenizer(args, train_pkgs)
+    tok, tok_info = load_tokenizer(args) if args.init_from else train_tokenizer(args, train_pkgs)
     used, stream_np, stopped_at = encode_packages(args, tok, heldout, train_pkgs, corpus_deadline)
     eot_id, pad_id = tok_info["eot_id"], tok_info["pad_id"]
     R["tokenizer"] = tok_info
