@@ -12,6 +12,7 @@
 // each launch reads HBM) replayed reps times after warm-up; per-launch time = median replay / n. Page tables are
 // random permutations of the pool; data is pseudo-random, never zeros. One configuration is checked against a
 // double-precision CPU computation first. Shape: Llama-3.1-8B / Qwen3-8B attention (H 32, HK 8, D 128, page 16).
+#include "bench_stats.h"
 #include "backend/cuda/attention_plan.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
@@ -101,13 +102,8 @@ template <typename F> timing time_events(F && fn, int reps) {
     }
     SPECATTN_CUDA_CHECK(cudaEventDestroy(a));
     SPECATTN_CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(ms.begin(), ms.end());
-    const double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size());
-    double var = 0;
-    for (double x : ms) {
-        var += (x - mean) * (x - mean);
-    }
-    return {ms[ms.size() / 2], std::sqrt(var / static_cast<double>(ms.size()))};
+    const auto [median, sd] = median_and_std(ms);
+    return {median, sd};
 }
 
 enum class mode { mode_decode, mode_verify, mode_verify_collect, mode_sparse, mode_prefill };

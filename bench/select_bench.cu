@@ -20,6 +20,7 @@
 //   quest select, 1 layer, S 16: B1 and B16 ~600 (32K) and ~2300 (128K): latency-bound (one warp per page).
 //   sampling probs V 151936: R8 385 (T) / 467 (top-k) / 1083 (top-p); R128 702 / 1002 / 2003;
 //   sample_from R8 22.3, R128 38.3.
+#include "bench_stats.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/select_ops.h"
 #include "core/check.h"
@@ -108,13 +109,8 @@ template <typename F> timing time_cold(F && fn, int reps) {
     }
     SPECATTN_CUDA_CHECK(cudaEventDestroy(a));
     SPECATTN_CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(us.begin(), us.end());
-    const double mean = std::accumulate(us.begin(), us.end(), 0.0) / static_cast<double>(us.size());
-    double var = 0;
-    for (double x : us) {
-        var += (x - mean) * (x - mean);
-    }
-    return {us[us.size() / 2], std::sqrt(var / static_cast<double>(us.size()))};
+    const auto [median, sd] = median_and_std(us);
+    return {median, sd};
 }
 
 constexpr int64_t n_layer = 32;

@@ -45,6 +45,8 @@ struct forward_batch {
     }
     // Appends n rows of one sequence at positions start..start+n-1; with_logits marks the last one for output.
     void add_sequence_rows(int32_t seq, const int32_t * toks, int64_t n, int64_t start, bool last_logits);
+    // Throws specattn::error unless every score sink names dense rows of its own sequence that cover its domain.
+    void check_sinks() const;
 };
 
 class backend {

@@ -1,6 +1,8 @@
 // forward_batch helpers (declared in backend/backend.h; lives here because every backend links specattn_kv).
 #include "backend/backend.h"
 
+#include "core/check.h"
+
 namespace specattn {
 
 void forward_batch::add_sequence_rows(int32_t seq, const int32_t * toks, int64_t n, int64_t start, bool last_logits) {
@@ -11,6 +13,18 @@ void forward_batch::add_sequence_rows(int32_t seq, const int32_t * toks, int64_t
     }
     if (last_logits && n > 0) {
         logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+    }
+}
+
+void forward_batch::check_sinks() const {
+    for (const score_sink & s : sinks) {
+        SPECATTN_CHECK(s.domain >= 0 && !s.rows.empty(), "score sink %d of sequence %d is empty", s.id, s.seq);
+        for (int32_t r : s.rows) {
+            SPECATTN_CHECK(r >= 0 && r < n_rows() && seq_ids[static_cast<size_t>(r)] == s.seq && draft_of(r) == nullptr &&
+                               s.domain <= positions[static_cast<size_t>(r)] + 1,
+                           "score sink %d of sequence %d names row %d, which is not a dense row of it covering "
+                           "the domain", s.id, s.seq, r);
+        }
     }
 }
 

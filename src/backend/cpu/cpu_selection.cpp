@@ -121,13 +121,9 @@ void cpu_backend::begin_sinks(const forward_batch & batch, row_scores & scores) 
     for (const score_sink & s : batch.sinks) {
         held_[s.seq].sinks.clear(); // a new verification's sinks replace the last one's
     }
+    batch.check_sinks();
     for (const score_sink & s : batch.sinks) {
-        SPECATTN_CHECK(s.domain >= 0 && !s.rows.empty(), "score sink %d of sequence %d is empty", s.id, s.seq);
         for (int32_t r : s.rows) {
-            SPECATTN_CHECK(r >= 0 && r < batch.n_rows() && batch.seq_ids[static_cast<size_t>(r)] == s.seq &&
-                               batch.draft_of(r) == nullptr && s.domain <= batch.positions[static_cast<size_t>(r)] + 1,
-                           "score sink %d of sequence %d names row %d, which is not a dense row of it covering "
-                           "the domain", s.id, s.seq, r);
             const auto n_pos = batch.positions[static_cast<size_t>(r)] + 1;
             scores.logits[static_cast<size_t>(r)].resize(static_cast<size_t>(hp.n_head * n_pos));
             scores.lse[static_cast<size_t>(r)].resize(static_cast<size_t>(hp.n_head));

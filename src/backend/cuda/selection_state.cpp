@@ -192,14 +192,8 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
     // The batch's sinks, one arena block each of [L][groups][domain] with common strides.
     int64_t max_domain = 0;
     int64_t max_groups = 1;
+    batch.check_sinks();
     for (const score_sink & s : batch.sinks) {
-        SPECATTN_CHECK(s.domain >= 0 && !s.rows.empty(), "score sink %d of sequence %d is empty", s.id, s.seq);
-        for (int32_t r : s.rows) {
-            SPECATTN_CHECK(r >= 0 && r < batch.n_rows() && batch.seq_ids[static_cast<size_t>(r)] == s.seq &&
-                               batch.draft_of(r) == nullptr && s.domain <= batch.positions[static_cast<size_t>(r)] + 1,
-                           "score sink %d of sequence %d names row %d, which is not a dense row of it covering "
-                           "the domain", s.id, s.seq, r);
-        }
         max_domain = std::max(max_domain, s.domain);
         max_groups = std::max<int64_t>(max_groups, s.per_kv_head ? hp_.n_head_kv : 1);
     }
