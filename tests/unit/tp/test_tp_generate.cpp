@@ -3,6 +3,7 @@
 // budgets with drafts sparse enough to be rejected, equal to TP=1's autoregressive output. Where the selection is
 // a function of the verification scores, TP=N and TP=1 also accept the same drafts: the cross-rank score reduction
 // picks the same positions.
+#include "common/spec_cases.h"
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
@@ -11,10 +12,6 @@ using namespace specattn;
 
 namespace {
 
-const std::vector<spec_method> all_selectors = {
-    spec_method::spec_method_dense,      spec_method::spec_method_streaming, spec_method::spec_method_quest,
-    spec_method::spec_method_specextend, spec_method::spec_method_pillar,    spec_method::spec_method_specattn};
-
 engine_params params_for(const std::string & path, int32_t tp) {
     engine_params ep;
     ep.model_path = std::string(SPECATTN_SOURCE_DIR) + "/" + path;
@@ -22,28 +19,6 @@ engine_params params_for(const std::string & path, int32_t tp) {
     ep.n_seq_max = 2;
     ep.tp = tp;
     return ep;
-}
-
-// Two prompts of different lengths finishing at different times.
-std::vector<request> two_requests(const engine & eng) {
-    request a;
-    a.prompt = eng.get_tokenizer().encode("Once upon a time, in a small town, there lived a curious engineer", true);
-    a.max_tokens = 40;
-    a.ignore_eos = true;
-    request b = a;
-    b.prompt.resize(7);
-    b.max_tokens = 25;
-    return {a, b};
-}
-
-spec_params sparse(spec_method m, int64_t gamma, double ratio) {
-    spec_params sp;
-    sp.method = m;
-    sp.draft_len = gamma;
-    sp.ratio = ratio;
-    sp.min_tokens = 4; // small, so drafts really are sparse on these short contexts
-    sp.block_size = 4;
-    return sp;
 }
 
 void expect_tp_equals_one_rank(const std::string & path, int32_t tp, const std::vector<spec_method> & selectors,
@@ -62,7 +37,7 @@ void expect_tp_equals_one_rank(const std::string & path, int32_t tp, const std::
     for (spec_method m : selectors) {
         for (int64_t gamma : gammas) {
             for (double ratio : ratios) {
-                const spec_params sp = sparse(m, gamma, ratio);
+                const spec_params sp = sparse_spec(m, gamma, ratio);
                 run_stats s1;
                 run_stats sn;
                 one.generate(reqs, s1, nullptr, sp);
@@ -84,13 +59,13 @@ void expect_tp_equals_one_rank(const std::string & path, int32_t tp, const std::
 TEST(tp_generate, greedy_and_speculative_output_equal_one_rank_on_gqa_checkpoints) {
     for (const char * name : {"llama_gqa_llama3rope_bf16", "mistral_gqa4_f32", "qwen2_bias_tied_f16",
                               "qwen3_qknorm_bf16_sharded"}) {
-        expect_tp_equals_one_rank(std::string("tests/fixtures/models/") + name, 2, all_selectors, {1, 5},
+        expect_tp_equals_one_rank(std::string("tests/fixtures/models/") + name, 2, all_selectors(), {1, 5},
                                   {0.07, 0.25});
     }
 }
 
 TEST(tp_generate, four_ranks_on_a_checkpoint_with_four_kv_heads) {
-    expect_tp_equals_one_rank("tests/fixtures/models/llama_mha_tied_f32_oldconfig", 4, all_selectors, {1, 5},
+    expect_tp_equals_one_rank("tests/fixtures/models/llama_mha_tied_f32_oldconfig", 4, all_selectors(), {1, 5},
                               {0.07, 0.25});
 }
 
@@ -104,6 +79,6 @@ TEST(tp_generate, sparse_drafts_do_get_rejected_under_tp) {
     // A test of the test: the budgets above reject drafts, so the equality is not vacuous.
     engine eng(params_for("tests/fixtures/models/mistral_gqa4_f32", 2));
     run_stats st;
-    eng.generate(two_requests(eng), st, nullptr, sparse(spec_method::spec_method_specattn, 5, 0.07));
+    eng.generate(two_requests(eng), st, nullptr, sparse_spec(spec_method::spec_method_specattn, 5, 0.07));
     EXPECT_LT(st.spec.accepted, st.spec.proposed);
 }
