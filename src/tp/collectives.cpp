@@ -61,7 +61,9 @@ cpu_collectives_group::cpu_collectives_group(int32_t n_ranks) : posted_(static_c
 
 cpu_collectives_group::~cpu_collectives_group() = default;
 
-collectives & cpu_collectives_group::rank(int32_t r) { return *ranks_[static_cast<size_t>(r)]; }
+collectives & cpu_collectives_group::rank(int32_t r) {
+    return *ranks_[static_cast<size_t>(r)];
+}
 
 void cpu_collectives_group::barrier() {
     std::unique_lock<std::mutex> lock(mutex_);

@@ -9,7 +9,9 @@ namespace specattn {
 namespace {
 
 // Part r of n of [0, total), balanced: sizes differ by at most one.
-tp_range balanced_part(int64_t total, int32_t r, int32_t n) { return {total * r / n, total * (r + 1) / n}; }
+tp_range balanced_part(int64_t total, int32_t r, int32_t n) {
+    return {total * r / n, total * (r + 1) / n};
+}
 
 // Rows [range) of a matrix.  m: [n_out, n_in] -> [range.size(), n_in]
 matrix slice_rows(const matrix & m, tp_range range) {
@@ -37,7 +39,9 @@ std::vector<float> slice(const std::vector<float> & v, tp_range range) {
 }
 
 // Heads [h) as element range of a [n_heads * head_dim] projection.
-tp_range head_elems(tp_range h, int64_t head_dim) { return {h.begin * head_dim, h.end * head_dim}; }
+tp_range head_elems(tp_range h, int64_t head_dim) {
+    return {h.begin * head_dim, h.end * head_dim};
+}
 
 } // namespace
 
@@ -45,8 +49,9 @@ std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks
     SPECATTN_CHECK(n_ranks >= 1, "--tp must be at least 1 (got %d)", n_ranks);
     // NOTE(tp): replicating KV heads (vLLM's answer when N > HK) is future work; until then every rank owns whole
     // KV heads and the query heads that read them.
-    SPECATTN_CHECK(n_ranks <= hp.n_head_kv, "--tp %d exceeds the %lld KV heads of this model (replicating KV heads "
-                   "is not implemented)", n_ranks, static_cast<long long>(hp.n_head_kv));
+    SPECATTN_CHECK(n_ranks <= hp.n_head_kv,
+                   "--tp %d exceeds the %lld KV heads of this model (replicating KV heads is not implemented)",
+                   n_ranks, static_cast<long long>(hp.n_head_kv));
     SPECATTN_CHECK(hp.n_head_kv % n_ranks == 0 && hp.n_head % n_ranks == 0,
                    "--tp %d does not divide the %lld KV heads of this model", n_ranks,
                    static_cast<long long>(hp.n_head_kv));
@@ -66,7 +71,9 @@ std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks
     return plan;
 }
 
-tp_rank_plan whole_model_plan(const model_hparams & hp) { return make_tp_plan(hp, 1)[0]; }
+tp_rank_plan whole_model_plan(const model_hparams & hp) {
+    return make_tp_plan(hp, 1)[0];
+}
 
 model shard_model(const model & m, const tp_rank_plan & r) {
     SPECATTN_CHECK(!m.random_weights, "%s has random weights generated on the GPU: it cannot be sharded on the CPU",

@@ -26,11 +26,11 @@ struct tp_range {
 struct tp_rank_plan {
     int32_t rank = 0;
     int32_t n_ranks = 1;
-    tp_range heads;    // query heads: rank r of N owns [r·H/N, (r+1)·H/N)
-    tp_range kv_heads; // KV heads: [r·HK/N, (r+1)·HK/N); heads[i] reads kv_heads[i / (H/HK)], as without TP
-    tp_range ff;       // MLP intermediate rows (gate/up rows, down columns); balanced, need not divide
-    tp_range vocab;    // embedding / LM-head rows: chunks of vocab_chunk ids, the last one shorter
-    int64_t vocab_chunk = 0; // ceil(n_vocab / N): every rank's LM-head block in the logits all-gather
+    tp_range heads;              // query heads: rank r of N owns [r·H/N, (r+1)·H/N)
+    tp_range kv_heads;           // KV heads: [r·HK/N, (r+1)·HK/N); heads[i] reads kv_heads[i / (H/HK)], as without TP
+    tp_range ff;                 // MLP intermediate rows (gate/up rows, down columns); balanced, need not divide
+    tp_range vocab;              // embedding / LM-head rows: chunks of vocab_chunk ids, the last one shorter
+    int64_t vocab_chunk = 0;     // ceil(n_vocab / N): every rank's LM-head block in the logits all-gather
     int64_t n_head_kv_total = 0; // the model's KV heads (synthetic K/V walks all of them in order)
 };
 

@@ -9,9 +9,9 @@
 namespace specattn {
 
 inline const std::vector<spec_method> & all_selectors() {
-    static const std::vector<spec_method> s = {
-        spec_method::spec_method_dense,      spec_method::spec_method_streaming, spec_method::spec_method_quest,
-        spec_method::spec_method_specextend, spec_method::spec_method_pillar,    spec_method::spec_method_specattn};
+    static const std::vector<spec_method> s = {spec_method::spec_method_dense,  spec_method::spec_method_streaming,
+                                               spec_method::spec_method_quest,  spec_method::spec_method_specextend,
+                                               spec_method::spec_method_pillar, spec_method::spec_method_specattn};
     return s;
 }
 

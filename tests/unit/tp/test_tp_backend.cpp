@@ -25,23 +25,29 @@ struct tp_case {
 };
 
 const std::vector<tp_case> cases = {
-    {"tests/fixtures/models/llama_gqa_llama3rope_bf16", 2}, {"tests/fixtures/models/mistral_gqa4_f32", 2},
-    {"tests/fixtures/models/qwen2_bias_tied_f16", 2},       {"tests/fixtures/models/qwen3_qknorm_bf16_sharded", 2},
-    {"tests/fixtures/models/llama_mha_tied_f32_oldconfig", 2}, {"tests/fixtures/models/llama_mha_tied_f32_oldconfig", 4},
+    {"tests/fixtures/models/llama_gqa_llama3rope_bf16", 2},
+    {"tests/fixtures/models/mistral_gqa4_f32", 2},
+    {"tests/fixtures/models/qwen2_bias_tied_f16", 2},
+    {"tests/fixtures/models/qwen3_qknorm_bf16_sharded", 2},
+    {"tests/fixtures/models/llama_mha_tied_f32_oldconfig", 2},
+    {"tests/fixtures/models/llama_mha_tied_f32_oldconfig", 4},
     {"data/stories15M/stories15M.bin", 3},
 };
 
-std::string case_name(const tp_case & c) { return std::string(c.path) + " tp " + std::to_string(c.n_ranks); }
+std::string case_name(const tp_case & c) {
+    return std::string(c.path) + " tp " + std::to_string(c.n_ranks);
+}
 
 // max |a - b| / max |b| over every element.
-void expect_close(const std::vector<float> & got, const std::vector<float> & want, double tol, const std::string & what) {
+void expect_close(const std::vector<float> & got, const std::vector<float> & want, double tol,
+                  const std::string & what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     EXPECT_LE(max_rel_error(got.data(), want), tol) << what;
 }
 
 // The [n_layer, n_kv, domain] slice [kv_begin, kv_end) of a per-KV-head sink of n_head_kv heads.
-std::vector<float> kv_head_part(const std::vector<float> & score, int64_t n_layer, int64_t n_head_kv,
-                                tp_range kv_heads, int64_t domain) {
+std::vector<float> kv_head_part(const std::vector<float> & score, int64_t n_layer, int64_t n_head_kv, tp_range kv_heads,
+                                int64_t domain) {
     std::vector<float> out;
     for (int64_t l = 0; l < n_layer; ++l) {
         const float * first = score.data() + (l * n_head_kv + kv_heads.begin) * domain;

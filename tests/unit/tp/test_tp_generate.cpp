@@ -57,8 +57,8 @@ void expect_tp_equals_one_rank(const std::string & path, int32_t tp, const std::
 } // namespace
 
 TEST(tp_generate, greedy_and_speculative_output_equal_one_rank_on_gqa_checkpoints) {
-    for (const char * name : {"llama_gqa_llama3rope_bf16", "mistral_gqa4_f32", "qwen2_bias_tied_f16",
-                              "qwen3_qknorm_bf16_sharded"}) {
+    for (const char * name :
+         {"llama_gqa_llama3rope_bf16", "mistral_gqa4_f32", "qwen2_bias_tied_f16", "qwen3_qknorm_bf16_sharded"}) {
         expect_tp_equals_one_rank(std::string("tests/fixtures/models/") + name, 2, all_selectors(), {1, 5},
                                   {0.07, 0.25});
     }
