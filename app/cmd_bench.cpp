@@ -30,6 +30,7 @@ struct bench_options {
     std::vector<std::string> prompts;
     std::vector<std::string> prompt_files;
     std::vector<int64_t> batches = {1};
+    std::vector<int32_t> tps = {1};  // tensor-parallel ranks (each a point)
     std::vector<int64_t> ctx_lens;  // random-token prompts of these lengths instead of the texts
     std::string prefill = "auto";   // real | synthetic | auto (synthetic for presets)
     int64_t n_predict = 128;
@@ -51,6 +52,7 @@ struct bench_options {
 
 struct bench_row {
     int64_t batch = 1;
+    int32_t tp = 1;
     int64_t prompt_len = 0;
     double step_bytes = 0; // autoregressive decode step: weights + mean KV read
     spec_params sp;
@@ -116,9 +118,9 @@ std::vector<spec_params> bench_configs(const bench_options & o) {
     return configs;
 }
 
-// One (prompt length, batch) point: its engine, the strategies side by side, appended to rows.
+// One (prompt length, batch, tp) point: its engine, the strategies side by side, appended to rows.
 void bench_point(const bench_options & o, const std::vector<std::string> & texts, int64_t ctx_len, int64_t batch,
-                 model_hparams & hp_out, std::vector<bench_row> & rows) {
+                 int32_t tp, model_hparams & hp_out, std::vector<bench_row> & rows) {
     const bool preset = !o.preset.empty();
     const bool synthetic = o.prefill == "synthetic" || (o.prefill == "auto" && preset);
     engine_params ep;
@@ -126,6 +128,7 @@ void bench_point(const bench_options & o, const std::vector<std::string> & texts
     ep.n_threads = o.threads;
     ep.device = o.device;
     ep.n_seq_max = batch;
+    ep.tp = tp;
     ep.n_ctx = o.ctx_size;
     if (ctx_len > 0 && ep.n_ctx == 0) {
         ep.n_ctx = ctx_len + o.n_predict + 1;
@@ -164,6 +167,7 @@ void bench_point(const bench_options & o, const std::vector<std::string> & texts
     for (const spec_params & sp : bench_configs(o)) {
         bench_row row;
         row.batch = batch;
+        row.tp = tp;
         row.prompt_len = prompt_len;
         row.step_bytes = decode_step_bytes(hp_out, o.device, batch, prompt_len, o.n_predict);
         row.sp = sp;
@@ -182,8 +186,8 @@ void bench_point(const bench_options & o, const std::vector<std::string> & texts
             }
         }
         rows.push_back(row);
-        std::fprintf(stderr, "bench: ctx %lld batch %lld %-10s gamma %lld ratio %g: %.1f tokens/s\n",
-                     static_cast<long long>(prompt_len), static_cast<long long>(batch), spec_method_name(sp.method),
+        std::fprintf(stderr, "bench: ctx %lld batch %lld tp %d %-10s gamma %lld ratio %g: %.1f tokens/s\n",
+                     static_cast<long long>(prompt_len), static_cast<long long>(batch), tp, spec_method_name(sp.method),
                      static_cast<long long>(sp.draft_len), sp.ratio, row.mean());
     }
 }
@@ -233,17 +237,19 @@ int run_bench(const bench_options & o) {
     std::vector<std::string> skipped;
     for (int64_t c : ctx_lens) {
         for (int64_t b : o.batches) {
-            try {
-                bench_point(o, texts, c, b, hp, rows);
-            } catch (const error & e) {
-                // Points beyond the GPU's memory are expected in a sweep; anything else is a real error.
-                const std::string what = e.what();
-                if (what.find("out of memory") == std::string::npos) {
-                    throw;
+            for (int32_t tp : o.tps) {
+                try {
+                    bench_point(o, texts, c, b, tp, hp, rows);
+                } catch (const error & e) {
+                    // Points beyond the GPU's memory are expected in a sweep; anything else is a real error.
+                    const std::string what = e.what();
+                    if (what.find("out of memory") == std::string::npos) {
+                        throw;
+                    }
+                    skipped.push_back(string_format("ctx %lld batch %lld tp %d: %s", static_cast<long long>(c),
+                                                    static_cast<long long>(b), tp, what.c_str()));
+                    std::fprintf(stderr, "bench: skipped %s\n", skipped.back().c_str());
                 }
-                skipped.push_back(string_format("ctx %lld batch %lld: %s", static_cast<long long>(c),
-                                                static_cast<long long>(b), what.c_str()));
-                std::fprintf(stderr, "bench: skipped %s\n", skipped.back().c_str());
             }
         }
     }
@@ -251,7 +257,8 @@ int run_bench(const bench_options & o) {
     // The `none` row of the same point is each row's baseline.
     const auto base_of = [&](const bench_row & r) {
         for (const bench_row & b : rows) {
-            if (b.sp.method == spec_method::spec_method_none && b.batch == r.batch && b.prompt_len == r.prompt_len) {
+            if (b.sp.method == spec_method::spec_method_none && b.batch == r.batch && b.tp == r.tp &&
+                b.prompt_len == r.prompt_len) {
                 return b.mean();
             }
         }
@@ -274,6 +281,7 @@ int run_bench(const bench_options & o) {
             j["speedup_vs_none"] = base > 0 ? r.mean() / base : 0.0;
             j["lossless"] = r.lossless;
             j["batch"] = r.batch;
+            j["tp"] = r.tp;
             j["prompt_tokens"] = r.prompt_len;
             j["n_predict"] = o.n_predict;
             j["model"] = hp.arch_name;
@@ -287,12 +295,13 @@ int run_bench(const bench_options & o) {
         return 0;
     }
     if (o.csv) {
-        std::puts("prompt_tokens,batch,strategy,gamma,ratio,tau,acceptance,tokens_per_s,tokens_per_s_std,"
+        std::puts("prompt_tokens,batch,tp,strategy,gamma,ratio,tau,acceptance,tokens_per_s,tokens_per_s_std,"
                   "speedup_vs_none,hbm_gb_per_s,lossless");
         for (const bench_row & r : rows) {
             const double base = base_of(r);
-            std::printf("%lld,%lld,%s,%lld,%g,%.3f,%.4f,%.2f,%.2f,%.3f,%.1f,%s\n", static_cast<long long>(r.prompt_len),
-                        static_cast<long long>(r.batch), spec_method_name(r.sp.method),
+            std::printf("%lld,%lld,%d,%s,%lld,%g,%.3f,%.4f,%.2f,%.2f,%.3f,%.1f,%s\n",
+                        static_cast<long long>(r.prompt_len), static_cast<long long>(r.batch), r.tp,
+                        spec_method_name(r.sp.method),
                         static_cast<long long>(r.sp.draft_len), r.sp.ratio, r.spec.tau(), r.spec.acceptance_rate(),
                         r.mean(), r.stddev(), base > 0 ? r.mean() / base : 0.0, gbs_of(r), r.lossless.c_str());
         }
@@ -303,14 +312,16 @@ int run_bench(const bench_options & o) {
                 static_cast<long long>(hp.n_layer), device.c_str(), static_cast<long long>(o.n_predict),
                 o.temperature <= 0 ? "greedy" : "sampled", static_cast<long long>(o.reps),
                 copy_gbs > 0 ? string_format(", copy %.0f GB/s", copy_gbs).c_str() : "");
-    std::puts("| prompt | batch | strategy | γ | ratio | τ | acceptance | tokens/s | × none | GB/s | % copy | lossless |");
-    std::puts("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    std::puts("| prompt | batch | tp | strategy | γ | ratio | τ | acceptance | tokens/s | × none | GB/s | % copy | "
+              "lossless |");
+    std::puts("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const bench_row & r : rows) {
         const bool none = r.sp.method == spec_method::spec_method_none;
         const double base = base_of(r);
         const double gbs = gbs_of(r);
-        std::printf("| %lld | %lld | %s | %s | %s | %s | %s | %.1f ± %.1f | %.2f | %s | %s | %s |\n",
-                    static_cast<long long>(r.prompt_len), static_cast<long long>(r.batch), spec_method_name(r.sp.method),
+        std::printf("| %lld | %lld | %d | %s | %s | %s | %s | %s | %.1f ± %.1f | %.2f | %s | %s | %s |\n",
+                    static_cast<long long>(r.prompt_len), static_cast<long long>(r.batch), r.tp,
+                    spec_method_name(r.sp.method),
                     none ? "-" : std::to_string(r.sp.draft_len).c_str(),
                     none ? "-" : string_format("%g", r.sp.ratio).c_str(),
                     none ? "1.00" : string_format("%.2f", r.spec.tau()).c_str(),
@@ -347,6 +358,10 @@ void add_bench_command(CLI::App & app, int & exit_code) {
     cmd->add_option("-p,--prompt", o->prompts, "Prompt text (repeatable; the batch cycles through them)");
     cmd->add_option("-f,--file", o->prompt_files, "Prompt file (repeatable)");
     cmd->add_option("-b,--batch", o->batches, "Sequences decoded together (comma-separated; each a point)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--tp", o->tps, "Tensor-parallel ranks (comma-separated; each a point; --device cpu simulates "
+                                    "them in one process)")
         ->delimiter(',')
         ->capture_default_str();
     cmd->add_option("-n,--n-predict", o->n_predict, "New tokens per sequence")->capture_default_str();

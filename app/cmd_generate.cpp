@@ -35,6 +35,7 @@ struct generate_options {
     int64_t ctx_size = 0;
     int threads = 0;
     std::string device = "cpu";
+    int32_t tp = 1;
     spec_options spec;
 };
 
@@ -73,6 +74,7 @@ int run_generate(const generate_options & o) {
     ep.n_seq_max = static_cast<int64_t>(n_requests);
     ep.n_threads = o.threads;
     ep.device = o.device;
+    ep.tp = o.tp;
     engine eng(ep, make_load_progress());
 
     std::vector<request> reqs(n_requests);
@@ -177,6 +179,8 @@ void add_generate_command(CLI::App & app, int & exit_code) {
     cmd->add_option("-t,--threads", o->threads, "CPU threads (0: all cores)");
     cmd->add_option("--device", o->device, "Backend: cpu or cuda")
         ->check(CLI::IsMember({"cpu", "cuda"}))
+        ->capture_default_str();
+    cmd->add_option("--tp", o->tp, "Tensor-parallel ranks (--device cpu simulates them in one process)")
         ->capture_default_str();
     add_spec_options(*cmd, o->spec);
     cmd->callback([o, &exit_code]() { exit_code = run_generate(*o); });

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_tp_backend.h"
 #include "core/timer.h"
 #include "core/check.h"
 #include "core/mapped_file.h"
@@ -73,6 +74,11 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     const auto t0 = std::chrono::steady_clock::now();
     SPECATTN_CHECK(params_.device == "cpu" || params_.device == "cuda", "unknown device '%s' (cpu or cuda)",
                    params_.device.c_str());
+    // Before loading anything, and the same in every build: a user must not wait for 16 GB to learn this.
+    SPECATTN_CHECK(params_.tp >= 1, "--tp must be at least 1 (got %d)", params_.tp);
+    SPECATTN_CHECK(params_.device != "cuda" || params_.tp == 1,
+                   "--tp %d on --device cuda needs the NCCL transport, which is not built yet (issue 6); "
+                   "--device cpu --tp %d simulates it", params_.tp, params_.tp);
 #ifndef SPECATTN_HAS_CUDA
     SPECATTN_CHECK(params_.device != "cuda", "this build has no CUDA backend (configure with -DSPECATTN_CUDA=ON)");
 #endif
@@ -117,6 +123,8 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
         backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size,
                                                   std::max(params_.n_batch, params_.n_seq_max));
 #endif
+    } else if (params_.tp != 1) {
+        backend_ = std::make_unique<cpu_tp_backend>(model_, params_.tp, n_pages, params_.page_size);
     } else {
         backend_ = std::make_unique<cpu_backend>(model_, n_pages, params_.page_size);
     }

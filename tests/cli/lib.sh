@@ -18,7 +18,7 @@ expect_error() {
         echo "FAIL $name: exit code $rc (want a clean non-zero exit)"; cat "$TMP/err"; n_failed=$((n_failed + 1))
     elif [ "$lines" -ne 1 ]; then
         echo "FAIL $name: $lines stderr lines (want 1)"; cat "$TMP/err"; n_failed=$((n_failed + 1))
-    elif ! grep -qE "$pattern" "$TMP/err"; then
+    elif ! grep -qE -e "$pattern" "$TMP/err"; then
         echo "FAIL $name: stderr does not match /$pattern/: $(cat "$TMP/err")"; n_failed=$((n_failed + 1))
     else
         echo "ok   $name: $(cat "$TMP/err")"; n_passed=$((n_passed + 1))

@@ -10,9 +10,17 @@
 
 namespace specattn {
 
-cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size) : model_(m) {
+cpu_backend::cpu_backend(const model & m, int64_t n_pages, int64_t page_size)
+    : cpu_backend(m, whole_model_plan(m.hp), no_tp_, n_pages, page_size) {}
+
+cpu_backend::cpu_backend(const model & m, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
+                         int64_t page_size)
+    : model_(m), rank_(rank), comm_(&comm) {
     SPECATTN_CHECK(!m.random_weights, "%s has random weights generated on the GPU: run it with --device cuda",
                    m.path.c_str());
+    SPECATTN_CHECK(comm.n_ranks() == rank.n_ranks && comm.rank() == rank.rank && rank.heads.size() == m.hp.n_head,
+                   "cpu backend: rank %d of %d does not match its shard or its collectives", rank.rank,
+                   rank.n_ranks);
     const model_hparams & hp = m.hp;
     layout_.n_layer = hp.n_layer;
     layout_.n_pages = n_pages;
@@ -34,15 +42,22 @@ void cpu_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t
     const paged_kv_seq view = kv.view(seq);
     SPECATTN_CHECK(n <= view.len, "synthetic context of %lld positions beyond the sequence's %lld",
                    static_cast<long long>(n), static_cast<long long>(view.len));
-    std::mt19937_64 rng(seed); // walks (layer, position, head) in logical order: independent of the pages
+    // Walks (layer, position, head) over all the model's KV heads in logical order: independent of the pages and
+    // of how the heads are split among tensor-parallel ranks (a rank keeps its own heads' values).
+    std::mt19937_64 rng(seed);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     for (int64_t l = 0; l < layout_.n_layer; ++l) {
         for (int64_t p = 0; p < n; ++p) {
-            for (int64_t h = 0; h < layout_.n_head_kv; ++h) {
-                const int64_t off = paged_kv_offset(layout_, view, l, h, p);
+            for (int64_t h = 0; h < rank_.n_head_kv_total; ++h) {
+                const bool mine = rank_.kv_heads.contains(h);
+                const int64_t off = mine ? paged_kv_offset(layout_, view, l, h - rank_.kv_heads.begin, p) : 0;
                 for (int64_t d = 0; d < layout_.head_dim; ++d) {
-                    k_pool_[static_cast<size_t>(off + d)] = u(rng);
-                    v_pool_[static_cast<size_t>(off + d)] = u(rng);
+                    const float kd = u(rng);
+                    const float vd = u(rng);
+                    if (mine) {
+                        k_pool_[static_cast<size_t>(off + d)] = kd;
+                        v_pool_[static_cast<size_t>(off + d)] = vd;
+                    }
                 }
             }
         }
@@ -182,12 +197,7 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
                    "forward batch: %zu draft views for %lld rows", batch.draft.size(), static_cast<long long>(n_rows));
     row_scores row_sc;
     begin_sinks(batch, row_sc);
-    for (int64_t r = 0; r < n_rows; ++r) {
-        const int32_t tok = batch.tokens[static_cast<size_t>(r)];
-        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
-                       static_cast<long long>(hp.n_vocab));
-        std::copy_n(w.tok_embd.row(tok), n_embd, x.data() + r * n_embd);
-    }
+    embed(batch, x.data());
     emit("embd", -1, x.data(), n_rows, n_embd);
 
     for (int64_t il = 0; il < hp.n_layer; ++il) {
@@ -216,6 +226,7 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
         reduce_sinks(batch, il, row_sc);
         emit("attn_out", il, attn.data(), n_rows, n_q);
         cpu_matmul(attn.data(), n_rows, lw.wo, nullptr, proj.data());
+        comm_->all_reduce_sum(proj.data(), n_rows * n_embd); // the heads' partial O projections
         cpu_add(x.data(), proj.data(), n_rows * n_embd);
 
         cpu_rmsnorm(x.data(), n_rows, n_embd, lw.ffn_norm.data(), hp.norm_eps, xn.data());
@@ -224,9 +235,11 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
         cpu_matmul(xn.data(), n_rows, lw.w_up, nullptr, up.data());
         cpu_swiglu(gate.data(), up.data(), n_rows * hp.n_ff, gate.data());
         cpu_matmul(gate.data(), n_rows, lw.w_down, nullptr, proj.data());
+        comm_->all_reduce_sum(proj.data(), n_rows * n_embd); // the MLP rows' partial down projections
         cpu_add(x.data(), proj.data(), n_rows * n_embd);
         emit("l_out", il, x.data(), n_rows, n_embd);
     }
+    finish_sinks(batch);
 
     // Only the rows whose logits are wanted go through the final norm and the LM head.
     const int64_t n_out = static_cast<int64_t>(batch.logit_rows.size());
@@ -238,8 +251,50 @@ void cpu_backend::forward(const forward_batch & batch, const kv_block_manager & 
     }
     cpu_rmsnorm(h.data(), n_out, n_embd, w.out_norm.data(), hp.norm_eps, h.data());
     emit("result_norm", -1, h.data(), n_out, n_embd);
-    logits.resize(static_cast<size_t>(n_out * hp.n_vocab));
-    cpu_matmul(h.data(), n_out, w.lm_head(), nullptr, logits.data());
+    lm_head(h.data(), n_out, logits);
+}
+
+void cpu_backend::embed(const forward_batch & batch, float * x) {
+    const model_hparams & hp = model_.hp;
+    const int64_t n_embd = hp.n_embd;
+    for (int64_t r = 0; r < batch.n_rows(); ++r) {
+        const int32_t tok = batch.tokens[static_cast<size_t>(r)];
+        SPECATTN_CHECK(tok >= 0 && tok < hp.n_vocab, "token id %d is outside the vocabulary of %lld", tok,
+                       static_cast<long long>(hp.n_vocab));
+        if (rank_.vocab.contains(tok)) {
+            std::copy_n(model_.w.tok_embd.row(tok - rank_.vocab.begin), n_embd, x + r * n_embd);
+        } else {
+            std::fill_n(x + r * n_embd, n_embd, 0.0f);
+        }
+    }
+    // Exact: one rank adds the row, the others add zeros.
+    comm_->all_reduce_sum(x, batch.n_rows() * n_embd);
+}
+
+void cpu_backend::lm_head(const float * h, int64_t n_out, std::vector<float> & logits) {
+    const int64_t n_vocab = model_.hp.n_vocab;
+    logits.resize(static_cast<size_t>(n_out * n_vocab));
+    if (rank_.n_ranks == 1) {
+        cpu_matmul(h, n_out, model_.w.lm_head(), nullptr, logits.data());
+        return;
+    }
+    // Every rank sends an [n_out, vocab_chunk] block (the last rank's padded): an all-gather needs equal counts.
+    const int64_t chunk = rank_.vocab_chunk;
+    std::vector<float> mine(static_cast<size_t>(n_out * rank_.vocab.size())); // [n_out, vocab.size()]
+    cpu_matmul(h, n_out, model_.w.lm_head(), nullptr, mine.data());
+    std::vector<float> send(static_cast<size_t>(n_out * chunk), 0.0f); // [n_out, chunk]
+    for (int64_t i = 0; i < n_out; ++i) {
+        std::copy_n(mine.data() + i * rank_.vocab.size(), rank_.vocab.size(), send.data() + i * chunk);
+    }
+    std::vector<float> recv(static_cast<size_t>(rank_.n_ranks * n_out * chunk)); // [n_ranks, n_out, chunk]
+    comm_->all_gather(send.data(), n_out * chunk, recv.data());
+    for (int32_t r = 0; r < rank_.n_ranks; ++r) {
+        const int64_t begin = std::min(n_vocab, r * chunk);
+        const int64_t size = std::min(n_vocab, (r + 1) * chunk) - begin;
+        for (int64_t i = 0; i < n_out; ++i) {
+            std::copy_n(recv.data() + (r * n_out + i) * chunk, size, logits.data() + i * n_vocab + begin);
+        }
+    }
 }
 
 } // namespace specattn

@@ -1,10 +1,16 @@
 // The CPU reference backend: the llama-family forward pass as straight-line code over backend/cpu/ops.h, with
 // the K/V pools laid out as src/kernels/paged_kv.h defines. Clarity first; it is the oracle for every other backend.
+//
+// It can also be one rank of a tensor-parallel group (src/tp, docs/tensor_parallel.md): constructed from the rank's
+// shard, it holds K/V for the rank's KV heads only and calls the group's collectives where the partial results of
+// the heads, MLP rows and vocabulary meet. Without tensor parallelism the group has one rank and they do nothing.
 #pragma once
 
 #include "backend/backend.h"
 #include "kernels/paged_kv.h"
 #include "model/model.h"
+#include "tp/collectives.h"
+#include "tp/tp_plan.h"
 
 #include <functional>
 #include <map>
@@ -22,6 +28,10 @@ class cpu_backend : public backend {
   public:
     // Allocates K/V pools for n_pages pages of page_size tokens (the block manager must use the same numbers).
     cpu_backend(const model & m, int64_t n_pages, int64_t page_size);
+    // One tensor-parallel rank: `shard` is shard_model(m, rank); `comm` is the rank's end of the group and must
+    // outlive the backend. forward() is then a collective: every rank of the group runs it with the same batch.
+    cpu_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
+                int64_t page_size);
 
     const char * name() const override { return "cpu"; }
     void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) override;
@@ -32,6 +42,7 @@ class cpu_backend : public backend {
 
     void set_tensor_callback(tensor_callback cb) { callback_ = std::move(cb); }
     // Inspection, for tests: the scores [n_layer, groups, domain] of a held sink (nullptr if none), a held list.
+    // On a tensor-parallel rank, groups and KV heads are the rank's own.
     const std::vector<float> * sink_scores(int32_t seq, int32_t id) const;
     const std::vector<int32_t> & held_list(int32_t seq, int64_t layer, int64_t kv_head) const;
     // The positions a draft row attends to in one layer and KV head.  q_group: [G, head_dim], the row's queries.
@@ -64,14 +75,27 @@ class cpu_backend : public backend {
                    float * out, row_scores & scores) const;
     // Checks the batch's sinks and gives each a zeroed score vector in its sequence's held state.
     void begin_sinks(const forward_batch & batch, row_scores & scores);
+    held_sink & held_of(const score_sink & s);
     void reduce_sinks(const forward_batch & batch, int64_t layer, const row_scores & scores);
+    // After the last layer: a sink shared by all heads sums over every rank's heads (an all-reduce); a per-KV-head
+    // sink is the rank's own. Every rank then holds what its select_top_k needs.
+    void finish_sinks(const forward_batch & batch);
     void write_kv(const forward_batch & batch, const kv_block_manager & kv, int64_t layer, const float * k,
                   const float * v);
     void emit(const char * name, int64_t layer, const float * data, int64_t n_rows, int64_t n) const;
+    // The embedding rows of the batch's tokens: this rank's vocabulary rows, zeros for other ids, summed over ranks.
+    // x: [n_rows, n_embd]
+    void embed(const forward_batch & batch, float * x);
+    // The LM head over n_out normed rows: this rank's vocabulary block, gathered from every rank in rank order.
+    // h: [n_out, n_embd]  logits: [n_out, n_vocab]
+    void lm_head(const float * h, int64_t n_out, std::vector<float> & logits);
 
-    const model & model_;
+    const model & model_; // the whole model, or a tensor-parallel rank's shard
+    tp_rank_plan rank_;
+    single_rank_collectives no_tp_;
+    collectives * comm_; // &no_tp_ without tensor parallelism
     paged_kv_layout layout_;
-    std::vector<float> k_pool_; // [n_layer, n_pages, n_head_kv, page_size, head_dim]
+    std::vector<float> k_pool_; // [n_layer, n_pages, n_head_kv, page_size, head_dim]; the rank's KV heads
     std::vector<float> v_pool_; // same
     std::vector<float> inv_freq_; // [head_dim / 2]
     tensor_callback callback_;

@@ -137,11 +137,15 @@ void cpu_backend::begin_sinks(const forward_batch & batch, row_scores & scores) 
     }
 }
 
+cpu_backend::held_sink & cpu_backend::held_of(const score_sink & s) {
+    std::vector<held_sink> & sinks = held_[s.seq].sinks; // begin_sinks made it
+    return *std::find_if(sinks.begin(), sinks.end(), [&](const held_sink & x) { return x.id == s.id; });
+}
+
 void cpu_backend::reduce_sinks(const forward_batch & batch, int64_t layer, const row_scores & scores) {
     const model_hparams & hp = model_.hp;
     for (const score_sink & s : batch.sinks) {
-        std::vector<held_sink> & sinks = held_[s.seq].sinks;
-        held_sink & h = *std::find_if(sinks.begin(), sinks.end(), [&](const held_sink & x) { return x.id == s.id; });
+        held_sink & h = held_of(s);
         const int64_t groups = s.per_kv_head ? hp.n_head_kv : 1;
         const int64_t heads_per_group = hp.n_head / groups;
         for (int32_t r : s.rows) {
@@ -154,6 +158,15 @@ void cpu_backend::reduce_sinks(const forward_batch & batch, int64_t layer, const
                     acc[p] += s.mode == score_mode::score_mode_logit ? row[p] : std::exp(row[p] - lse);
                 }
             }
+        }
+    }
+}
+
+void cpu_backend::finish_sinks(const forward_batch & batch) {
+    for (const score_sink & s : batch.sinks) { // the same order on every rank, as collectives need
+        if (!s.per_kv_head) {
+            std::vector<float> & score = held_of(s).score;
+            comm_->all_reduce_sum(score.data(), static_cast<int64_t>(score.size()));
         }
     }
 }

@@ -2,6 +2,7 @@
 // autoregressive output token for token, on stories15M (real weights) and on the tiny HF checkpoints, with several
 // sequences of different lengths in one batch; dense drafting (and ratio 1.0) accepts every greedy draft; and the
 // edge cases (EOS or a stop string inside accepted drafts, -n reached mid-iteration, the context limit).
+#include "common/spec_cases.h"
 #include "engine/engine.h"
 
 #include <gtest/gtest.h>
@@ -9,10 +10,6 @@
 using namespace specattn;
 
 namespace {
-
-const std::vector<spec_method> all_selectors = {
-    spec_method::spec_method_dense,      spec_method::spec_method_streaming, spec_method::spec_method_quest,
-    spec_method::spec_method_specextend, spec_method::spec_method_pillar,    spec_method::spec_method_specattn};
 
 engine & stories() {
     static engine eng([] {
@@ -35,16 +32,6 @@ std::vector<result> run(engine & eng, const std::vector<request> & reqs, const s
     return eng.generate(reqs, st, nullptr, sp);
 }
 
-spec_params params(spec_method m, int64_t gamma, double ratio) {
-    spec_params sp;
-    sp.method = m;
-    sp.draft_len = gamma;
-    sp.ratio = ratio;
-    sp.min_tokens = 4; // small, so drafts really are sparse on these short contexts
-    sp.block_size = 4;
-    return sp;
-}
-
 // Three prompts of different lengths and -n, finishing at different times.
 std::vector<request> story_batch() {
     return {greedy(stories(), "Once upon a time", 70),
@@ -58,11 +45,11 @@ TEST(spec_lossless, greedy_equals_autoregressive_for_every_selector_gamma_and_ra
     const std::vector<request> reqs = story_batch();
     run_stats st0;
     const std::vector<result> ar = run(stories(), reqs, spec_params{}, st0);
-    for (spec_method m : all_selectors) {
+    for (spec_method m : all_selectors()) {
         for (int64_t gamma : {1, 3, 4, 8}) {
             for (double ratio : {0.01, 0.07, 0.25, 1.0}) {
                 run_stats st;
-                const std::vector<result> sp = run(stories(), reqs, params(m, gamma, ratio), st);
+                const std::vector<result> sp = run(stories(), reqs, sparse_spec(m, gamma, ratio), st);
                 for (size_t i = 0; i < reqs.size(); ++i) {
                     ASSERT_EQ(sp[i].tokens, ar[i].tokens)
                         << spec_method_name(m) << " γ=" << gamma << " ratio=" << ratio << " request " << i;
@@ -82,7 +69,7 @@ TEST(spec_lossless, sparse_drafts_do_get_rejected) {
     // A test of the test: with a tiny budget the drafts differ from the target, so rejections happen and the
     // equality above is not vacuous.
     run_stats st;
-    run(stories(), story_batch(), params(spec_method::spec_method_streaming, 6, 0.01), st);
+    run(stories(), story_batch(), sparse_spec(spec_method::spec_method_streaming, 6, 0.01), st);
     EXPECT_LT(st.spec.accepted, st.spec.proposed);
     EXPECT_GT(st.spec.accepted, 0);
 }
@@ -96,20 +83,14 @@ TEST(spec_lossless, greedy_equals_autoregressive_on_tiny_hf_checkpoints) {
         ep.n_ctx = 256;
         ep.n_seq_max = 2;
         engine eng(ep);
-        request a;
-        a.prompt = eng.get_tokenizer().encode("Once upon a time, in a small town, there lived a curious engineer", true);
-        a.max_tokens = 40;
-        a.ignore_eos = true;
-        request b = a;
-        b.prompt.resize(7);
-        b.max_tokens = 25;
+        const std::vector<request> ab = two_requests(eng);
         run_stats st0;
-        const std::vector<result> ar = eng.generate({a, b}, st0);
-        for (spec_method m : all_selectors) {
+        const std::vector<result> ar = eng.generate(ab, st0);
+        for (spec_method m : all_selectors()) {
             for (int64_t gamma : {1, 5, 8}) {
                 for (double ratio : {0.01, 0.07, 1.0}) {
                     run_stats st;
-                    const std::vector<result> sp = eng.generate({a, b}, st, nullptr, params(m, gamma, ratio));
+                    const std::vector<result> sp = eng.generate(ab, st, nullptr, sparse_spec(m, gamma, ratio));
                     EXPECT_EQ(sp[0].tokens, ar[0].tokens)
                         << name << " " << spec_method_name(m) << " γ=" << gamma << " ratio=" << ratio;
                     EXPECT_EQ(sp[1].tokens, ar[1].tokens)
@@ -129,12 +110,12 @@ TEST(spec_edge_cases, eos_and_stop_strings_inside_accepted_drafts) {
     s.stop = {"red ball"};
     const result ar_stop = run(stories(), {s}, spec_params{}, st0)[0];
     ASSERT_EQ(ar_stop.finish, finish_reason::finish_reason_stop);
-    for (spec_method m : all_selectors) {
+    for (spec_method m : all_selectors()) {
         run_stats st;
-        const result sp = run(stories(), {r}, params(m, 8, 1.0), st)[0];
+        const result sp = run(stories(), {r}, sparse_spec(m, 8, 1.0), st)[0];
         EXPECT_EQ(sp.tokens, ar.tokens) << spec_method_name(m);
         EXPECT_EQ(sp.finish, finish_reason::finish_reason_eos);
-        const result sp_stop = run(stories(), {s}, params(m, 8, 1.0), st)[0];
+        const result sp_stop = run(stories(), {s}, sparse_spec(m, 8, 1.0), st)[0];
         EXPECT_EQ(sp_stop.text, ar_stop.text) << spec_method_name(m);
         EXPECT_EQ(sp_stop.finish, finish_reason::finish_reason_stop);
     }
@@ -144,7 +125,7 @@ TEST(spec_edge_cases, n_predict_reached_mid_iteration_emits_nothing_extra) {
     for (int64_t n : {1, 2, 5, 7, 13}) {
         run_stats st;
         const result sp = run(stories(), {greedy(stories(), "Once upon a time", n)},
-                              params(spec_method::spec_method_dense, 4, 1.0), st)[0];
+                              sparse_spec(spec_method::spec_method_dense, 4, 1.0), st)[0];
         EXPECT_EQ(static_cast<int64_t>(sp.tokens.size()), n);
         EXPECT_EQ(sp.finish, finish_reason::finish_reason_length);
     }
@@ -156,14 +137,14 @@ TEST(spec_edge_cases, context_limit) {
     run_stats st0;
     const result ar = run(stories(), {r}, spec_params{}, st0)[0];
     run_stats st;
-    const result sp = run(stories(), {r}, params(spec_method::spec_method_specattn, 6, 0.07), st)[0];
+    const result sp = run(stories(), {r}, sparse_spec(spec_method::spec_method_specattn, 6, 0.07), st)[0];
     EXPECT_EQ(sp.tokens, ar.tokens);
     EXPECT_EQ(sp.finish, finish_reason::finish_reason_context);
     EXPECT_EQ(static_cast<int64_t>(sp.tokens.size()), stories().n_ctx() - 5);
 }
 
 TEST(spec_edge_cases, prompt_shorter_than_min_tokens_drafts_densely) {
-    spec_params sp = params(spec_method::spec_method_specattn, 6, 0.07);
+    spec_params sp = sparse_spec(spec_method::spec_method_specattn, 6, 0.07);
     sp.min_tokens = 256; // the default: every position of this short story is selected
     run_stats st;
     run(stories(), {greedy(stories(), "Once upon a time", 60)}, sp, st);
