@@ -3,6 +3,7 @@
 // Quest's blocks from the GPU's key bounds), and end to end: greedy speculative output equals greedy
 // autoregressive output on the GPU for every selector, γ and budget, two sequences per batch, on the project's
 // long-context Qwen3 model over a prompt of real code.
+#include "common/test_tokens.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/check.h"
@@ -26,10 +27,7 @@ const std::string fixtures = std::string(SPECATTN_SOURCE_DIR) + "/tests/fixtures
 // One prefill of n tokens with the given sinks, on a backend with its own block manager.
 void prefill_with_sinks(backend & be, kv_block_manager & kv, int32_t seq, int64_t n, int64_t n_vocab,
                         const std::vector<score_sink> & sinks) {
-    std::vector<int32_t> toks(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        toks[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 11) % n_vocab);
-    }
+    const std::vector<int32_t> toks = test::spread_tokens(n, n_vocab);
     kv.append(seq, n);
     forward_batch batch;
     batch.add_sequence_rows(seq, toks.data(), n, 0, true);

@@ -1,6 +1,7 @@
 // The CPU backend's selection state (the reference for every backend): score sinks against scores formed here from
 // the forward pass's own q and k (the tensor callback), in both score modes, shared and per KV head; the held
 // top-k lists; Quest's blocks from the cached keys. A real (tiny, GQA) Llama checkpoint made by transformers.
+#include "common/test_tokens.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/check.h"
 #include "model/model.h"
@@ -90,10 +91,7 @@ TEST(cpu_selection, sinks_top_k_and_quest_match_scores_formed_from_q_and_k) {
     const int32_t seq = kv.add_sequence();
     const int64_t n = 23;
     kv.append(seq, n);
-    std::vector<int32_t> toks(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        toks[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
-    }
+    const std::vector<int32_t> toks = test::spread_tokens(n, hp.n_vocab);
     forward_batch batch;
     batch.add_sequence_rows(seq, toks.data(), n, 0, true);
     score_sink a; // logit mode, one row, shared by the KV heads

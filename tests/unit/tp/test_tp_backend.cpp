@@ -3,6 +3,7 @@
 // selections and of Quest rows, and of a decode over a synthetic context, all within 1e-5 of the logits' scale; the
 // SpecAttn score sinks: a shared (all-heads) sink equal to TP=1's after the cross-rank reduction, a per-KV-head
 // sink of each rank equal to its KV heads' part of TP=1's; and the top-k lists every rank then holds.
+#include "common/test_tokens.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_tp_backend.h"
 #include "common/model_reference.h"
@@ -74,10 +75,7 @@ TEST(tp_backend, logits_sinks_and_selections_equal_one_rank) {
         const int32_t seq = kv.add_sequence();
         const int64_t n = 23;
         kv.append(seq, n);
-        std::vector<int32_t> toks(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) {
-            toks[static_cast<size_t>(i)] = static_cast<int32_t>((i * 37 + 11) % hp.n_vocab);
-        }
+        const std::vector<int32_t> toks = test::spread_tokens(n, hp.n_vocab);
         forward_batch batch;
         batch.add_sequence_rows(seq, toks.data(), n, 0, true);
         batch.logit_rows.clear();
