@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include "engine/engine.h"
+#include "model/presets.h"
 
 #include <nlohmann/json.hpp>
 
@@ -20,15 +21,23 @@ struct info_options {
 };
 
 int run_info(const info_options & o) {
-    engine_params ep;
-    ep.model_path = o.model;
-    ep.n_ctx = 1; // info needs no KV cache
-    engine eng(ep, make_load_progress());
-    const model_hparams & hp = eng.get_model().hp;
-    const tokenizer & tok = eng.get_tokenizer();
+    // A preset (model/presets.h) is a shape without weights or tokenizer: nothing to load, no engine to build.
+    const bool preset = is_preset_path(o.model);
+    std::unique_ptr<engine> eng;
+    model shape;
+    if (preset) {
+        shape = load_model(o.model);
+    } else {
+        engine_params ep;
+        ep.model_path = o.model;
+        ep.n_ctx = 1; // info needs no KV cache
+        eng = std::make_unique<engine>(ep, make_load_progress());
+    }
+    const model & m = preset ? shape : eng->get_model();
+    const model_hparams & hp = m.hp;
     const int64_t kv_elems_per_token = 2 * hp.n_layer * hp.n_head_kv * hp.head_dim;
     nlohmann::json j = {
-        {"path", eng.get_model().path},
+        {"path", m.path},
         {"architecture", hp.arch_name},
         {"family", model_arch_name(hp.arch)},
         {"n_vocab", hp.n_vocab},
@@ -53,14 +62,20 @@ int run_info(const info_options & o) {
         {"n_params", hp.n_params()},
         {"kv_bytes_per_token_bf16", kv_elems_per_token * 2},
         {"kv_bytes_per_token_f32", kv_elems_per_token * 4},
-        {"tokenizer_vocab", tok.n_vocab()},
-        {"bos_id", tok.bos_id()},
-        {"eos_ids", eng.eos_ids()},
-        {"has_chat_template", !tok.chat_template().empty()},
-        {"backend", "cpu"},
-        {"cpu_threads", std::thread::hardware_concurrency()},
-        {"load_s", eng.load_seconds()},
     };
+    if (eng) {
+        const tokenizer & tok = eng->get_tokenizer();
+        j["tokenizer_vocab"] = tok.n_vocab();
+        j["bos_id"] = tok.bos_id();
+        j["eos_ids"] = eng->eos_ids();
+        j["has_chat_template"] = !tok.chat_template().empty();
+        j["backend"] = "cpu";
+        j["load_s"] = eng->load_seconds();
+    } else {
+        j["tokenizer_vocab"] = nullptr; // presets have no tokenizer; their weights are made on the GPU
+        j["backend"] = "cuda (random weights)";
+    }
+    j["cpu_threads"] = std::thread::hardware_concurrency();
     if (o.json) {
         std::puts(j.dump(1).c_str());
         return 0;
