@@ -54,8 +54,8 @@ class backend {
     virtual ~backend() = default;
     virtual const char * name() const = 0;
     // Runs the batch. The caller has already appended the rows' positions to their sequences in `kv`.
-    // logits: [batch.logit_rows.size(), n_vocab] fp32, resized by the callee. The batch's score sinks replace the
-    // sinks its sequences held.
+    // logits: [batch.logit_rows.size(), n_vocab] fp32, resized by the callee. A batch with score sinks replaces
+    // every sink held so far (of every sequence): select_top_k must be called before the next such forward.
     virtual void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) = 0;
 
     // Benchmarks: positions [0, n) of `seq` get pseudo-random K/V in every layer, a function of (seed, layer,

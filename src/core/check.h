@@ -5,6 +5,8 @@
 // Exceptions stop at the library boundary: the CLI prints what() on one line and exits non-zero.
 #pragma once
 
+#include <climits>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -29,5 +31,16 @@ std::string string_format(const char * fmt, ...) __attribute__((format(printf, 1
             throw ::specattn::error(::specattn::string_format(__VA_ARGS__)); \
         }                                                                  \
     } while (0)
+
+namespace specattn {
+
+// A count or index narrowed to int32 (the GPU kernels' fields); throws specattn::error naming `what` when it does
+// not fit.
+inline int32_t checked_i32(int64_t v, const char * what) {
+    SPECATTN_CHECK(v >= 0 && v <= INT32_MAX, "%s %lld does not fit int32", what, static_cast<long long>(v));
+    return static_cast<int32_t>(v);
+}
+
+} // namespace specattn
 
 #define SPECATTN_ABORT(...) ::specattn::abort_with(__FILE__, __LINE__, ::specattn::string_format(__VA_ARGS__))

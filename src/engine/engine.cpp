@@ -261,15 +261,16 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             const bool last = start + n == n_prompt;
             batch.add_sequence_rows(seqs[i].kv_seq, prompt.data() + start, n, start, last);
             batch.prefill = true;
+            // The last prompt row's attention seeds the first selection.
+            const verify_view seed_view = prefill_view(seqs[i].kv_seq, n - 1, n_prompt);
             if (last && speculative) {
-                // The last prompt row's attention seeds the first selection.
-                seqs[i].selector->add_sinks(prefill_view(seqs[i].kv_seq, n - 1, n_prompt), batch);
+                seqs[i].selector->add_sinks(seed_view, batch);
             }
             backend_->forward(batch, *kv_, logits);
             if (last) {
                 emit_token(i, seqs[i].smp->sample(logits.data(), n_vocab));
                 if (speculative) {
-                    seqs[i].selector->update(prefill_view(seqs[i].kv_seq, n - 1, n_prompt), *backend_);
+                    seqs[i].selector->update(seed_view, *backend_);
                 }
             }
         }

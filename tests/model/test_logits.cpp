@@ -34,19 +34,7 @@ TEST_P(model_fixture, prompt_logits_match_transformers) {
 
     kv_block_manager kv(64, 16);
     cpu_backend be(m, 64, 16);
-    const int32_t s = kv.add_sequence();
-    kv.append(s, n);
-    forward_batch batch;
-    batch.add_sequence_rows(s, ref.prompt_ids.data(), n, 0, false);
-    for (int32_t r = 0; r < n; ++r) {
-        batch.logit_rows.push_back(r);
-    }
-    std::vector<float> logits;
-    be.forward(batch, kv, logits);
-    double worst = 0.0;
-    for (int64_t r = 0; r < n; ++r) {
-        worst = std::max(worst, max_rel_error(logits.data() + r * m.hp.n_vocab, ref.logits[static_cast<size_t>(r)]));
-    }
+    const double worst = prompt_logits_error(be, kv, ref, m.hp.n_vocab);
     EXPECT_LE(worst, tolerance) << GetParam();
     RecordProperty("max_rel_error", std::to_string(worst));
 }
@@ -55,32 +43,10 @@ TEST_P(model_fixture, chunked_prefill_decode_and_batching_agree_with_reference) 
     const std::string dir = fixtures + GetParam();
     const model m = load_model(dir);
     const model_reference ref = load_model_reference(dir);
-    const auto n = static_cast<int64_t>(ref.prompt_ids.size());
-    const int64_t split = 17; // a prefill chunk that ends mid-page, then one token at a time
-
-    // Two sequences share the cache: A runs the prompt (chunk, then decode steps), B a shorter prefix of it,
-    // in the same batches, so any cross-talk between sequences would show in A's logits.
     kv_block_manager kv(64, 16);
     cpu_backend be(m, 64, 16);
-    const int32_t a = kv.add_sequence();
-    const int32_t b = kv.add_sequence();
-    forward_batch batch;
-    std::vector<float> logits;
-    kv.append(a, split);
-    kv.append(b, 5);
-    batch.add_sequence_rows(b, ref.prompt_ids.data() + 3, 5, 0, true);
-    batch.add_sequence_rows(a, ref.prompt_ids.data(), split, 0, true);
-    be.forward(batch, kv, logits);
-    EXPECT_LE(max_rel_error(logits.data() + m.hp.n_vocab, ref.logits[split - 1]), tolerance);
-    for (int64_t pos = split; pos < n; ++pos) {
-        batch.clear();
-        kv.append(a, 1);
-        kv.append(b, 1);
-        batch.add_sequence_rows(a, ref.prompt_ids.data() + pos, 1, pos, true);
-        batch.add_sequence_rows(b, ref.prompt_ids.data() + pos, 1, kv.length(b) - 1, true);
-        be.forward(batch, kv, logits);
-        ASSERT_LE(max_rel_error(logits.data(), ref.logits[static_cast<size_t>(pos)]), tolerance) << "position " << pos;
-    }
+    // Every position, the chunk's last and each decode step, within the tolerance.
+    EXPECT_LE(chunk_and_decode_error(be, kv, ref, m.hp.n_vocab, /*split=*/17), tolerance) << GetParam();
 }
 
 TEST_P(model_fixture, greedy_continuation_matches_transformers) {

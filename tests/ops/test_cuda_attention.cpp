@@ -51,6 +51,18 @@ class attention_test : public ::testing::TestWithParam<attn_case> {};
 std::vector<int64_t> repeat(int64_t v, int64_t n) {
     return std::vector<int64_t>(static_cast<size_t>(n), v);
 }
+// A plan's arrays on the device, as the backend uploads them.
+struct device_plan {
+    device_buffer table, segs, work, row_slot, row_n_split;
+    explicit device_plan(const attention_plan & p)
+        : table(upload(p.page_table)), segs(upload(p.segs)), work(upload(p.work)), row_slot(upload(p.row_slot)),
+          row_n_split(upload(p.row_n_split)) {}
+    attention_plan_device view() const {
+        return {table.as<int32_t>(), segs.as<attention_segment>(), work.as<attention_work>(), row_slot.as<int32_t>(),
+                row_n_split.as<int32_t>()};
+    }
+};
+
 std::vector<int64_t> ramp(int64_t n, int64_t step, int64_t first) {
     std::vector<int64_t> v(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
@@ -195,13 +207,7 @@ TEST_P(attention_test, matches_naive_reference) {
     const device_buffer d_q = upload(q);
     const device_buffer d_k = upload(k_pool);
     const device_buffer d_v = upload(v_pool);
-    const device_buffer d_table = upload(plan.page_table);
-    const device_buffer d_segs(plan.segs.size() * sizeof(attention_segment));
-    const device_buffer d_work(plan.work.size() * sizeof(attention_work));
-    SPECATTN_CUDA_CHECK(cudaMemcpy(d_segs.as<void>(), plan.segs.data(), d_segs.bytes(), cudaMemcpyHostToDevice));
-    SPECATTN_CUDA_CHECK(cudaMemcpy(d_work.as<void>(), plan.work.data(), d_work.bytes(), cudaMemcpyHostToDevice));
-    const device_buffer d_row_slot = upload(plan.row_slot);
-    const device_buffer d_row_split = upload(plan.row_n_split);
+    const device_plan d_plan(plan);
     const size_t n_slots = static_cast<size_t>(std::max<int64_t>(plan.n_slots, 1));
     const device_buffer d_po = upload(std::vector<float>(n_slots * static_cast<size_t>(n_head * hd), nan_f));
     const device_buffer d_pl = upload(std::vector<float>(n_slots * static_cast<size_t>(n_head), nan_f));
@@ -214,12 +220,7 @@ TEST_P(attention_test, matches_naive_reference) {
     const device_buffer d_cl = upload(std::vector<uint16_t>(cl_n, f32_to_bf16(nan_f)));
     const device_buffer d_cs = upload(std::vector<float>(cs_n, nan_f));
 
-    attention_plan_device dev;
-    dev.page_table = dptr<int32_t>(d_table);
-    dev.segs = d_segs.as<attention_segment>();
-    dev.work = d_work.as<attention_work>();
-    dev.row_slot = dptr<int32_t>(d_row_slot);
-    dev.row_n_split = dptr<int32_t>(d_row_split);
+    const attention_plan_device dev = d_plan.view();
     attention_params p = attention_params_from_plan(plan, pc, dev);
     p.q = bptr(d_q);
     p.q_row_stride = q_stride;
@@ -426,16 +427,9 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
         const device_buffer d_q = upload(q);
         const device_buffer d_k = upload(k_pool);
         const device_buffer d_v = upload(v_pool);
-        const device_buffer d_table = upload(plan.page_table);
-        const device_buffer d_segs(plan.segs.size() * sizeof(attention_segment));
-        const device_buffer d_work(plan.work.size() * sizeof(attention_work));
-        SPECATTN_CUDA_CHECK(cudaMemcpy(d_segs.as<void>(), plan.segs.data(), d_segs.bytes(), cudaMemcpyHostToDevice));
-        SPECATTN_CUDA_CHECK(cudaMemcpy(d_work.as<void>(), plan.work.data(), d_work.bytes(), cudaMemcpyHostToDevice));
-        const device_buffer d_row_slot = upload(plan.row_slot);
-        const device_buffer d_row_split = upload(plan.row_n_split);
+        const device_plan d_plan(plan);
         const device_buffer d_out = upload(std::vector<uint16_t>(q.size(), f32_to_bf16(nan_f)));
-        attention_plan_device dev{dptr<int32_t>(d_table), d_segs.as<attention_segment>(), d_work.as<attention_work>(),
-                                  dptr<int32_t>(d_row_slot), dptr<int32_t>(d_row_split)};
+        const attention_plan_device dev = d_plan.view();
         attention_params p = attention_params_from_plan(plan, pc, dev);
         p.q = bptr(d_q);
         p.q_row_stride = n_head * hd;

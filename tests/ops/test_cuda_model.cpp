@@ -45,20 +45,7 @@ TEST_P(cuda_model_fixture, prompt_logits_match_transformers) {
     for (int64_t max_rows : {int64_t{512}, int64_t{8}}) { // one pass; then 20 passes of at most 8 rows
         kv_block_manager kv(64, 16);
         cuda_backend be(m, 64, 16, max_rows);
-        const int32_t s = kv.add_sequence();
-        kv.append(s, n);
-        forward_batch batch;
-        batch.add_sequence_rows(s, ref.prompt_ids.data(), n, 0, false);
-        for (int32_t r = 0; r < n; ++r) {
-            batch.logit_rows.push_back(r);
-        }
-        std::vector<float> logits;
-        be.forward(batch, kv, logits);
-        double worst = 0.0;
-        for (int64_t r = 0; r < n; ++r) {
-            worst =
-                std::max(worst, max_rel_error(logits.data() + r * m.hp.n_vocab, ref.logits[static_cast<size_t>(r)]));
-        }
+        const double worst = prompt_logits_error(be, kv, ref, m.hp.n_vocab);
         EXPECT_LE(worst, tol_logits) << GetParam() << " max_rows " << max_rows;
         if (max_rows == 512) {
             RecordProperty("max_rel_error", std::to_string(worst));
@@ -78,25 +65,7 @@ TEST_P(cuda_model_fixture, chunked_prefill_decode_and_batching_agree_with_refere
 
     kv_block_manager kv(64, 16);
     cuda_backend be(m, 64, 16, 64);
-    const int32_t a = kv.add_sequence();
-    const int32_t b = kv.add_sequence();
-    forward_batch batch;
-    std::vector<float> logits;
-    kv.append(a, split);
-    kv.append(b, 5);
-    batch.add_sequence_rows(b, ref.prompt_ids.data() + 3, 5, 0, true);
-    batch.add_sequence_rows(a, ref.prompt_ids.data(), split, 0, true);
-    be.forward(batch, kv, logits);
-    double worst = max_rel_error(logits.data() + m.hp.n_vocab, ref.logits[split - 1]);
-    for (int64_t pos = split; pos < n; ++pos) {
-        batch.clear();
-        kv.append(a, 1);
-        kv.append(b, 1);
-        batch.add_sequence_rows(a, ref.prompt_ids.data() + pos, 1, pos, true);
-        batch.add_sequence_rows(b, ref.prompt_ids.data() + pos, 1, kv.length(b) - 1, true);
-        be.forward(batch, kv, logits);
-        worst = std::max(worst, max_rel_error(logits.data(), ref.logits[static_cast<size_t>(pos)]));
-    }
+    const double worst = chunk_and_decode_error(be, kv, ref, m.hp.n_vocab, split);
     EXPECT_LE(worst, tol_logits) << GetParam();
     std::printf("[ e2e ] %-28s chunk + %3lld decode steps (2 sequences): max rel logit error %.3g\n", GetParam(),
                 static_cast<long long>(n - split), worst);

@@ -75,7 +75,9 @@ class cpu_backend : public backend {
                    float * out, row_scores & scores) const;
     // Checks the batch's sinks and gives each a zeroed score vector in its sequence's held state.
     void begin_sinks(const forward_batch & batch, row_scores & scores);
-    held_sink & held_of(const score_sink & s);
+    // The held sink `id` of a sequence, or nullptr.
+    held_sink * find_sink(int32_t seq, int32_t id);
+    const held_sink * find_sink(int32_t seq, int32_t id) const;
     void reduce_sinks(const forward_batch & batch, int64_t layer, const row_scores & scores);
     // After the last layer: a sink shared by all heads sums over every rank's heads (an all-reduce); a per-KV-head
     // sink is the rank's own. Every rank then holds what its select_top_k needs.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 namespace specattn {
 
@@ -17,12 +18,24 @@ void cpu_backend::set_selection(int32_t seq, const std::vector<int32_t> & positi
     h.lists.assign(static_cast<size_t>(layout_.n_layer * layout_.n_head_kv), positions);
 }
 
+const cpu_backend::held_sink * cpu_backend::find_sink(int32_t seq, int32_t id) const {
+    const auto it = held_.find(seq);
+    if (it == held_.end()) {
+        return nullptr;
+    }
+    const std::vector<held_sink> & sinks = it->second.sinks;
+    const auto s = std::find_if(sinks.begin(), sinks.end(), [&](const held_sink & x) { return x.id == id; });
+    return s == sinks.end() ? nullptr : &*s;
+}
+
+cpu_backend::held_sink * cpu_backend::find_sink(int32_t seq, int32_t id) {
+    return const_cast<held_sink *>(std::as_const(*this).find_sink(seq, id));
+}
+
 int64_t cpu_backend::select_top_k(int32_t seq, int32_t sink, int64_t k) {
-    auto it = held_.find(seq);
-    SPECATTN_CHECK(it != held_.end(), "sequence %d has no score sinks to select from", seq);
-    held_selection & h = it->second;
-    const auto s = std::find_if(h.sinks.begin(), h.sinks.end(), [&](const held_sink & x) { return x.id == sink; });
-    SPECATTN_CHECK(s != h.sinks.end(), "sequence %d has no score sink %d", seq, sink);
+    const held_sink * s = find_sink(seq, sink);
+    SPECATTN_CHECK(s != nullptr, "sequence %d has no score sink %d to select from", seq, sink);
+    held_selection & h = held_[seq];
     const int64_t n_kv = layout_.n_head_kv;
     const int64_t groups = s->per_kv_head ? n_kv : 1;
     h.lists.resize(static_cast<size_t>(layout_.n_layer * n_kv));
@@ -43,16 +56,8 @@ int64_t cpu_backend::select_top_k(int32_t seq, int32_t sink, int64_t k) {
 void cpu_backend::release_selection(int32_t seq) { held_.erase(seq); }
 
 const std::vector<float> * cpu_backend::sink_scores(int32_t seq, int32_t id) const {
-    const auto it = held_.find(seq);
-    if (it == held_.end()) {
-        return nullptr;
-    }
-    for (const held_sink & s : it->second.sinks) {
-        if (s.id == id) {
-            return &s.score;
-        }
-    }
-    return nullptr;
+    const held_sink * s = find_sink(seq, id);
+    return s == nullptr ? nullptr : &s->score;
 }
 
 const std::vector<int32_t> & cpu_backend::held_list(int32_t seq, int64_t layer, int64_t kv_head) const {
@@ -118,8 +123,10 @@ void cpu_backend::begin_sinks(const forward_batch & batch, row_scores & scores) 
     const model_hparams & hp = model_.hp;
     scores.logits.assign(static_cast<size_t>(batch.n_rows()), {});
     scores.lse.assign(static_cast<size_t>(batch.n_rows()), {});
-    for (const score_sink & s : batch.sinks) {
-        held_[s.seq].sinks.clear(); // a new verification's sinks replace the last one's
+    if (!batch.sinks.empty()) {
+        for (auto & [seq, h] : held_) {
+            h.sinks.clear(); // backend.h: a forward with sinks replaces every held sink
+        }
     }
     batch.check_sinks();
     for (const score_sink & s : batch.sinks) {
@@ -137,15 +144,10 @@ void cpu_backend::begin_sinks(const forward_batch & batch, row_scores & scores) 
     }
 }
 
-cpu_backend::held_sink & cpu_backend::held_of(const score_sink & s) {
-    std::vector<held_sink> & sinks = held_[s.seq].sinks; // begin_sinks made it
-    return *std::find_if(sinks.begin(), sinks.end(), [&](const held_sink & x) { return x.id == s.id; });
-}
-
 void cpu_backend::reduce_sinks(const forward_batch & batch, int64_t layer, const row_scores & scores) {
     const model_hparams & hp = model_.hp;
     for (const score_sink & s : batch.sinks) {
-        held_sink & h = held_of(s);
+        held_sink & h = *find_sink(s.seq, s.id); // begin_sinks made it
         const int64_t groups = s.per_kv_head ? hp.n_head_kv : 1;
         const int64_t heads_per_group = hp.n_head / groups;
         for (int32_t r : s.rows) {
@@ -165,7 +167,7 @@ void cpu_backend::reduce_sinks(const forward_batch & batch, int64_t layer, const
 void cpu_backend::finish_sinks(const forward_batch & batch) {
     for (const score_sink & s : batch.sinks) { // the same order on every rank, as collectives need
         if (!s.per_kv_head) {
-            std::vector<float> & score = held_of(s).score;
+            std::vector<float> & score = find_sink(s.seq, s.id)->score;
             comm_->all_reduce_sum(score.data(), static_cast<int64_t>(score.size()));
         }
     }

@@ -11,12 +11,6 @@ namespace specattn {
 
 namespace {
 
-int32_t to_i32(int64_t v, const char * what) {
-    SPECATTN_CHECK(v >= 0 && v <= INT32_MAX, "attention plan: %s %lld does not fit int32", what,
-                   static_cast<long long>(v));
-    return static_cast<int32_t>(v);
-}
-
 int64_t ceil_div(int64_t a, int64_t b) {
     return (a + b - 1) / b;
 }
@@ -80,26 +74,26 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         if (!extends) {
             auto it = page0_of.find(row.seq);
             if (it == page0_of.end()) {
-                const int32_t at = to_i32(static_cast<int64_t>(plan.page_table.size()), "page table");
+                const int32_t at = checked_i32(static_cast<int64_t>(plan.page_table.size()), "page table");
                 it = page0_of.emplace(row.seq, at).first;
                 plan.page_table.insert(plan.page_table.end(), row.pages->begin(), row.pages->end());
             }
             attention_segment s;
-            s.row0 = to_i32(static_cast<int64_t>(r), "row");
+            s.row0 = checked_i32(static_cast<int64_t>(r), "row");
             s.n_rows = 0;
-            s.pos0 = to_i32(row.pos, "position");
+            s.pos0 = checked_i32(row.pos, "position");
             s.page0 = it->second;
             if (row.sel >= 0) {
                 s.sel = row.sel;
-                s.sel_n = to_i32(row.sel_n, "selection size");
-                s.sel_recent = to_i32(row.sel_recent, "recent position");
+                s.sel_n = checked_i32(row.sel_n, "selection size");
+                s.sel_recent = checked_i32(row.sel_recent, "recent position");
             }
             plan.segs.push_back(s);
         }
         attention_segment & s = plan.segs.back();
         if (row.collect) {
             if (s.collect_mask == 0) {
-                s.collect0 = to_i32(plan.n_collect, "collect index");
+                s.collect0 = checked_i32(plan.n_collect, "collect index");
                 s.collect_row0 = s.n_rows;
             }
             s.collect_mask |= 1u << (s.n_rows - s.collect_row0);
@@ -123,7 +117,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 hi = s.sel_n + (first + n - 1) - s.sel_recent + 1;
             }
             tiles.push_back(tile{static_cast<int32_t>(si), static_cast<int32_t>(r0), static_cast<int32_t>(n), lo,
-                                 to_i32(hi, "kv index")});
+                                 checked_i32(hi, "kv index")});
         }
     }
 
@@ -172,7 +166,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     int64_t next = 0;
     for (size_t r = 0; r < rows.size(); ++r) {
         if (plan.row_n_split[r] > 1) {
-            plan.row_slot[r] = to_i32(next, "slot");
+            plan.row_slot[r] = checked_i32(next, "slot");
             next += plan.row_n_split[r];
         } else {
             plan.row_slot[r] = -1;
@@ -191,8 +185,8 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 w.n_rows = t.n_rows;
                 // Invariant chunks are aligned to position 0; the others start at the tile's first position.
                 const int64_t start = cfg.invariant ? t.kv_lo / chunk[i] * chunk[i] : t.kv_lo;
-                w.kv_begin = to_i32(std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
-                w.kv_end = to_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
+                w.kv_begin = checked_i32(std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
+                w.kv_end = checked_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
                 plan.work.push_back(w);

@@ -2,12 +2,15 @@
 // into kernel params and launches; the kernels live in src/kernels/, their launchers in cuda_ops.h.
 //
 // Per pass (at most max_rows rows):
-//   host: tokens, positions, KV (page, slot) per row, the attention plan and the logit rows -> one pinned buffer,
-//         one cudaMemcpyAsync
-//   embed -> per layer [ rmsnorm(+residual) -> QKV GEMM -> qkv_prep (bias, q/k norm, RoPE) -> KV append ->
-//            attention -> O GEMM -> rmsnorm(+residual) -> gate/up GEMM -> SwiGLU -> down GEMM ]
+//   host: tokens, positions, KV (page, slot) per row, the attention plan, the selection jobs and the logit rows ->
+//         one pinned buffer, one cudaMemcpyAsync; then the queued top-k jobs
+//   embed -> per layer [ rmsnorm(+residual) -> QKV GEMM -> qkv_prep (bias, q/k norm, RoPE) -> KV append (+ Quest
+//            metadata) -> (Quest selection) -> attention -> (score reduce) -> O GEMM -> rmsnorm(+residual) ->
+//            gate/up GEMM -> SwiGLU -> down GEMM ]
 //   -> final rmsnorm(+residual, gathering the logit rows) -> LM head GEMM (fp32) -> copy back, one synchronize.
-// Nothing is allocated after construction except cuBLASLt's per-shape descriptors the first time a shape is seen.
+// Decode, draft and verify passes replay a CUDA graph of that device part when one was captured for the same
+// launches. Workspaces that depend on the batch (metadata, partial slots, selection buffers) grow, rarely, between
+// passes while the stream is idle.
 #include "backend/cuda/cuda_backend.h"
 
 #include "backend/cuda/attention_plan.h"
@@ -24,7 +27,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -48,11 +50,6 @@ struct cuda_layer {
     const float * k_norm = nullptr;    // [D] or nullptr
 };
 
-int32_t checked_i32(int64_t v, const char * what) {
-    SPECATTN_CHECK(v >= 0 && v <= INT32_MAX, "%s %lld does not fit int32", what, static_cast<long long>(v));
-    return static_cast<int32_t>(v);
-}
-
 } // namespace
 
 struct cuda_backend::impl {
@@ -61,7 +58,6 @@ struct cuda_backend::impl {
     paged_kv_layout layout;
     int64_t max_rows = 0;
     int64_t n_sm = 0;
-    int64_t max_work = 0;
     int64_t slot_capacity = 0;
 
     cudaStream_t stream = nullptr;
@@ -89,8 +85,7 @@ struct cuda_backend::impl {
     device_buffer partial_o;   // [slot_capacity, H, D] fp32
     device_buffer partial_lse; // [slot_capacity, H] fp32
 
-    // Per-pass metadata, packed as int32 (see upload_metadata), host staging and device copy.
-    size_t meta_capacity = 0; // int32 elements
+    // Per-pass metadata packed as int32 words (meta_words, run_pass), host staging and device copy.
     pinned_buffer meta_host;
     device_buffer meta_dev;
     pinned_buffer logits_host; // [R, V] fp32
@@ -218,12 +213,13 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     // Metadata bound: 7 arrays of rows, the page lists of the batch's sequences (pages are owned by one sequence,
     // so at most n_pages), segments (at most one per row) and work items (at most one per row tile and KV head,
     // or about 2 per multiprocessor when KV is split; see attention_plan_build).
-    max_work = max_rows * hp.n_head_kv + 4 * n_sm;
-    meta_capacity = static_cast<size_t>(7 * max_rows + n_pages) +
-                    static_cast<size_t>(max_rows) * sizeof(attention_segment) / sizeof(int32_t) +
-                    static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
-    meta_host = pinned_buffer(meta_capacity * sizeof(int32_t)); // grows in run_pass if a pass needs more
-    meta_dev = device_buffer(meta_capacity * sizeof(int32_t));
+    // A first size; run_pass grows both when a pass needs more.
+    const int64_t max_work = max_rows * hp.n_head_kv + 4 * n_sm;
+    const size_t words = static_cast<size_t>(7 * max_rows + n_pages) +
+                         static_cast<size_t>(max_rows) * sizeof(attention_segment) / sizeof(int32_t) +
+                         static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
+    meta_host = pinned_buffer(words * sizeof(int32_t));
+    meta_dev = device_buffer(words * sizeof(int32_t));
 }
 
 // The model's fp32 weights rounded to bf16 and uploaded, Q/K/V and gate/up fused.
@@ -517,7 +513,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     off.row_n_split = meta.put(plan.row_n_split);
     off.segs = meta.put(plan.segs);
     off.work = meta.put(plan.work);
-    sel.put_jobs(batch, kv, r_begin, r_end, plan, meta);
+    sel.put_jobs(batch, kv, r_begin, r_end, plan_rows, plan, meta);
     off.page_table = meta.put(plan.page_table);
     sel.put_top_k_jobs(meta);
 

@@ -9,7 +9,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "core/check.h"
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -23,21 +23,17 @@ cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes) : workspace_bytes_(workspac
 cublaslt_gemm::~cublaslt_gemm() {
     // Destructors do not throw: errors here are ignored (the context may already be gone at exit).
     for (auto & [key, p] : plans_) {
-        cublasLtMatrixLayoutDestroy(p.a);
-        cublasLtMatrixLayoutDestroy(p.b);
-        cublasLtMatrixLayoutDestroy(p.c);
-        cublasLtMatmulDescDestroy(p.op);
+        release(p);
     }
     cudaFree(workspace_);
     cublasLtDestroy(handle_);
 }
 
-int64_t cublaslt_gemm::invariant_ref_m() {
-    static const int64_t m = [] {
-        const char * env = std::getenv("SPECATTN_GEMM_REF_M");
-        return env != nullptr && std::atoll(env) > 0 ? static_cast<int64_t>(std::atoll(env)) : int64_t{16};
-    }();
-    return m;
+void cublaslt_gemm::release(plan & p) {
+    cublasLtMatrixLayoutDestroy(p.a);
+    cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c);
+    cublasLtMatmulDescDestroy(p.op);
 }
 
 void cublaslt_gemm::make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, int64_t k) {
@@ -61,20 +57,31 @@ void cublaslt_gemm::make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, i
         cublasLtMatrixLayoutCreate(&p.c, y_type, static_cast<uint64_t>(n), static_cast<uint64_t>(m), n));
 }
 
-cublasLtMatmulAlgo_t cublaslt_gemm::heuristic(const plan & p, int64_t m, int64_t n, int64_t k) {
+std::vector<cublasLtMatmulAlgo_t> cublaslt_gemm::heuristics(const plan & p, int count) {
     cublasLtMatmulPreference_t pref = nullptr;
     SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                              &workspace_bytes_, sizeof workspace_bytes_));
-    cublasLtMatmulHeuristicResult_t result{};
+    std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
     int n_result = 0;
     const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &n_result);
+        cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, count, results.data(), &n_result);
     cublasLtMatmulPreferenceDestroy(pref);
     SPECATTN_CUDA_CHECK(st);
-    SPECATTN_CHECK(n_result > 0, "cuBLASLt has no algorithm for a bf16 GEMM of m %lld, n %lld, k %lld",
+    std::vector<cublasLtMatmulAlgo_t> algos;
+    for (int i = 0; i < n_result; ++i) {
+        if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS) {
+            algos.push_back(results[static_cast<size_t>(i)].algo);
+        }
+    }
+    return algos;
+}
+
+cublasLtMatmulAlgo_t cublaslt_gemm::heuristic(const plan & p, int64_t m, int64_t n, int64_t k) {
+    const std::vector<cublasLtMatmulAlgo_t> algos = heuristics(p, 1);
+    SPECATTN_CHECK(!algos.empty(), "cuBLASLt has no algorithm for a bf16 GEMM of m %lld, n %lld, k %lld",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
-    return result.algo;
+    return algos.front();
 }
 
 const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int64_t n, int64_t k, bool invariant) {
@@ -96,10 +103,7 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
         plan ref;
         make_layouts(ref, out, invariant_ref_m(), n, k);
         ait = invariant_algos_.emplace(akey, heuristic(ref, invariant_ref_m(), n, k)).first;
-        cublasLtMatrixLayoutDestroy(ref.a);
-        cublasLtMatrixLayoutDestroy(ref.b);
-        cublasLtMatrixLayoutDestroy(ref.c);
-        cublasLtMatmulDescDestroy(ref.op);
+        release(ref);
     }
     p.algo = ait->second;
     cublasLtMatmulHeuristicResult_t check{};
@@ -113,30 +117,18 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
 void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream) {
     constexpr int64_t m_max = 64;
     std::vector<cublasLtMatmulAlgo_t> cands;
-    for (int64_t m_ref : {int64_t{1}, int64_t{16}, invariant_ref_m()}) {
+    for (int64_t m_ref : {int64_t{1}, invariant_ref_m()}) {
         plan ref;
         make_layouts(ref, out, m_ref, n, k);
-        cublasLtMatmulPreference_t pref = nullptr;
-        SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-        SPECATTN_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                                 &workspace_bytes_, sizeof workspace_bytes_));
-        cublasLtMatmulHeuristicResult_t results[16];
-        int n_result = 0;
-        cublasLtMatmulAlgoGetHeuristic(handle_, ref.op, ref.a, ref.b, ref.c, ref.c, pref, 16, results, &n_result);
-        cublasLtMatmulPreferenceDestroy(pref);
-        for (int i = 0; i < n_result; ++i) {
-            bool dup = false;
-            for (const cublasLtMatmulAlgo_t & c : cands) {
-                dup = dup || std::memcmp(&c, &results[i].algo, sizeof c) == 0;
-            }
-            if (!dup && results[i].state == CUBLAS_STATUS_SUCCESS) {
-                cands.push_back(results[i].algo);
+        for (const cublasLtMatmulAlgo_t & algo : heuristics(ref, 16)) {
+            const bool seen = std::any_of(cands.begin(), cands.end(), [&](const cublasLtMatmulAlgo_t & c) {
+                return std::memcmp(&c, &algo, sizeof c) == 0;
+            });
+            if (!seen) {
+                cands.push_back(algo);
             }
         }
-        cublasLtMatrixLayoutDestroy(ref.a);
-        cublasLtMatrixLayoutDestroy(ref.b);
-        cublasLtMatrixLayoutDestroy(ref.c);
-        cublasLtMatmulDescDestroy(ref.op);
+        release(ref);
     }
     // Scratch inputs and outputs; the weights are the real ones (their bytes are what decoding streams).
     void * x = nullptr;
@@ -176,10 +168,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
                 SPECATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
                 score += (m == 1 ? 1.0 : 0.5) * ms / reps;
             }
-            cublasLtMatrixLayoutDestroy(p.a);
-            cublasLtMatrixLayoutDestroy(p.b);
-            cublasLtMatrixLayoutDestroy(p.c);
-            cublasLtMatmulDescDestroy(p.op);
+            release(p);
         }
         if (ok && score < best) {
             best = score;

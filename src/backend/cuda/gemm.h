@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace specattn {
 
@@ -35,8 +36,8 @@ class cublaslt_gemm {
     void run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
              cudaStream_t stream, bool invariant = false);
 
-    // The m whose heuristic choice serves every m of an invariant shape (SPECATTN_GEMM_REF_M overrides it).
-    static int64_t invariant_ref_m();
+    // The m whose heuristic choice serves every m of an invariant shape that tune_invariant has not seen.
+    static constexpr int64_t invariant_ref_m() { return 16; }
     // Picks the invariant algorithm of (out, n, k) by timing the heuristic's candidates for a few m on the real
     // weights w: the fastest at 1 row plus half its time at 16 rows (decode at batch 1, verification). Call before
     // any invariant run of the shape (not while a stream is being captured); untuned shapes use invariant_ref_m.
@@ -51,7 +52,10 @@ class cublaslt_gemm {
         cublasLtMatmulAlgo_t algo{};
     };
     const plan & get_plan(gemm_out out, int64_t m, int64_t n, int64_t k, bool invariant);
+    // The heuristic's usable algorithms for a plan's shape, best first (at most count); its first, or an error.
+    std::vector<cublasLtMatmulAlgo_t> heuristics(const plan & p, int count);
     cublasLtMatmulAlgo_t heuristic(const plan & p, int64_t m, int64_t n, int64_t k);
+    static void release(plan & p);
     void make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, int64_t k);
 
     cublasLtHandle_t handle_ = nullptr;

@@ -12,8 +12,6 @@ namespace {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-int32_t i32(int64_t v) { return static_cast<int32_t>(v); }
-
 } // namespace
 
 cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {}
@@ -53,7 +51,7 @@ int32_t cuda_selection::slot_of(int32_t seq) {
         slot = free_slots_.back();
         free_slots_.pop_back();
     } else {
-        slot = i32(n_slots_++);
+        slot = checked_i32(n_slots_++, "selection slot");
         ensure_lists(n_slots_, sel_cap_);
     }
     slots_[seq] = slot;
@@ -80,11 +78,18 @@ void cuda_selection::set_selection(int32_t seq, const std::vector<int32_t> & pos
                                      static_cast<size_t>(rows), cudaMemcpyHostToDevice));
 }
 
-int64_t cuda_selection::select_top_k(int32_t seq, int32_t sink, int64_t k) {
+const cuda_selection::sink_layout * cuda_selection::find_sink(int32_t seq, int32_t id) const {
     const auto it = sinks_.find(seq);
-    SPECATTN_CHECK(it != sinks_.end(), "sequence %d has no score sinks to select from", seq);
-    const auto s = std::find_if(it->second.begin(), it->second.end(), [&](const sink_layout & x) { return x.id == sink; });
-    SPECATTN_CHECK(s != it->second.end(), "sequence %d has no score sink %d", seq, sink);
+    if (it == sinks_.end()) {
+        return nullptr;
+    }
+    const auto s = std::find_if(it->second.begin(), it->second.end(), [&](const sink_layout & x) { return x.id == id; });
+    return s == it->second.end() ? nullptr : &*s;
+}
+
+int64_t cuda_selection::select_top_k(int32_t seq, int32_t sink, int64_t k) {
+    const sink_layout * s = find_sink(seq, sink);
+    SPECATTN_CHECK(s != nullptr, "sequence %d has no score sink %d to select from", seq, sink);
     k = std::clamp<int64_t>(k, 0, s->domain);
     queued_.push_back({seq, sink, k});
     return k;
@@ -100,17 +105,20 @@ void cuda_selection::release(int32_t seq) {
     quest_seqs_.erase(seq);
     queued_.erase(std::remove_if(queued_.begin(), queued_.end(), [&](const queued_top_k & q) { return q.seq == seq; }),
                   queued_.end());
+    pending_.erase(std::remove_if(pending_.begin(), pending_.end(), [&](const pending_top_k & q) { return q.seq == seq; }),
+                   pending_.end());
 }
 
 // ---- inspection ---------------------------------------------------------------------------------------------------
 
 void cuda_selection::flush(cudaStream_t stream) {
-    begin_forward(forward_batch{}); // the queue becomes jobs; no sinks change
+    begin_forward(forward_batch{}); // the queue is pinned; no sinks change
+    reserve_pending();
+    meta_words m;
+    put_top_k_jobs(m);
     if (top_k_jobs_.empty()) {
         return;
     }
-    meta_words m;
-    w_top_k_ = m.put(top_k_jobs_);
     device_buffer words(m.words.size() * sizeof(int32_t));
     SPECATTN_CUDA_CHECK(cudaMemcpy(words.as<void>(), m.words.data(), words.bytes(), cudaMemcpyHostToDevice));
     bind(words.as<int32_t>());
@@ -121,25 +129,20 @@ void cuda_selection::flush(cudaStream_t stream) {
 }
 
 std::vector<float> cuda_selection::sink_scores(int32_t seq, int32_t id) const {
-    const auto it = sinks_.find(seq);
-    if (it == sinks_.end()) {
+    const sink_layout * s = find_sink(seq, id);
+    if (s == nullptr) {
         return {};
     }
-    for (const sink_layout & s : it->second) {
-        if (s.id == id) {
-            std::vector<float> out(static_cast<size_t>(hp_.n_layer * s.n_groups * s.domain));
-            for (int64_t l = 0; l < hp_.n_layer; ++l) { // layers are layer_stride_ apart, groups group_stride_
-                SPECATTN_CUDA_CHECK(cudaMemcpy2D(out.data() + l * s.n_groups * s.domain,
-                                                 static_cast<size_t>(s.domain) * sizeof(float),
-                                                 arena_.as<float>() + s.offset + l * layer_stride_,
-                                                 static_cast<size_t>(group_stride_) * sizeof(float),
-                                                 static_cast<size_t>(s.domain) * sizeof(float),
-                                                 static_cast<size_t>(s.n_groups), cudaMemcpyDeviceToHost));
-            }
-            return out;
-        }
+    std::vector<float> out(static_cast<size_t>(hp_.n_layer * s->n_groups * s->domain));
+    for (int64_t l = 0; l < hp_.n_layer; ++l) { // layers are layer_stride_ apart, groups group_stride_
+        SPECATTN_CUDA_CHECK(cudaMemcpy2D(out.data() + l * s->n_groups * s->domain,
+                                         static_cast<size_t>(s->domain) * sizeof(float),
+                                         arena_.as<float>() + s->offset + l * layer_stride_,
+                                         static_cast<size_t>(group_stride_) * sizeof(float),
+                                         static_cast<size_t>(s->domain) * sizeof(float),
+                                         static_cast<size_t>(s->n_groups), cudaMemcpyDeviceToHost));
     }
-    return {};
+    return out;
 }
 
 std::vector<int32_t> cuda_selection::held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const {
@@ -156,35 +159,13 @@ std::vector<int32_t> cuda_selection::held_list(int32_t seq, int64_t layer, int64
 // ---- a forward ---------------------------------------------------------------------------------------------------
 
 void cuda_selection::begin_forward(const forward_batch & batch) {
-    // Queued top-k requests become jobs over the sinks they name, before those are replaced.
-    int64_t need_cap = 0;
+    // Queued top-k requests are pinned to the sinks they name, before those are replaced.
     for (const queued_top_k & q : queued_) {
-        slot_of(q.seq);
-        need_cap = std::max(need_cap, q.k);
+        // select_top_k checked that the sink exists
+        pending_.push_back({q.seq, *find_sink(q.seq, q.sink), layer_stride_, group_stride_, q.k});
     }
-    ensure_lists(n_slots_, need_cap);
-    top_k_jobs_.clear();
-    top_k_max_n_ = 0;
-    for (const queued_top_k & q : queued_) {
-        const std::vector<sink_layout> & ss = sinks_.at(q.seq);
-        const sink_layout & s = *std::find_if(ss.begin(), ss.end(), [&](const sink_layout & x) { return x.id == q.sink; });
-        const int64_t slot = slots_.at(q.seq);
-        for (int64_t l = 0; l < hp_.n_layer; ++l) {
-            for (int64_t g = 0; g < s.n_groups; ++g) {
-                top_k_job j;
-                j.score_offset = s.offset + l * layer_stride_ + g * group_stride_;
-                j.n = i32(s.domain);
-                j.k = i32(q.k);
-                j.list_offset = ((slot * hp_.n_layer + l) * hp_.n_head_kv + g) * sel_cap_;
-                j.n_copies = s.n_groups == 1 ? i32(hp_.n_head_kv) : 1; // a shared list goes to every KV head
-                j.copy_stride = sel_cap_;
-                top_k_jobs_.push_back(j);
-            }
-        }
-        top_k_max_n_ = std::max(top_k_max_n_, s.domain);
-    }
-    top_k_scores_ = arena_.as<float>();
     queued_.clear();
+    pending_scores_ = arena_.as<float>();
     if (batch.sinks.empty()) {
         return; // a draft forward: the verification's sinks stay
     }
@@ -206,11 +187,9 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
     for (const score_sink & s : batch.sinks) {
         sink_layout l;
         l.id = s.id;
-        l.n_groups = s.per_kv_head ? i32(hp_.n_head_kv) : 1;
+        l.n_groups = s.per_kv_head ? checked_i32(hp_.n_head_kv, "KV heads") : 1;
         l.domain = s.domain;
         l.offset = offset;
-        l.mode = s.mode;
-        l.rows = s.rows;
         offset += block;
         sinks_[s.seq].push_back(l);
     }
@@ -261,6 +240,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
         }
     }
     ensure_lists(n_slots_, need_cap);
+    reserve_pending();
     const auto logit_bytes = static_cast<size_t>(n_collect * hp_.n_head * collect_cap_) * sizeof(bf16);
     if (collect_logits_.bytes() < logit_bytes) {
         collect_logits_ = device_buffer(logit_bytes + logit_bytes / 4);
@@ -269,35 +249,23 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     if (collect_lse_.bytes() < lse_bytes) {
         collect_lse_ = device_buffer(lse_bytes * 2);
     }
-    collect_ = n_collect > 0;
     cfg.sel_cap = sel_cap_;
     cfg.collect_cap = collect_cap_;
 }
 
 void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
-                              int64_t r_end, const attention_plan & plan, meta_words & meta) {
+                              int64_t r_end, const std::vector<attention_plan_row> & rows, const attention_plan & plan,
+                              meta_words & meta) {
     const int64_t n = r_end - r_begin;
 
-    // Score reduce: each sink's rows are consecutive collect indices of this pass (collected rows are numbered in
-    // row order, as the attention plan numbers them).
+    // Score reduce: each sink's rows are consecutive collect indices of this pass (the plan numbers the rows
+    // plan_rows marked collected in row order).
     std::vector<int32_t> collect_index(static_cast<size_t>(n), -1);
-    {
-        int32_t c = 0;
-        std::vector<bool> is_collected(static_cast<size_t>(n), false);
-        for (const score_sink & s : batch.sinks) {
-            for (int32_t r : s.rows) {
-                if (r >= r_begin && r < r_end) {
-                    is_collected[static_cast<size_t>(r - r_begin)] = true;
-                }
-            }
+    int32_t n_collected = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (rows[static_cast<size_t>(i)].collect) {
+            collect_index[static_cast<size_t>(i)] = n_collected++;
         }
-        for (int64_t i = 0; i < n; ++i) {
-            if (is_collected[static_cast<size_t>(i)]) {
-                collect_index[static_cast<size_t>(i)] = c++;
-            }
-        }
-        SPECATTN_CHECK(c == plan.n_collect, "cuda selection: %d collected rows, the plan has %lld", c,
-                       static_cast<long long>(plan.n_collect));
     }
     std::vector<score_reduce_job> reduce;
     reduce_max_domain_ = 0;
@@ -306,18 +274,18 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         if (s.rows.front() < r_begin || s.rows.front() >= r_end) {
             continue;
         }
-        const sink_layout & l = *std::find_if(sinks_.at(s.seq).begin(), sinks_.at(s.seq).end(),
-                                              [&](const sink_layout & x) { return x.id == s.id; });
+        const sink_layout & l = *find_sink(s.seq, s.id); // begin_forward laid it out
         score_reduce_job j;
         j.collect0 = collect_index[static_cast<size_t>(s.rows.front() - r_begin)];
-        j.n_rows = i32(static_cast<int64_t>(s.rows.size()));
+        j.n_rows = static_cast<int32_t>(s.rows.size()); // at most the rows of a pass
         for (size_t k = 0; k < s.rows.size(); ++k) {
             SPECATTN_CHECK(s.rows[k] >= r_begin && s.rows[k] < r_end &&
-                               collect_index[static_cast<size_t>(s.rows[k] - r_begin)] == j.collect0 + i32(int64_t(k)),
+                               collect_index[static_cast<size_t>(s.rows[k] - r_begin)] ==
+                                   j.collect0 + static_cast<int32_t>(k),
                            "score sink %d of sequence %d: its rows must be in one pass, in order, with no other "
                            "collected row between them", s.id, s.seq);
         }
-        j.domain = i32(s.domain);
+        j.domain = checked_i32(s.domain, "score domain");
         j.mode = s.mode == score_mode::score_mode_logit ? score_reduce_mode::score_reduce_mode_logit
                                                          : score_reduce_mode::score_reduce_mode_weight;
         j.n_groups = l.n_groups;
@@ -352,7 +320,7 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
             const std::vector<int32_t> & pages = kv.pages(seq);
             for (int64_t p = first_use ? 0 : first_pos / page; p <= last_pos / page; ++p) {
                 meta_pages.push_back(pages[static_cast<size_t>(p)]);
-                meta_valid.push_back(i32(p < last_pos / page ? page : last_pos % page + 1));
+                meta_valid.push_back(static_cast<int32_t>(p < last_pos / page ? page : last_pos % page + 1));
             }
         }
         i = end;
@@ -366,10 +334,10 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
             return i >= s.row0 && i < s.row0 + s.n_rows;
         });
         quest_job j;
-        j.row = i32(i);
+        j.row = static_cast<int32_t>(i); // a row of this pass
         j.page_table_offset = seg->page0;
-        j.n_pages_before = i32(d->recent_from / page);
-        j.k_pages = i32(d->quest_blocks);
+        j.n_pages_before = checked_i32(d->recent_from / page, "page");
+        j.k_pages = checked_i32(d->quest_blocks, "quest blocks");
         j.slot = slots_.at(batch.seq_ids[static_cast<size_t>(r_begin + i)]);
         quest.push_back(j);
         quest_max_pages_ = std::max<int64_t>(quest_max_pages_, round_up(j.n_pages_before, 64)); // grid only
@@ -381,7 +349,37 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
     w_quest_ = meta.put(quest);
 }
 
+void cuda_selection::reserve_pending() {
+    int64_t need_cap = 0;
+    for (const pending_top_k & q : pending_) {
+        slot_of(q.seq);
+        need_cap = std::max(need_cap, q.k);
+    }
+    ensure_lists(n_slots_, need_cap);
+}
+
 void cuda_selection::put_top_k_jobs(meta_words & meta) {
+    // Made here, after every growth of the lists this pass may cause, so the offsets are the final ones.
+    top_k_jobs_.clear();
+    top_k_max_n_ = 0;
+    for (const pending_top_k & q : pending_) {
+        const int64_t slot = slots_.at(q.seq);
+        const sink_layout & s = q.sink;
+        for (int64_t l = 0; l < hp_.n_layer; ++l) {
+            for (int64_t g = 0; g < s.n_groups; ++g) {
+                top_k_job j;
+                j.score_offset = s.offset + l * q.layer_stride + g * q.group_stride;
+                j.n = checked_i32(s.domain, "score domain");
+                j.k = checked_i32(q.k, "top-k budget");
+                j.list_offset = ((slot * hp_.n_layer + l) * hp_.n_head_kv + g) * sel_cap_;
+                j.n_copies = s.n_groups == 1 ? checked_i32(hp_.n_head_kv, "KV heads") : 1; // shared: every KV head
+                j.copy_stride = sel_cap_;
+                top_k_jobs_.push_back(j);
+            }
+        }
+        top_k_max_n_ = std::max(top_k_max_n_, s.domain);
+    }
+    pending_.clear();
     if (!top_k_jobs_.empty()) {
         w_top_k_ = meta.put(top_k_jobs_);
     }
@@ -389,7 +387,7 @@ void cuda_selection::put_top_k_jobs(meta_words & meta) {
 
 std::vector<int64_t> cuda_selection::launch_signature() const {
     const auto ptr = [](const device_buffer & b) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>())); };
-    return {sel_cap_, collect_ ? 1 : 0, collect_cap_, n_reduce_, reduce_max_domain_, reduce_max_groups_,
+    return {sel_cap_, collect_cap_, n_reduce_, reduce_max_domain_, reduce_max_groups_,
             layer_stride_, group_stride_, n_quest_, quest_max_pages_, n_quest_meta_,
             static_cast<int64_t>(w_reduce_), static_cast<int64_t>(w_quest_meta_pages_),
             static_cast<int64_t>(w_quest_meta_valid_), static_cast<int64_t>(w_quest_),
@@ -403,7 +401,7 @@ void cuda_selection::run_queued_top_k(cudaStream_t stream) {
         return;
     }
     top_k_params p;
-    p.scores = top_k_scores_;
+    p.scores = pending_scores_;
     p.jobs = dev<top_k_job>(w_top_k_);
     p.lists = lists_.as<int32_t>();
     p.n_jobs = static_cast<int64_t>(top_k_jobs_.size());
@@ -463,7 +461,7 @@ void cuda_selection::attention_fields(int64_t layer, attention_params & ap) cons
     ap.sel_cap = sel_cap_;
     ap.layer = layer;
     ap.n_layer = hp_.n_layer;
-    if (collect_) {
+    if (collect_cap_ > 0) {
         ap.collect_logits = collect_logits_.as<bf16>();
         ap.collect_lse = collect_lse_.as<float>();
         ap.collect_cap = collect_cap_;

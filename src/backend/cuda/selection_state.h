@@ -58,21 +58,22 @@ class cuda_selection {
     std::vector<int32_t> held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const;
 
     // ---- one forward ----
-    // Checks the batch's sinks against its rows, turns the queued top-k requests into jobs over the current sinks,
-    // then lays out the batch's sinks.
+    // Checks the batch's sinks against its rows, pins the queued top-k requests to the sinks they name (their jobs
+    // are made once the pass's capacities are final, in put_top_k_jobs), then lays out the batch's sinks.
     void begin_forward(const forward_batch & batch);
     // A pass over rows [r_begin, r_end): the rows' draft / collect fields (rows[i] is batch row r_begin + i, its
     // pages, seq and pos already set) and the capacities the plan needs.
     void plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
                    std::vector<attention_plan_row> & rows, attention_plan_config & cfg);
-    // The pass's jobs into its metadata (after the plan is built), and the queued top-k jobs (last: they run
-    // outside a captured graph, so their count may change without changing the graph's parameters).
+    // The pass's jobs into its metadata, after the plan is built from `rows` (plan_rows' output).
+    void put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
+                  const std::vector<attention_plan_row> & rows, const attention_plan & plan, meta_words & meta);
+    // The queued top-k jobs, last in the metadata: they run outside a captured graph, so their count may change
+    // without changing the graph's parameters.
     void put_top_k_jobs(meta_words & meta);
     // Everything the pass's selection launches depend on besides the metadata's contents: equal signatures (and
     // metadata layouts) mean a captured graph of the pass can be replayed.
     std::vector<int64_t> launch_signature() const;
-    void put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
-                  const attention_plan & plan, meta_words & meta);
     // Device address of the uploaded metadata words.
     void bind(const int32_t * meta_dev) { meta_dev_ = meta_dev; }
 
@@ -92,16 +93,27 @@ class cuda_selection {
         int32_t n_groups = 1;
         int64_t domain = 0;
         int64_t offset = 0; // scores of layer l, group g at offset + l * layer_stride_ + g * group_stride_
-        score_mode mode = score_mode::score_mode_weight;
-        std::vector<int32_t> rows;
     };
     struct queued_top_k {
-        int32_t seq, sink;
+        int32_t seq;
+        int32_t sink;
+        int64_t k;
+    };
+    // A queued request pinned to its sink's place in the arena of the forward that filled it (that arena's strides:
+    // the next forward may lay out its own sinks before the job runs).
+    struct pending_top_k {
+        int32_t seq;
+        sink_layout sink;
+        int64_t layer_stride;
+        int64_t group_stride;
         int64_t k;
     };
 
+    const sink_layout * find_sink(int32_t seq, int32_t id) const;
     int32_t slot_of(int32_t seq);
     void ensure_lists(int64_t n_slots, int64_t cap);
+    // Slots and list capacity for the pending top-k requests.
+    void reserve_pending();
     template <typename T> const T * dev(size_t word) const {
         return reinterpret_cast<const T *>(meta_dev_ + word);
     }
@@ -123,12 +135,14 @@ class cuda_selection {
     device_buffer arena_;
     std::vector<device_buffer> retired_;
 
-    std::vector<queued_top_k> queued_;
-    std::vector<top_k_job> top_k_jobs_; // the queued requests of this forward, as jobs
-    const float * top_k_scores_ = nullptr;
+    std::vector<queued_top_k> queued_;   // select_top_k calls since the last forward
+    std::vector<pending_top_k> pending_; // the same, pinned by begin_forward
+    const float * pending_scores_ = nullptr; // the arena they read (a grown arena is retired until the pass ends)
+    std::vector<top_k_job> top_k_jobs_;  // pending_ as jobs of this pass
     int64_t top_k_max_n_ = 0;
 
-    // Collected verify logits of one pass: [n_collect][H][collect_cap] bf16 and [n_collect][H] fp32.
+    // Collected verify logits of one pass: [n_collect][H][collect_cap] bf16 and [n_collect][H] fp32; collect_cap_
+    // is 0 when the pass collects nothing.
     device_buffer collect_logits_;
     device_buffer collect_lse_;
     int64_t collect_cap_ = 0;
@@ -142,7 +156,6 @@ class cuda_selection {
     size_t w_top_k_ = 0, w_reduce_ = 0, w_quest_meta_pages_ = 0, w_quest_meta_valid_ = 0, w_quest_ = 0;
     int64_t n_reduce_ = 0, reduce_max_domain_ = 0, reduce_max_groups_ = 1;
     int64_t n_quest_meta_ = 0, n_quest_ = 0, quest_max_pages_ = 0;
-    bool collect_ = false;
 };
 
 } // namespace specattn
