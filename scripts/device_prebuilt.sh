@@ -15,7 +15,7 @@ build_dir=${BUILD_DIR:-build}
 case "${1:-}" in
 stage)
     mkdir -p "$stage_dir"
-    for b in specattn tests/test_cuda_ops bench/kernel_bench bench/select_bench; do
+    for b in specattn tests/test_cuda_ops bench/kernel_bench bench/select_bench bench/gemm_bench; do
         if [ -f "$build_dir/$b" ]; then strip -o "$stage_dir/$(basename "$b")" "$build_dir/$b"; fi
     done
     echo "$PWD" >"$stage_dir/source_dir"

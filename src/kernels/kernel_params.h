@@ -134,6 +134,8 @@ struct attention_work {
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
 constexpr int64_t attention_tile_queries = 64;
+// The same for a batch-invariant plan: two mma row tiles, one per warp group of a 256-thread CTA (attention.cuh).
+constexpr int64_t attention_invariant_tile_queries = 32;
 // KV positions a CTA stages per pipeline step; KV chunks of split tiles are multiples of it.
 constexpr int attention_kv_block = 64;
 // Collected rows per segment: collect_mask has 32 bits (the plan starts a new segment when needed).
@@ -157,6 +159,7 @@ struct attention_params {
     float * partial_lse = nullptr;            // [n_slots, H] their log2-sum-exp (scores in log2 units)
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
+    int64_t n_warp_m = 1; // CTA shape, from the plan: 128 * n_warp_m threads (1 or 2; see attention.cuh)
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;
@@ -185,6 +188,23 @@ struct argmax_params {
     int32_t * out = nullptr;        // [R]
     int64_t n_rows = 0;
     int64_t n_vocab = 0;
+};
+
+// Skinny GEMM (skinny_gemm.cuh): y[r] = x[r] · Wᵀ for a few rows (decode, draft, verify), bf16 in, fp32
+// accumulation, bf16 or fp32 out. Batch-invariant: how K is split (`splits` even-ish ranges of 64-wide stages) and
+// the order partial sums are added (split 0, 1, ... by the CTA that finishes last) depend on (N, K) only, so a row's
+// result does not depend on R. One launch serves at most skinny_gemm_max_rows rows; the launcher loops over chunks.
+struct skinny_gemm_params {
+    const bf16 * x = nullptr;      // [R, K] row-major, 16-B aligned rows (K % 64 == 0)
+    const bf16 * w = nullptr;      // [N, K] row-major (PyTorch's [out, in])
+    void * y = nullptr;            // [R, N] bf16 or fp32 (out_f32)
+    float * partial = nullptr;     // [splits, 64, N] split-K partial sums; unused when splits == 1
+    int32_t * counters = nullptr;  // [ceil(N / 128)] CTAs done per row block; zero before and after each launch
+    int64_t m = 0;                 // R
+    int64_t n = 0;                 // N
+    int64_t k = 0;                 // K
+    int32_t splits = 1;            // K ranges, from skinny_gemm_splits(N, K): never from R
+    bool out_f32 = false;
 };
 
 } // namespace specattn

@@ -7,6 +7,7 @@
 #include "backend/cuda/gemm.h"
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_ops.h"
 #include "core/check.h"
 
 #include <algorithm>
@@ -15,9 +16,25 @@
 
 namespace specattn {
 
-cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes) : workspace_bytes_(workspace_bytes) {
+cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_bytes_(workspace_bytes), skinny_(skinny) {
     SPECATTN_CUDA_CHECK(cublasLtCreate(&handle_));
     SPECATTN_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
+    int dev = 0;
+    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
+    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm_, cudaDevAttrMultiProcessorCount, dev));
+    n_counters_ = 16384; // split row blocks of n up to 2M features
+    void * counters = nullptr;
+    SPECATTN_CUDA_CHECK(cudaMalloc(&counters, static_cast<size_t>(n_counters_) * sizeof(int32_t)));
+    counters_ = static_cast<int32_t *>(counters);
+    SPECATTN_CUDA_CHECK(cudaMemset(counters_, 0, static_cast<size_t>(n_counters_) * sizeof(int32_t)));
+}
+
+int32_t cublaslt_gemm::skinny_splits(int64_t n, int64_t k) const {
+    if (!skinny_ || !skinny_gemm_supported(n, k)) {
+        return 0;
+    }
+    const int32_t s = skinny_gemm_splits(n, k, n_sm_, workspace_bytes_);
+    return s == 1 || skinny_gemm_counters(n) <= n_counters_ ? s : 0;
 }
 
 cublaslt_gemm::~cublaslt_gemm() {
@@ -25,6 +42,7 @@ cublaslt_gemm::~cublaslt_gemm() {
     for (auto & [key, p] : plans_) {
         release(p);
     }
+    cudaFree(counters_);
     cudaFree(workspace_);
     cublasLtDestroy(handle_);
 }
@@ -115,6 +133,9 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
 }
 
 void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream) {
+    if (skinny_splits(n, k) > 0) {
+        return;
+    }
     constexpr int64_t m_max = 64;
     std::vector<cublasLtMatmulAlgo_t> cands;
     for (int64_t m_ref : {int64_t{1}, invariant_ref_m()}) {
@@ -188,6 +209,24 @@ void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, 
                         cudaStream_t stream, bool invariant) {
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
+    if (invariant) {
+        const int32_t splits = skinny_splits(n, k);
+        if (splits > 0) {
+            skinny_gemm_params sp;
+            sp.x = x;
+            sp.w = w;
+            sp.y = y;
+            sp.partial = static_cast<float *>(workspace_);
+            sp.counters = counters_;
+            sp.m = m;
+            sp.n = n;
+            sp.k = k;
+            sp.splits = splits;
+            sp.out_f32 = out == gemm_out::gemm_out_f32;
+            launch_skinny_gemm(sp, stream);
+            return;
+        }
+    }
     const plan & p = get_plan(out, m, n, k, invariant);
     const float alpha = 1.0f;
     const float beta = 0.0f;

@@ -6,6 +6,9 @@
 // for m = invariant_ref_m), so each output row is computed by the same kernel configuration, with the same K split
 // and the same deterministic reduction, whatever the number of rows: row i of a 1-row product equals row i of a
 // 100-row product bit for bit. Decode, draft and verify passes use it (see forward_batch::prefill).
+// Invariant shapes the skinny GEMM supports (K a multiple of 64: every projection of our models) run on it instead
+// (kernels/skinny_gemm.cuh: 1-64 rows stream W near HBM speed, where cuBLASLt's one algorithm reached 37-52%);
+// its K split is a function of (n, k) only, its partial sums reuse the cuBLASLt workspace.
 #pragma once
 
 #include "kernels/kernel_params.h"
@@ -27,7 +30,8 @@ enum class gemm_out : int32_t {
 
 class cublaslt_gemm {
   public:
-    explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20);
+    // skinny = false keeps invariant calls on cuBLASLt (the benchmark's "before").
+    explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20, bool skinny = true);
     ~cublaslt_gemm();
     cublaslt_gemm(const cublaslt_gemm &) = delete;
     cublaslt_gemm & operator=(const cublaslt_gemm &) = delete;
@@ -41,7 +45,11 @@ class cublaslt_gemm {
     // Picks the invariant algorithm of (out, n, k) by timing the heuristic's candidates for a few m on the real
     // weights w: the fastest at 1 row plus half its time at 16 rows (decode at batch 1, verification). Call before
     // any invariant run of the shape (not while a stream is being captured); untuned shapes use invariant_ref_m.
+    // Shapes the skinny GEMM serves need no tuning: the call returns at once.
     void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream);
+
+    // The K split the skinny GEMM uses for an invariant (n, k), 0 when the shape stays on cuBLASLt.
+    int32_t skinny_splits(int64_t n, int64_t k) const;
 
   private:
     struct plan {
@@ -61,6 +69,10 @@ class cublaslt_gemm {
     cublasLtHandle_t handle_ = nullptr;
     void * workspace_ = nullptr;
     size_t workspace_bytes_ = 0;
+    bool skinny_ = true;
+    int n_sm_ = 0;
+    int32_t * counters_ = nullptr; // [n_counters_] the skinny GEMM's split-K counters, zero between launches
+    int64_t n_counters_ = 0;
     std::map<std::tuple<int32_t, int64_t, int64_t, int64_t, bool>, plan> plans_;
     std::map<std::tuple<int32_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> invariant_algos_; // (out, n, k)
 };
