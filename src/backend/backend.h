@@ -57,6 +57,10 @@ class backend {
     // logits: [batch.logit_rows.size(), n_vocab] fp32, resized by the callee. A batch with score sinks replaces
     // every sink held so far (of every sequence): select_top_k must be called before the next such forward.
     virtual void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) = 0;
+    // The same pass for greedy decoding: ids[j] = argmax of logit row j (sampler.h's argmax: ties to the lower id,
+    // NaN never wins), resized by the callee. A GPU backend picks the ids on the device and copies back only them,
+    // not [rows, n_vocab] logits; the default runs forward() and takes the argmax on the host.
+    virtual void forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids);
 
     // Benchmarks: positions [0, n) of `seq` get pseudo-random K/V in every layer, a function of (seed, layer,
     // position, head, dim) only (a synthetic context; see request::synthetic_prefill).

@@ -11,6 +11,7 @@
 #include "spec/spec_decode.h"
 #ifdef SPECATTN_HAS_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_tp_backend.h"
 #endif
 
 #include <algorithm>
@@ -76,11 +77,12 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
                    params_.device.c_str());
     // Before loading anything, and the same in every build: a user must not wait for 16 GB to learn this.
     SPECATTN_CHECK(params_.tp >= 1, "--tp must be at least 1 (got %d)", params_.tp);
-    SPECATTN_CHECK(params_.device != "cuda" || params_.tp == 1,
-                   "--tp %d on --device cuda needs the NCCL transport, which is not built yet (issue 6); "
-                   "--device cpu --tp %d simulates it", params_.tp, params_.tp);
 #ifndef SPECATTN_HAS_CUDA
     SPECATTN_CHECK(params_.device != "cuda", "this build has no CUDA backend (configure with -DSPECATTN_CUDA=ON)");
+#else
+    if (params_.device == "cuda" && params_.tp > 1) {
+        cuda_tp_check_devices(params_.tp, tp_transport_from_env()); // one GPU per rank, NCCL (tensor_parallel.md)
+    }
 #endif
     if (params_.model_path.empty()) {
         params_.model_path = default_model_path();
@@ -120,8 +122,13 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     if (params_.device == "cuda") {
 #ifdef SPECATTN_HAS_CUDA
         // Workspaces for a whole prefill chunk or one row per sequence, whichever is larger.
-        backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size,
-                                                  std::max(params_.n_batch, params_.n_seq_max));
+        const int64_t max_rows = std::max(params_.n_batch, params_.n_seq_max);
+        if (params_.tp != 1 || tp_transport_forced()) {
+            backend_ = std::make_unique<cuda_tp_backend>(model_, params_.tp, n_pages, params_.page_size, max_rows,
+                                                         tp_transport_from_env());
+        } else {
+            backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size, max_rows);
+        }
 #endif
     } else if (params_.tp != 1) {
         backend_ = std::make_unique<cpu_tp_backend>(model_, params_.tp, n_pages, params_.page_size);
@@ -241,6 +248,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     auto t0 = std::chrono::steady_clock::now();
     forward_batch batch;
     std::vector<float> logits;
+    std::vector<int32_t> ids; // greedy passes: the backend picks the tokens and returns only their ids
     for (size_t i = 0; i < seqs.size(); ++i) {
         const std::vector<int32_t> & prompt = seqs[i].req->prompt;
         const auto n_prompt = static_cast<int64_t>(prompt.size());
@@ -266,9 +274,14 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             if (last && speculative) {
                 seqs[i].selector->add_sinks(seed_view, batch);
             }
-            backend_->forward(batch, *kv_, logits);
+            const bool greedy = last && seqs[i].smp->params().temperature <= 0.0f;
+            if (greedy) {
+                backend_->forward_argmax(batch, *kv_, ids);
+            } else {
+                backend_->forward(batch, *kv_, logits);
+            }
             if (last) {
-                emit_token(i, seqs[i].smp->sample(logits.data(), n_vocab));
+                emit_token(i, greedy ? ids[0] : seqs[i].smp->sample(logits.data(), n_vocab));
                 if (speculative) {
                     seqs[i].selector->update(seed_view, *backend_);
                 }
@@ -324,11 +337,17 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         if (rows_of.empty()) {
             break;
         }
-        backend_->forward(batch, *kv_, logits);
+        const bool greedy = std::all_of(rows_of.begin(), rows_of.end(),
+                                        [&](size_t i) { return seqs[i].smp->params().temperature <= 0.0f; });
+        if (greedy) {
+            backend_->forward_argmax(batch, *kv_, ids);
+        } else {
+            backend_->forward(batch, *kv_, logits);
+        }
         stats.n_decode_tokens += static_cast<int64_t>(rows_of.size());
         for (size_t j = 0; j < rows_of.size(); ++j) {
-            emit_token(rows_of[j], seqs[rows_of[j]].smp->sample(logits.data() + static_cast<int64_t>(j) * n_vocab,
-                                                                  n_vocab));
+            const int64_t row = static_cast<int64_t>(j);
+            emit_token(rows_of[j], greedy ? ids[j] : seqs[rows_of[j]].smp->sample(logits.data() + row * n_vocab, n_vocab));
         }
     }
     stats.decode_s += seconds_since(t0);

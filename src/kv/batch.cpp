@@ -1,7 +1,9 @@
-// forward_batch helpers (declared in backend/backend.h; lives here because every backend links specattn_kv).
+// forward_batch helpers and the backend's default methods (declared in backend/backend.h; they live here because
+// every backend links specattn_kv).
 #include "backend/backend.h"
 
 #include "core/check.h"
+#include "sampling/sampler.h"
 
 namespace specattn {
 
@@ -25,6 +27,20 @@ void forward_batch::check_sinks() const {
                            "score sink %d of sequence %d names row %d, which is not a dense row of it covering "
                            "the domain", s.id, s.seq, r);
         }
+    }
+}
+
+void backend::forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids) {
+    std::vector<float> logits;
+    forward(batch, kv, logits);
+    const size_t n_out = batch.logit_rows.size();
+    ids.resize(n_out);
+    if (n_out == 0) {
+        return;
+    }
+    const int64_t n_vocab = static_cast<int64_t>(logits.size() / n_out);
+    for (size_t j = 0; j < n_out; ++j) {
+        ids[j] = argmax(logits.data() + static_cast<int64_t>(j) * n_vocab, n_vocab);
     }
 }
 

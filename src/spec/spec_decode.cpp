@@ -58,6 +58,7 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
     std::vector<iteration_state> it(seqs.size());
     forward_batch batch;
     std::vector<float> logits;
+    std::vector<int32_t> ids;    // greedy passes: the argmax of each logit row, picked by the backend
     std::vector<size_t> rows_of; // batch logit row -> sequence
 
     for (;;) {
@@ -94,12 +95,20 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                 batch.draft.push_back(s.selector->draft_view(it[i].n + j));
                 rows_of.push_back(i);
             }
-            be.forward(batch, kv, logits);
+            const bool greedy = std::all_of(rows_of.begin(), rows_of.end(),
+                                            [&](size_t i) { return is_greedy(*seqs[i].draft); });
+            if (greedy) {
+                be.forward_argmax(batch, kv, ids);
+            } else {
+                be.forward(batch, kv, logits);
+            }
             for (size_t r = 0; r < rows_of.size(); ++r) {
                 spec_sequence & s = seqs[rows_of[r]];
                 iteration_state & st = it[rows_of[r]];
-                const float * row = logits.data() + static_cast<int64_t>(r) * n_vocab;
-                if (is_greedy(*s.draft)) {
+                const float * row = greedy ? nullptr : logits.data() + static_cast<int64_t>(r) * n_vocab;
+                if (greedy) {
+                    st.drafts.push_back(ids[r]);
+                } else if (is_greedy(*s.draft)) {
                     st.drafts.push_back(argmax(row, n_vocab));
                 } else {
                     std::vector<float> & q = st.q[static_cast<size_t>(j)];
@@ -113,6 +122,7 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
         // Verify: rows [pending, d1..dγ] at n..n+γ, full attention, the score sinks each selector needs.
         t0 = std::chrono::steady_clock::now();
         batch.clear();
+        bool greedy_targets = true;
         for (size_t i = 0; i < seqs.size(); ++i) {
             spec_sequence & s = seqs[i];
             if (!s.running) {
@@ -129,8 +139,13 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                 batch.logit_rows.push_back(static_cast<int32_t>(first_row + r));
             }
             s.selector->add_sinks(verification_view(s, st, first_row), batch);
+            greedy_targets = greedy_targets && is_greedy(*s.target);
         }
-        be.forward(batch, kv, logits);
+        if (greedy_targets) {
+            be.forward_argmax(batch, kv, ids);
+        } else {
+            be.forward(batch, kv, logits);
+        }
         stats.verify_s += seconds_since(t0);
 
         // Accept, emit, roll back, select.
@@ -141,9 +156,11 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                 continue;
             }
             iteration_state & st = it[i];
-            const float * rows = logits.data() + st.out_offset * n_vocab;
+            const float * rows = greedy_targets ? nullptr : logits.data() + st.out_offset * n_vocab;
             accept_result acc;
-            if (is_greedy(*s.target)) {
+            if (greedy_targets) {
+                acc = accept_greedy_ids(st.drafts, ids.data() + st.out_offset);
+            } else if (is_greedy(*s.target)) {
                 acc = accept_greedy(st.drafts, rows, n_vocab);
             } else {
                 target_probs.resize(static_cast<size_t>(st.gamma + 1));

@@ -5,13 +5,20 @@
 namespace specattn {
 
 accept_result accept_greedy(const std::vector<int32_t> & drafts, const float * target_logits, int64_t n_vocab) {
+    std::vector<int32_t> ids(drafts.size() + 1);
+    for (size_t i = 0; i < ids.size(); ++i) {
+        ids[i] = argmax(target_logits + static_cast<int64_t>(i) * n_vocab, n_vocab);
+    }
+    return accept_greedy_ids(drafts, ids.data());
+}
+
+accept_result accept_greedy_ids(const std::vector<int32_t> & drafts, const int32_t * target_ids) {
     accept_result r;
     const auto n = static_cast<int64_t>(drafts.size());
-    while (r.n_accepted < n && drafts[static_cast<size_t>(r.n_accepted)] ==
-                                   argmax(target_logits + r.n_accepted * n_vocab, n_vocab)) {
+    while (r.n_accepted < n && drafts[static_cast<size_t>(r.n_accepted)] == target_ids[r.n_accepted]) {
         ++r.n_accepted;
     }
-    r.next = argmax(target_logits + r.n_accepted * n_vocab, n_vocab);
+    r.next = target_ids[r.n_accepted];
     return r;
 }
 

@@ -20,6 +20,8 @@ struct accept_result {
 
 // target_logits: [n_drafts + 1, n_vocab]
 accept_result accept_greedy(const std::vector<int32_t> & drafts, const float * target_logits, int64_t n_vocab);
+// The same walk over the target rows' argmax ids (backend::forward_argmax).  target_ids: [n_drafts + 1]
+accept_result accept_greedy_ids(const std::vector<int32_t> & drafts, const int32_t * target_ids);
 
 // p: [n_drafts + 1] target distributions; q: [n_drafts] draft distributions; rng draws the acceptance uniforms and
 // the residual / bonus token (independent of the stream the drafts were drawn with).
