@@ -1,7 +1,9 @@
 // Kernel benchmark of the paged attention kernel (decode, verify, verify + Collect-2-Query, sparse draft, prefill
-// chunk) against the card's measured copy bandwidth.
+// chunk) against the card's measured copy bandwidth, under the heuristic plan (prefill passes; split by the grid)
+// and, for decode, verify and draft, also under the batch-invariant plan the engine's decode steps use (column
+// "plan": heur / inv).
 //
-//     kernel_bench [--reps N] [--quick]          (on the GPU machine; no arguments needed)
+//     kernel_bench [--reps N] [--quick] [--only mode:B:ctx:plan]   (on the GPU machine; no arguments needed)
 //
 // Bytes: what the kernel must move, counted from the plan: every KV index a CTA reads (K and V rows of D bf16;
 // for decode and verify that is each cached position once per KV head, for prefill once per row tile), the
@@ -127,7 +129,8 @@ const char * mode_name(mode m) {
 struct config {
     mode m;
     int64_t batch;
-    int64_t ctx; // tokens per sequence, the rows included
+    int64_t ctx;            // tokens per sequence, the rows included
+    bool invariant = false; // attention_plan_config::invariant
 };
 
 constexpr int64_t n_head = 32;
@@ -280,6 +283,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.slot_capacity = 1 << 20;
     pc.sel_cap = sel_cap;
     pc.collect_cap = cfg.m == mode::mode_verify_collect ? cfg.ctx : 0;
+    pc.invariant = cfg.invariant;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 
@@ -410,9 +414,12 @@ int main(int argc, char ** argv) {
                     static_cast<long long>(head_dim), static_cast<long long>(page_size), sparse_ratio,
                     static_cast<long long>(sparse_recent));
 
-        const result chk = only.empty() ? run({mode::mode_verify, 2, 4099}, 3, prop, true) : result{};
-        std::printf("check: verify7 B=2 S=4099 vs double-precision CPU: rel. L2 err %.2e %s\n\n", chk.check_err,
-                    chk.check_err < 1e-2 ? "(ok)" : "(FAILED)");
+        for (const bool inv : {false, true}) {
+            const result chk = only.empty() ? run({mode::mode_verify, 2, 4099, inv}, 3, prop, true) : result{};
+            std::printf("check: verify7 B=2 S=4099 %s plan vs double-precision CPU: rel. L2 err %.2e %s\n",
+                        inv ? "invariant" : "heuristic", chk.check_err, chk.check_err < 1e-2 ? "(ok)" : "(FAILED)");
+        }
+        std::printf("\n");
 
         std::vector<config> configs;
         const std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{32768} : std::vector<int64_t>{4096, 32768, 131072};
@@ -420,7 +427,8 @@ int main(int argc, char ** argv) {
         for (int64_t ctx : ctxs) {
             for (int64_t b : batches) {
                 for (mode m : {mode::mode_decode, mode::mode_verify, mode::mode_verify_collect, mode::mode_sparse}) {
-                    configs.push_back({m, b, ctx});
+                    configs.push_back({m, b, ctx, false});
+                    configs.push_back({m, b, ctx, true});
                 }
             }
         }
@@ -429,8 +437,8 @@ int main(int argc, char ** argv) {
 
         std::vector<std::string> table;
         for (const config & c : configs) {
-            if (!only.empty() && only != string_format("%s:%lld:%lld", mode_name(c.m), static_cast<long long>(c.batch),
-                                                       static_cast<long long>(c.ctx))) {
+            if (!only.empty() && only != string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
+                                                       static_cast<long long>(c.ctx), c.invariant ? "inv" : "heur")) {
                 continue;
             }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
@@ -441,8 +449,10 @@ int main(int argc, char ** argv) {
             }
             const result r = run(c, reps, prop, false);
             char line[256];
-            std::snprintf(line, sizeof(line), "| %-15s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
-                          mode_name(c.m), static_cast<long long>(c.batch), static_cast<long long>(c.ctx / 1024),
+            std::snprintf(line, sizeof(line),
+                          "| %-15s | %-4s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
+                          mode_name(c.m), c.invariant ? "inv" : "heur", static_cast<long long>(c.batch),
+                          static_cast<long long>(c.ctx / 1024),
                           r.t.median_ms * 1e3, r.t.std_ms * 1e3, r.bytes / 1e6, r.gbps, 100.0 * r.gbps / copy_gbps,
                           static_cast<long long>(r.ctas), static_cast<long long>(r.splits));
             if (c.m == mode::mode_prefill) {
@@ -454,8 +464,8 @@ int main(int argc, char ** argv) {
         }
         std::printf("\nattention, copy %.0f GB/s; per launch: median µs (std), bytes moved, GB/s, %% of copy\n",
                     copy_gbps);
-        std::printf("| case            |   B |  ctx  |    µs     |  std   |   MB    |  GB/s  | %%copy  | CTAs/split |\n");
-        std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        std::printf("| case            | plan |   B |  ctx  |    µs     |  std   |   MB    |  GB/s  | %%copy  | CTAs/split |\n");
+        std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (const std::string & l : table) {
             std::printf("%s\n", l.c_str());
         }

@@ -8,10 +8,16 @@
 // Pipeline: K and V blocks of attention_kv_block (64) positions go global -> shared memory by cp.async, stages
 // deep, bf16 rows padded by 16 B so ldmatrix hits distinct banks. One position's row of one head is D contiguous
 // bf16 whatever the page size, so dense, paged and gathered (sparse) positions load the same way.
-// Warps: WM = ceil(M / 16) rounded to 1, 2 or 4 warps split M (one 16-row mma tile each); the other 4 / WM split
-// each KV block into 16-position chunks. Per chunk a warp does S = Q Kᵀ (mma m16n8k16, fp32), the mask, an online
-// softmax in log2 units in registers, and O += P V with P re-packed from the S accumulators as the A operand.
-// At the end the warps' partial (m, l, O) are merged through shared memory.
+// Warps: a CTA has NW = 4 * NWM warps (NWM = 1 or 2, a launch-wide choice of the plan, attention_params::n_warp_m).
+// WM = ceil(M / 16) rounded to 1, 2 or 4 warps split M (one 16-row mma tile each); WK = min(4, NW / WM) warps split
+// each KV block into 16-position chunks (warp k takes chunks k, k + WK, ...); warps past WM * WK only help load.
+// Per chunk a warp does S = Q Kᵀ (mma m16n8k16, fp32), the mask, an online softmax in log2 units in registers, and
+// O += P V with P re-packed from the S accumulators as the A operand. At the end the WK partial (m, l, O) of each
+// query vector are merged through shared memory in warp order.
+// NOTE(attn): with NWM = 2 and WM <= 2, WK is 4 whatever the tile holds: every query vector then sees the same
+// chunk-to-warp assignment, online-softmax order and merge order whether its tile has 1 row or 8, so a decode row
+// and the same row inside a verify tile get the same bits (the batch-invariant plan always launches NWM = 2), while
+// all 28 query vectors of a G = 4 verify read each K/V block from global memory once.
 //
 // Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp, merged by
 // attention_combine_kernel. Collected rows also write their scaled logits straight from the S registers (bf16) and
@@ -33,7 +39,10 @@
 
 namespace specattn {
 
-constexpr int attention_threads = 128;
+// Threads of a CTA with NWM warps along M (see the header).
+constexpr int attention_threads(int nwm) {
+    return 128 * nwm;
+}
 // NOTE(attn): 2 blocks (64 KB at D = 128) in flight while one is computed, 2 CTAs per SM. 4 stages (1 CTA per SM)
 // measured 30-40% slower on the H200 (bench/kernel_bench.cu, 2026-11-29).
 constexpr int attention_stages = 3;
@@ -47,12 +56,20 @@ constexpr int attention_smem_stride(int hd) {
 // Row offsets are computed one block ahead of their copy into a ring of this many blocks (see the main loop).
 constexpr int attention_offset_ring = attention_stages + 1;
 
-// Dynamic shared memory of attention_kernel<HD>: the K/V stages (the final merge reuses them), then the offset ring.
+// Dynamic shared memory of attention_kernel<HD, NWM>: the K/V stages (the final merge reuses them), the offset ring,
+// and with NWM = 2 the tile's queries (32 vectors of HD bf16, 16-byte pieces XOR-swizzled by row so ldmatrix is
+// conflict-free).
+// NOTE(attn): NWM = 2 reads Q fragments from shared memory per chunk instead of holding them in 32 registers: at 256
+// threads and 2 CTAs per SM a thread has 128 registers, and register-held Q spilled. The 8 KB (D = 128) just fit
+// beside two CTAs' stages in the SM's 228 KB.
 constexpr size_t attention_stage_bytes(int hd) {
     return static_cast<size_t>(attention_stages) * 2 * attention_kv_block * attention_smem_stride(hd) * sizeof(bf16);
 }
-constexpr size_t attention_smem_bytes(int hd) {
-    return attention_stage_bytes(hd) + static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
+constexpr size_t attention_ring_bytes() {
+    return static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
+}
+constexpr size_t attention_smem_bytes(int hd, int nwm) {
+    return attention_stage_bytes(hd) + attention_ring_bytes() + (nwm == 2 ? static_cast<size_t>(32) * hd * sizeof(bf16) : 0);
 }
 
 namespace attention_detail {
@@ -88,7 +105,7 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
 
 // Stages the K and V rows at offsets off[0 .. KT) (-1: zero-fill) into k_s / v_s ([KT][stride]); dims >= hd are
 // zero-filled.
-template <int HD>
+template <int HD, int NT>
 __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p, const int64_t * off,
                                            bool vec16) {
     constexpr int KT = attention_kv_block;
@@ -97,7 +114,7 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
     const int hd = static_cast<int>(p.head_dim);
     if (vec16) {
         constexpr int CPR = HD / 8; // 16-byte pieces per row
-        constexpr int RPP = attention_threads / CPR;
+        constexpr int RPP = NT / CPR;
         const int col = (tid % CPR) * 8;
         const int bytes = min(max(hd - col, 0), 8) * 2;
 #pragma unroll
@@ -111,7 +128,7 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
         }
     } else {
         constexpr int PPR = HD / 2; // bf16 pairs per row
-        for (int e = tid; e < KT * PPR; e += attention_threads) {
+        for (int e = tid; e < KT * PPR; e += NT) {
             const int j = e / PPR;
             const int col = (e % PPR) * 2;
             const int64_t o = col < hd ? off[j] : -1;
@@ -125,23 +142,33 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
 
 } // namespace attention_detail
 
-// grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD)
-template <int HD>
-__global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const attention_params p) {
+// Resident CTAs per SM the register budget is sized for: 2 (shared memory allows no more at HD <= 128); one at
+// HD = 256, whose stages fill the SM anyway and whose accumulators need the registers.
+constexpr int attention_min_ctas(int hd) {
+    return hd <= 128 ? 2 : 1;
+}
+
+// grid: [n_work]  block: attention_threads(NWM)  dynamic smem: attention_smem_bytes(HD)
+template <int HD, int NWM>
+__global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD))
+    attention_kernel(const attention_params p) {
     using namespace attention_detail;
     constexpr int KT = attention_kv_block;
     constexpr int CH = attention_chunk;
     constexpr int ST = attention_smem_stride(HD);
-    constexpr int NW = attention_threads / warp_size;
+    constexpr int NT = attention_threads(NWM);
+    constexpr int NW = NT / warp_size;
     constexpr int NKS = HD / 16; // k-steps of Q Kᵀ
     constexpr int NDT = HD / 8;  // n-tiles of P V
     constexpr int RS = HD + 4;   // fp32 row stride of the merge buffer
-    static_assert(NW == 4 && KT % (NW * CH) == 0, "tile shape");
-    static_assert(static_cast<size_t>(NW) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD), "merge");
+    static_assert((NWM == 1 || NWM == 2) && KT == 4 * CH, "tile shape");
+    static_assert(static_cast<size_t>(4) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD) / attention_stages,
+                  "a chunk's merge fits one stage");
 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     bf16 * stage_s = reinterpret_cast<bf16 *>(smem_raw); // [stages][K, V][KT][ST]
     int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + attention_stage_bytes(HD)); // [ring][KT]
+    bf16 * q_s = reinterpret_cast<bf16 *>(smem_raw + attention_stage_bytes(HD) + attention_ring_bytes()); // [32][HD]
 
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % warp_size;
@@ -155,7 +182,7 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
     const int hd = static_cast<int>(p.head_dim);
     const int nq = w.n_rows * group;
     const int wm = nq <= 16 ? 1 : (nq <= 32 ? 2 : 4); // warps along M
-    const int wk = NW / wm;                            // warps along KV
+    const int wk = min(4, NW / wm);                    // warps along KV (4 whenever wm <= NWM)
     const int warp_m = warp % wm;
     const int warp_k = warp / wm;
     const bool sparse = sg.sel >= 0;
@@ -168,11 +195,12 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
     const bool vec16 = hd % 8 == 0;
 
     // This thread's two query vectors (fragment rows fr and fr + 8 of the warp's tile): the virtual KV range each
-    // attends, where its logits go when collected, and its Q fragments.
+    // attends, where its logits go when collected, and (NWM = 1) its Q fragments.
     int vlo[2];
     int vlim[2];
     bf16 * crow[2];
-    uint32_t qf[NKS][4];
+    constexpr bool q_in_smem = NWM == 2;
+    uint32_t qf[q_in_smem ? 1 : NKS][4];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int qi = warp_m * 16 + fr + 8 * i;
@@ -185,7 +213,7 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
         crow[i] = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
         const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
 #pragma unroll
-        for (int ks = 0; ks < NKS; ++ks) {
+        for (int ks = 0; ks < (q_in_smem ? 0 : NKS); ++ks) {
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int d = ks * 16 + half * 8 + 2 * fc;
@@ -197,6 +225,27 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
             }
         }
     }
+    // Row qi, columns [8 j, 8 j + 8) of the query tile sit in 16-byte piece j ^ (qi % 8) of row qi.
+    const auto q_piece = [&](int qi, int j) { return q_s + qi * HD + ((j ^ (qi & 7)) << 3); };
+    if constexpr (q_in_smem) {
+        // Zeros for vectors past the tile and dims past head_dim, like the register path; published by the barrier
+        // before the pipeline.
+        for (int e = tid; e < 32 * (HD / 2); e += NT) {
+            const int qi = e / (HD / 2);
+            const int d = 2 * (e % (HD / 2));
+            uint32_t val = 0;
+            if (qi < nq && d < hd) {
+                const int r = w.row0 + qi / group;
+                const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+                val = *reinterpret_cast<const uint32_t *>(p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride +
+                                                          h * hd + d);
+            }
+            *reinterpret_cast<uint32_t *>(q_piece(qi, d >> 3) + (d & 7)) = val;
+        }
+    }
+    // ldmatrix row address of this lane in the warp's 16 x 16 A tile at k-step ks (lanes 0-15: rows, columns 0-7;
+    // lanes 16-31: the same rows, columns 8-15; registers then match qf's a0..a3).
+    const int q_lane_row = warp_m * 16 + (lane & 15);
     // Chunks no row of this warp attends are skipped (causal prefill tiles, past-the-end rows).
     int warp_vlim = max(vlim[0], vlim[1]);
     int warp_vlo = min(vlim[0] < 0 ? INT_MAX : vlo[0], vlim[1] < 0 ? INT_MAX : vlo[1]);
@@ -215,10 +264,99 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
         acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
     }
 
+    // Ends a KV chunk: merges the wk warps' (m, l, O) of every query vector through the stage buffer `buf` (free:
+    // its block was just computed), one 16-vector row tile per round, in warp order, then writes out (unsplit tile)
+    // or the chunk's normalized partial and log2-sum-exp (partial slot `split`), and resets the running state.
+    // Called at every chunk boundary of an invariant work item (the next blocks' copies stay in flight in the
+    // other stages) and at the end; every thread calls it (it synchronizes the CTA).
+    const auto finish_chunk = [&](float * buf, int split) {
+        float * red_o = buf;                  // [wk][16][RS]
+        float * red_ml = red_o + 4 * 16 * RS; // [wk][16][2]: m, l
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+            l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        }
+        for (int mt = 0; mt < wm; ++mt) {
+            __syncthreads(); // the buffer's block (or the previous round) is no longer read
+            if (warp_m == mt && warp_k < wk) {
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    float * o = red_o + (warp_k * 16 + fr + 8 * i) * RS + 2 * fc;
+#pragma unroll
+                    for (int dt = 0; dt < NDT; ++dt) {
+                        *reinterpret_cast<float2 *>(o + dt * 8) = make_float2(acc[dt][2 * i], acc[dt][2 * i + 1]);
+                    }
+                    if (fc == 0) {
+                        red_ml[(warp_k * 16 + fr + 8 * i) * 2] = m[i];
+                        red_ml[(warp_k * 16 + fr + 8 * i) * 2 + 1] = l[i];
+                    }
+                }
+            }
+            __syncthreads();
+            for (int e = tid; e < 16 * (HD / 2); e += NT) {
+                const int qv = e / (HD / 2); // vector in the row tile
+                const int qi = mt * 16 + qv;
+                const int d = 2 * (e % (HD / 2));
+                if (d >= hd || qi >= nq) {
+                    continue;
+                }
+                float mx = -CUDART_INF_F;
+                for (int k = 0; k < wk; ++k) {
+                    mx = fmaxf(mx, red_ml[(k * 16 + qv) * 2]);
+                }
+                const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
+                float sum = 0.0f;
+                float2 o = make_float2(0.0f, 0.0f);
+                for (int k = 0; k < wk; ++k) {
+                    const int slot = k * 16 + qv;
+                    const float wgt = exp2f(red_ml[slot * 2] - m_use);
+                    const float2 part = *reinterpret_cast<const float2 *>(red_o + slot * RS + d);
+                    sum += wgt * red_ml[slot * 2 + 1];
+                    o.x += wgt * part.x;
+                    o.y += wgt * part.y;
+                }
+                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+                const float lse2 = sum > 0.0f ? mx + log2f(sum) : -CUDART_INF_F;
+                const int r = w.row0 + qi / group;
+                const int64_t row = sg.row0 + r;
+                const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+                if (w.n_split == 1) {
+                    *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
+                        __floats2bfloat162_rn(o.x * inv, o.y * inv);
+                    const int ci = collect_index(sg, r);
+                    if (d == 0 && ci >= 0) {
+                        p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = lse2 * ln2;
+                    }
+                } else {
+                    const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + split;
+                    *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
+                        make_float2(o.x * inv, o.y * inv);
+                    if (d == 0) {
+                        p.partial_lse[slot * p.n_head + h] = lse2;
+                    }
+                }
+            }
+        }
+        __syncthreads(); // the buffer is free again for the next copy into it
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            m[i] = -CUDART_INF_F;
+            l[i] = 0.0f;
+        }
+#pragma unroll
+        for (int dt = 0; dt < NDT; ++dt) {
+            acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
+        }
+    };
+
     // Pipeline. The row offsets of block b (page-table and list lookups: dependent global loads) are computed by
     // threads < KT one iteration before block b's copy is issued, into ring slot b % ring, so the copies never wait
     // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
+    // Invariant work items hold several chunks of p.kv_chunk positions (kv_begin is chunk-aligned), each merged and
+    // written as its own partial; other work items are one chunk.
+    const int blocks_per_chunk = p.kv_chunk > 0 ? static_cast<int>(p.kv_chunk) / KT : max(n_blk, 1);
     const auto offset_of = [&](int blk) {
         return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
     };
@@ -231,7 +369,7 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
     __syncthreads();
     const auto load = [&](int blk) {
         bf16 * k_s = stage_s + (blk % attention_stages) * 2 * KT * ST;
-        load_block<HD>(k_s, k_s + KT * ST, p, off_s + (blk % attention_offset_ring) * KT, vec16);
+        load_block<HD, NT>(k_s, k_s + KT * ST, p, off_s + (blk % attention_offset_ring) * KT, vec16);
     };
 #pragma unroll
     for (int s = 0; s < attention_stages - 1; ++s) {
@@ -268,8 +406,15 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
             for (int ks = 0; ks < NKS; ++ks) {
                 uint32_t kb[4];
                 ldmatrix_x4(kb, smem_addr(k_lane + ks * 16));
-                mma_bf16_16816(s[0], qf[ks], kb[0], kb[1]);
-                mma_bf16_16816(s[1], qf[ks], kb[2], kb[3]);
+                if constexpr (q_in_smem) {
+                    uint32_t qa[4];
+                    ldmatrix_x4(qa, smem_addr(q_piece(q_lane_row, 2 * ks + (lane >> 4))));
+                    mma_bf16_16816(s[0], qa, kb[0], kb[1]);
+                    mma_bf16_16816(s[1], qa, kb[2], kb[3]);
+                } else {
+                    mma_bf16_16816(s[0], qf[q_in_smem ? 0 : ks], kb[0], kb[1]);
+                    mma_bf16_16816(s[1], qf[q_in_smem ? 0 : ks], kb[2], kb[3]);
+                }
             }
             // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
 #pragma unroll
@@ -277,15 +422,34 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
                 float cmax = -CUDART_INF_F;
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
+                    const int v0 = vc + nt * 8 + 2 * fc; // this thread's two adjacent columns: v0, v0 + 1
+                    bool ok[2];
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
-                        const int v = vc + nt * 8 + 2 * fc + e;
-                        const bool ok = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
-                        float & x = s[nt][2 * i + e];
-                        if (collects && ok && crow[i] != nullptr) {
-                            crow[i][v] = __float2bfloat16(x * p.scale); // dense rows: v is the position
+                        const int v = v0 + e;
+                        ok[e] = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
+                    }
+                    if (collects && crow[i] != nullptr) {
+                        // Dense rows: v is the position. One 4-byte store for both columns where the row allows
+                        // it (collect_cap or a window may make v0 odd); 2-byte stores at the edges.
+                        float * x = &s[nt][2 * i];
+                        bf16 * dst = crow[i] + v0;
+                        if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
+                            *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(x[0] * p.scale,
+                                                                                            x[1] * p.scale);
+                        } else {
+#pragma unroll
+                            for (int e = 0; e < 2; ++e) {
+                                if (ok[e]) {
+                                    dst[e] = __float2bfloat16(x[e] * p.scale);
+                                }
+                            }
                         }
-                        x = ok ? x * qscale : -CUDART_INF_F;
+                    }
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        float & x = s[nt][2 * i + e];
+                        x = ok[e] ? x * qscale : -CUDART_INF_F;
                         cmax = fmaxf(cmax, x);
                     }
                 }
@@ -327,70 +491,15 @@ __global__ void __launch_bounds__(attention_threads, 2) attention_kernel(const a
         if (tid < KT) {
             off_s[(ahead % attention_offset_ring) * KT + tid] = next_off;
         }
+        if (blk % blocks_per_chunk == blocks_per_chunk - 1 || blk == n_blk - 1) {
+            finish_chunk(reinterpret_cast<float *>(stage_s + (blk % attention_stages) * 2 * KT * ST),
+                         w.split + blk / blocks_per_chunk);
+        }
+    }
+    if (n_blk == 0) {
+        finish_chunk(reinterpret_cast<float *>(stage_s), w.split);
     }
 
-    // Merge the wk warps of each row tile through shared memory (the drained stages).
-    cp_async_wait<0>();
-    __syncthreads();
-    float * red_o = reinterpret_cast<float *>(smem_raw); // [NW][16][RS]
-    float * red_ml = red_o + NW * 16 * RS;               // [NW][16][2]: m, l
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-        l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
-        float * o = red_o + (warp * 16 + fr + 8 * i) * RS + 2 * fc;
-#pragma unroll
-        for (int dt = 0; dt < NDT; ++dt) {
-            *reinterpret_cast<float2 *>(o + dt * 8) = make_float2(acc[dt][2 * i], acc[dt][2 * i + 1]);
-        }
-        if (fc == 0) {
-            red_ml[(warp * 16 + fr + 8 * i) * 2] = m[i];
-            red_ml[(warp * 16 + fr + 8 * i) * 2 + 1] = l[i];
-        }
-    }
-    __syncthreads();
-    for (int e = tid; e < nq * (HD / 2); e += attention_threads) {
-        const int qi = e / (HD / 2);
-        const int d = 2 * (e % (HD / 2));
-        if (d >= hd) {
-            continue;
-        }
-        float mx = -CUDART_INF_F;
-        for (int k = 0; k < wk; ++k) {
-            mx = fmaxf(mx, red_ml[((qi / 16 + k * wm) * 16 + qi % 16) * 2]);
-        }
-        const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
-        float sum = 0.0f;
-        float2 o = make_float2(0.0f, 0.0f);
-        for (int k = 0; k < wk; ++k) {
-            const int slot = (qi / 16 + k * wm) * 16 + qi % 16;
-            const float wgt = exp2f(red_ml[slot * 2] - m_use);
-            const float2 part = *reinterpret_cast<const float2 *>(red_o + slot * RS + d);
-            sum += wgt * red_ml[slot * 2 + 1];
-            o.x += wgt * part.x;
-            o.y += wgt * part.y;
-        }
-        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        const float lse2 = sum > 0.0f ? mx + log2f(sum) : -CUDART_INF_F;
-        const int r = w.row0 + qi / group;
-        const int64_t row = sg.row0 + r;
-        const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-        if (w.n_split == 1) {
-            *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
-                __floats2bfloat162_rn(o.x * inv, o.y * inv);
-            const int ci = collect_index(sg, r);
-            if (d == 0 && ci >= 0) {
-                p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = lse2 * ln2;
-            }
-        } else {
-            const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
-            *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
-                make_float2(o.x * inv, o.y * inv);
-            if (d == 0) {
-                p.partial_lse[slot * p.n_head + h] = lse2;
-            }
-        }
-    }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The combine pass (launched as a programmatic dependent) may start its launch now; it still waits for this
     // grid's completion and memory before reading anything (griddepcontrol.wait).

@@ -119,8 +119,9 @@ struct attention_segment {
 };
 
 // One CTA's work: a tile of up to attention_tile_queries / G consecutive rows of a segment, all G query heads of
-// one KV head, over KV indices [kv_begin, kv_end) (one of n_split chunks of the tile's range; positions for dense
-// segments, virtual indices for sparse ones).
+// one KV head, over KV indices [kv_begin, kv_end) (one of n_split chunks of the tile's range, or with
+// attention_params::kv_chunk several consecutive ones from chunk `split`; positions for dense segments, virtual
+// indices for sparse ones).
 struct attention_work {
     int32_t seg = 0;
     int32_t kv_head = 0;
@@ -160,6 +161,8 @@ struct attention_params {
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
     int64_t n_warp_m = 1; // CTA shape, from the plan: 128 * n_warp_m threads (1 or 2; see attention.cuh)
+    int64_t kv_chunk = 0; // batch-invariant plans: positions per partial result; a work item spans whole chunks
+                          // from a chunk-aligned kv_begin, chunk j being split w.split + j. 0: one per work item
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;

@@ -4,7 +4,8 @@
 // tiles), GQA ratios 1, 4 and 8, sequence lengths 1, 17, 97 and 4099 (split KV and the log-sum-exp merge), page
 // boundaries with odd page sizes, a sliding window, head dims on the fast (64, 128) and the padded generic path
 // (8, 48, 96, 256, 6); sparse draft rows (position lists of every size from 0 to all, recent ranges, different
-// selections per sequence, split and unsplit); and score collection (first/last and all rows, split and unsplit).
+// selections per sequence, split and unsplit); score collection (first/last and all rows, split and unsplit); and
+// the batch-invariant plan (its 256-thread CTAs, verify tiles of up to 32 query vectors, 512-position chunks).
 //
 // Poison: every pool slot no row may read (including one slot past each sequence's end), the K/V part of the query
 // rows, the partial workspaces, the output rows past the batch, the collect buffers and every selection-list entry
@@ -40,6 +41,7 @@ struct attn_case {
     int64_t recent = 8;              // sparse: dense positions before the first row
     collect_rows collect = collect_rows::collect_rows_none;
     int64_t n_sm = 132; // 1: no split
+    bool invariant = false; // the batch-invariant plan (256-thread CTAs, 512-position chunks)
 };
 
 void PrintTo(const attn_case & c, std::ostream * os) {
@@ -201,6 +203,7 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.slot_capacity = 8192;
     pc.sel_cap = sel_cap;
     pc.collect_cap = *std::max_element(c.lens.begin(), c.lens.end()) + 5;
+    pc.invariant = c.invariant;
     attention_plan plan;
     attention_plan_build(rows, pc, plan);
 
@@ -373,7 +376,18 @@ INSTANTIATE_TEST_SUITE_P(
         attn_case{"collect_batch_fl_g4_d64_ps7", {7, 7, 1, 2}, {4099, 17, 300, 7}, 4, 2, 64, 7, 0, {}, 8, fl},
         attn_case{"collect_window_g4_d128", {7}, {500}, 4, 2, 128, 16, 100, {}, 8, fl},
         attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
-        attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl}));
+        attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl},
+        // the batch-invariant plan: 256-thread CTAs of up to 32 query vectors, KV split at 512-position boundaries
+        attn_case{"inv_decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16, 0, {}, 8, {},
+                  132, true},
+        attn_case{"inv_decode_len1_len4099_g8_d128_ps7", {1, 1}, {1, 4099}, 8, 1, 128, 7, 0, {}, 8, {}, 132, true},
+        attn_case{"inv_verify_7rows_len4099_collect_g4_d128_ps7", {7}, {4099}, 4, 2, 128, 7, 0, {}, 8, fl, 132, true},
+        attn_case{"inv_verify_3x7rows_collect_all_g8_d128", {7, 7, 7}, {97, 4099, 17}, 8, 2, 128, 16, 0, {}, 8,
+                  all_rows, 132, true},
+        attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
+        attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132,
+                  true},
+        attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true}));
 
 // Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a
 // large multiple of one key, so softmax picks that position with weight 1 - 1e-6 and the output must equal its V

@@ -1,13 +1,18 @@
 // Batch invariance of the decode / draft / verify path (forward_batch::prefill == false): a row's result must not
 // depend on what else is in the batch, bit for bit, or greedy speculative decoding could not equal greedy
-// autoregressive decoding on the GPU. The GEMMs here; the attention plan's invariant tiles and splits in
-// tests/unit (plan only) and end to end in test_cuda_spec.cpp.
+// autoregressive decoding on the GPU. The GEMMs and the attention kernel under the invariant plan here (a row's
+// output, collected logits and LSE alone and inside verify passes and batches, bit for bit); the plan's tiles and
+// splits here and in tests/unit; end to end in test_cuda_spec.cpp.
 #include "backend/cuda/attention_plan.h"
+#include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/gemm.h"
+#include "kernels/paged_kv.h"
 #include "ops_test_util.h"
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
+#include <string>
 
 using namespace specattn;
 using namespace specattn::test;
@@ -51,9 +56,9 @@ TEST(cuda_invariance, gemm_rows_do_not_depend_on_the_number_of_rows) {
     }
 }
 
-// The invariant plan, on the host (runs without a GPU): one 16-vector tile per work item whatever the batch, and KV
-// chunks that start at multiples of attention_invariant_chunk, so a decode row and the same row inside a verify
-// tile see the same chunk boundaries.
+// The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one CTA shape
+// whatever the batch, and KV chunks that start at multiples of attention_invariant_chunk, so a decode row and the
+// same row inside a verify tile see the same chunk boundaries (however the chunks are grouped into work items).
 TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     std::vector<int32_t> pages(128);
     for (int32_t i = 0; i < 128; ++i) {
@@ -68,14 +73,19 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
         attention_plan plan;
         attention_plan_build(rows, cfg, plan);
+        EXPECT_EQ(plan.n_warp_m, 2) << "one CTA shape for every invariant plan";
         std::vector<std::pair<int32_t, int32_t>> out; // (kv_begin, kv_end) of KV head 0's work covering pos
         for (const attention_work & w : plan.work) {
             const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];
-            EXPECT_LE(w.n_rows * 4, 16) << "one mma row tile per work item";
+            EXPECT_LE(w.n_rows * 4, attention_invariant_tile_queries) << "at most two mma row tiles per work item";
             EXPECT_EQ(w.kv_begin % attention_invariant_chunk, 0) << "chunks start at multiples of the chunk";
             const int64_t first = s.pos0 + w.row0;
             if (w.kv_head == 0 && pos >= first && pos < first + w.n_rows) {
-                out.emplace_back(w.kv_begin, std::min<int32_t>(w.kv_end, static_cast<int32_t>(pos + 1)));
+                // A work item may span several chunks; each is its own partial result (split w.split + j).
+                for (int32_t b = w.kv_begin; b < w.kv_end; b += attention_invariant_chunk) {
+                    const int32_t e = std::min<int32_t>(b + attention_invariant_chunk, w.kv_end);
+                    out.emplace_back(b, std::min<int32_t>(e, static_cast<int32_t>(pos + 1)));
+                }
             }
         }
         std::sort(out.begin(), out.end());
@@ -101,4 +111,209 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
                     in_verify.end());
     EXPECT_EQ(alone, in_verify);
     EXPECT_EQ(alone.size(), 3u) << "1028 positions in chunks of 512";
+}
+
+namespace {
+
+// One attention launch under the invariant plan over a shared paged pool; what it wrote, as raw bits.
+struct attn_pass_out {
+    std::vector<uint16_t> out;    // [rows, H, D]
+    std::vector<uint16_t> logits; // [n_collect, H, cap]
+    std::vector<float> lse;       // [n_collect, H]
+};
+
+struct attn_world {
+    int64_t group, n_head_kv, head_dim, page_size, cap;
+    paged_kv_layout layout;
+    std::vector<std::vector<int32_t>> pages; // per sequence
+    std::vector<int64_t> lens;
+    device_buffer k, v, q; // q: [n_seq, max_len, H, D], the query of (sequence, position)
+    int64_t max_len = 0;
+};
+
+// Sequences of the given lengths on shuffled pages of a NaN-filled pool (one spare NaN position past each end).
+attn_world make_world(int64_t group, int64_t n_head_kv, int64_t hd, int64_t page_size, const std::vector<int64_t> & lens) {
+    attn_world w{group, n_head_kv, hd, page_size, 0, {}, {}, lens, device_buffer(1), device_buffer(1), device_buffer(1)};
+    w.max_len = *std::max_element(lens.begin(), lens.end());
+    w.cap = w.max_len + 3;
+    w.layout.n_layer = 1;
+    w.layout.n_head_kv = n_head_kv;
+    w.layout.page_size = page_size;
+    w.layout.head_dim = hd;
+    int64_t n_pages = 3;
+    for (int64_t len : lens) {
+        n_pages += len / page_size + 1;
+    }
+    w.layout.n_pages = n_pages;
+    std::vector<int32_t> perm(static_cast<size_t>(n_pages));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(11));
+    size_t next = 0;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<uint16_t> kp(static_cast<size_t>(w.layout.total_elems()), f32_to_bf16(nan_f));
+    std::vector<uint16_t> vp(kp.size(), f32_to_bf16(nan_f));
+    for (int64_t len : lens) {
+        std::vector<int32_t> pg;
+        for (int64_t i = 0; i < len / page_size + 1; ++i) {
+            pg.push_back(perm[next++]);
+        }
+        const paged_kv_seq view{pg.data(), len};
+        for (int64_t t = 0; t < len; ++t) {
+            for (int64_t h = 0; h < n_head_kv; ++h) {
+                const int64_t off = paged_kv_offset(w.layout, view, 0, h, t);
+                for (int64_t d = 0; d < hd; ++d) {
+                    kp[static_cast<size_t>(off + d)] = f32_to_bf16(2.0f * dist(rng));
+                    vp[static_cast<size_t>(off + d)] = f32_to_bf16(dist(rng));
+                }
+            }
+        }
+        w.pages.push_back(pg);
+    }
+    const int64_t n_head = group * n_head_kv;
+    w.k = upload(kp);
+    w.v = upload(vp);
+    w.q = upload(to_bf16(random_vec(static_cast<size_t>(lens.size() * w.max_len * n_head * hd), 9)));
+    return w;
+}
+
+struct pass_row {
+    int32_t seq;
+    int64_t pos;
+    bool collect;
+};
+
+attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows) {
+    const int64_t n_head = w.group * w.n_head_kv;
+    const int64_t hd = w.head_dim;
+    std::vector<attention_plan_row> plan_rows;
+    std::vector<uint16_t> q_rows; // the rows' queries gathered from the world's table
+    const std::vector<uint16_t> q_all = download<uint16_t>(w.q, static_cast<size_t>(w.lens.size() * w.max_len * n_head * hd));
+    for (const pass_row & r : rows) {
+        attention_plan_row pr{&w.pages[static_cast<size_t>(r.seq)], r.seq, r.pos};
+        pr.collect = r.collect;
+        plan_rows.push_back(pr);
+        const auto at = q_all.begin() + (r.seq * w.max_len + r.pos) * n_head * hd;
+        q_rows.insert(q_rows.end(), at, at + n_head * hd);
+    }
+    attention_plan_config pc;
+    pc.n_head = n_head;
+    pc.n_head_kv = w.n_head_kv;
+    pc.page_size = w.page_size;
+    pc.slot_capacity = 1;
+    pc.invariant = true;
+    pc.collect_cap = w.cap;
+    attention_plan plan;
+    attention_plan_build(plan_rows, pc, plan);
+    const auto n_rows = static_cast<int64_t>(rows.size());
+    const device_buffer d_table = upload(plan.page_table);
+    const device_buffer d_segs = upload(plan.segs);
+    const device_buffer d_work = upload(plan.work);
+    const device_buffer d_slot = upload(plan.row_slot);
+    const device_buffer d_nsplit = upload(plan.row_n_split);
+    const size_t n_slots = static_cast<size_t>(std::max<int64_t>(plan.n_slots, 1));
+    const device_buffer d_po = upload(std::vector<float>(n_slots * static_cast<size_t>(n_head * hd), nan_f));
+    const device_buffer d_pl = upload(std::vector<float>(n_slots * static_cast<size_t>(n_head), nan_f));
+    const device_buffer d_q = upload(q_rows);
+    const size_t out_n = static_cast<size_t>(n_rows * n_head * hd);
+    const device_buffer d_out = upload(std::vector<uint16_t>(out_n, f32_to_bf16(nan_f)));
+    const size_t cl_n = static_cast<size_t>(std::max<int64_t>(plan.n_collect, 1) * n_head * w.cap);
+    const size_t cs_n = static_cast<size_t>(std::max<int64_t>(plan.n_collect, 1) * n_head);
+    const device_buffer d_cl = upload(std::vector<uint16_t>(cl_n, f32_to_bf16(nan_f)));
+    const device_buffer d_cs = upload(std::vector<float>(cs_n, nan_f));
+    const attention_plan_device dev{d_table.as<int32_t>(), d_segs.as<attention_segment>(),
+                                    d_work.as<attention_work>(), d_slot.as<int32_t>(), d_nsplit.as<int32_t>()};
+    attention_params p = attention_params_from_plan(plan, pc, dev);
+    p.q = bptr(d_q);
+    p.q_row_stride = n_head * hd;
+    p.k_pool = bptr(w.k);
+    p.v_pool = bptr(w.v);
+    p.partial_o = dptr<float>(d_po);
+    p.partial_lse = dptr<float>(d_pl);
+    p.out = bptr(d_out);
+    p.head_dim = hd;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    p.collect_logits = bptr(d_cl);
+    p.collect_lse = dptr<float>(d_cs);
+    launch_attention(p, nullptr);
+    SPECATTN_CUDA_CHECK(cudaDeviceSynchronize());
+    return {download<uint16_t>(d_out, out_n), download<uint16_t>(d_cl, cl_n), download<float>(d_cs, cs_n)};
+}
+
+struct inv_case {
+    int64_t group, n_head_kv, head_dim, page_size;
+    std::vector<int64_t> lens; // sequence 0 is verified; the others share the batch
+};
+
+} // namespace
+
+// The attention kernel under the invariant plan: each row of a 7-row verify of sequence 0 (inside a batch with
+// other sequences' decode and verify rows, before and after it) equals, bit for bit, the same row decoded alone, in
+// its output, its collected logits and its LSE. Lengths 1, 17, 97, 515, 4099 (515 and 4099: the verify rows
+// straddle a 512-position chunk boundary), G 1, 4 and 8, page sizes 16 and 7; pools, partials, outputs and collect
+// buffers NaN-poisoned.
+TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
+    SPECATTN_REQUIRE_GPU();
+    const std::vector<inv_case> cases = {
+        {4, 2, 128, 16, {4099, 17, 97}}, {4, 2, 128, 7, {97, 4099}}, {8, 2, 128, 16, {4099, 1}},
+        {1, 4, 64, 16, {17, 4099}},      {4, 2, 64, 7, {1, 97}},     {8, 1, 128, 16, {17, 4099, 1}},
+        {4, 2, 128, 16, {515, 97}}, // position 508 alone is one chunk; in the verify tile it has an empty second
+    };
+    for (const inv_case & c : cases) {
+        const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);
+        const int64_t n_head = c.group * c.n_head_kv;
+        const int64_t len0 = c.lens[0];
+        const int64_t n_verify = std::min<int64_t>(7, len0);
+        // The batch: another sequence's decode row, sequence 0's verify rows (all collected), the others' last rows
+        // (and a 3-row verify of the last sequence where it is long enough).
+        std::vector<pass_row> batch;
+        if (c.lens.size() > 1) {
+            batch.push_back({1, c.lens[1] - 1, false});
+        }
+        const size_t first = batch.size();
+        for (int64_t i = 0; i < n_verify; ++i) {
+            batch.push_back({0, len0 - n_verify + i, true});
+        }
+        for (size_t s = 2; s < c.lens.size(); ++s) {
+            const int64_t nr = std::min<int64_t>(3, c.lens[s]);
+            for (int64_t i = 0; i < nr; ++i) {
+                batch.push_back({static_cast<int32_t>(s), c.lens[s] - nr + i, i == nr - 1});
+            }
+        }
+        const attn_pass_out in_batch = run_pass(w, batch);
+        std::vector<pass_row> verify_only(batch.begin() + static_cast<std::ptrdiff_t>(first),
+                                          batch.begin() + static_cast<std::ptrdiff_t>(first + n_verify));
+        const attn_pass_out in_verify = run_pass(w, verify_only);
+        const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
+        const size_t crow_n = static_cast<size_t>(n_head * w.cap);
+        const std::string name = "G" + std::to_string(c.group) + " D" + std::to_string(c.head_dim) + " page " +
+                                 std::to_string(c.page_size) + " len " + std::to_string(len0);
+        for (int64_t i = 0; i < n_verify; ++i) {
+            const int64_t pos = len0 - n_verify + i;
+            const attn_pass_out alone = run_pass(w, {{0, pos, true}});
+            for (const uint16_t x : alone.out) {
+                ASSERT_FALSE(std::isnan(bf16_to_f32(x))) << name << ": unwritten output, position " << pos;
+            }
+            const auto same = [&](const attn_pass_out & o, size_t row, size_t crow, const char * where) {
+                EXPECT_EQ(std::memcmp(o.out.data() + row * row_n, alone.out.data(), row_n * 2), 0)
+                    << name << ": output of position " << pos << " alone differs from " << where;
+                // Collected logits: the attended positions [0, pos] and the untouched NaN tail, bit for bit.
+                for (int64_t h = 0; h < n_head; ++h) {
+                    const uint16_t * a = alone.logits.data() + h * w.cap;
+                    const uint16_t * b = o.logits.data() + crow * crow_n + h * w.cap;
+                    EXPECT_EQ(std::memcmp(a, b, static_cast<size_t>(pos + 1) * 2), 0)
+                        << name << ": logits of position " << pos << " head " << h << " differ in " << where;
+                    EXPECT_TRUE(std::isnan(bf16_to_f32(b[pos + 1]))) << name << ": logit past position " << pos;
+                }
+                EXPECT_EQ(std::memcmp(o.lse.data() + crow * static_cast<size_t>(n_head), alone.lse.data(),
+                                      static_cast<size_t>(n_head) * 4),
+                          0)
+                    << name << ": LSE of position " << pos << " differs in " << where;
+            };
+            same(in_verify, static_cast<size_t>(i), static_cast<size_t>(i), "the verify pass");
+            same(in_batch, first + static_cast<size_t>(i), static_cast<size_t>(i), "the batch");
+        }
+        std::printf("[ op ] invariant attention %-28s verify rows %lld, batch rows %zu: bit-identical\n", name.c_str(),
+                    static_cast<long long>(n_verify), batch.size());
+    }
 }

@@ -53,9 +53,14 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.row_n_split.assign(rows.size(), 1);
     plan.n_slots = 0;
     plan.n_collect = 0;
+    plan.n_warp_m = 1;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
-    // 16 query vectors: one mma row tile (see attention_plan_config::invariant).
-    const int64_t rows_per_tile = std::max<int64_t>(1, (cfg.invariant ? 16 : attention_tile_queries) / group);
+    SPECATTN_CHECK(!cfg.invariant || group <= attention_invariant_tile_queries,
+                   "attention plan: a GQA group of %lld query heads exceeds the invariant tile of %lld",
+                   static_cast<long long>(group), static_cast<long long>(attention_invariant_tile_queries));
+    // See attention_plan_config::invariant.
+    const int64_t rows_per_tile =
+        std::max<int64_t>(1, (cfg.invariant ? attention_invariant_tile_queries : attention_tile_queries) / group);
 
     // Segments; each distinct sequence's page list goes into the table once. A collected row more than 31 rows after
     // the segment's first collected one starts a new segment (past the 32 bits of collect_mask).
@@ -130,10 +135,15 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
     static_assert(attention_invariant_chunk % attention_kv_block == 0, "invariant chunks are whole KV blocks");
+    // Invariant: the partial results are chunks [c C, (c + 1) C) from position 0 that the tile's range touches; a
+    // work item takes `per_work` consecutive ones (its CTA merges and writes each as it passes, so a row's bits do
+    // not depend on the grouping), enough that the grid is about one wave: short CTAs spend a large share of their
+    // time filling and draining the copy pipeline.
+    std::vector<int64_t> per_work(tiles.size(), 1);
     for (size_t i = 0; cfg.invariant && i < tiles.size(); ++i) {
-        // Chunks [c C, (c + 1) C) from position 0 that the tile's range touches; the work loop clips them.
         chunk[i] = attention_invariant_chunk;
         n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
+        per_work[i] = ceil_div(n_split[i], std::min(want, n_split[i]));
     }
     for (; !cfg.invariant;) {
         int64_t slots = 0;
@@ -177,22 +187,34 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     for (size_t i = 0; i < tiles.size(); ++i) {
         const tile & t = tiles[i];
         for (int64_t kvh = 0; kvh < cfg.n_head_kv; ++kvh) {
-            for (int64_t sp = 0; sp < n_split[i]; ++sp) {
+            for (int64_t sp = 0; sp < n_split[i]; sp += per_work[i]) {
                 attention_work w;
                 w.seg = t.seg;
                 w.kv_head = static_cast<int32_t>(kvh);
                 w.row0 = t.row0;
                 w.n_rows = t.n_rows;
-                // Invariant chunks are aligned to position 0; the others start at the tile's first position.
+                // Invariant chunks start at multiples of the chunk from position 0, the first one too (positions
+                // before a row's window are masked), so every position meets the same warp and chunk whatever
+                // the tile; the others start at the tile's first position.
                 const int64_t start = cfg.invariant ? t.kv_lo / chunk[i] * chunk[i] : t.kv_lo;
-                w.kv_begin = checked_i32(std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
-                w.kv_end = checked_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
+                w.kv_begin = checked_i32(cfg.invariant ? start + sp * chunk[i] : std::max(t.kv_lo, start + sp * chunk[i]),
+                                         "kv position");
+                w.kv_end = checked_i32(std::min(t.kv_hi, start + (sp + per_work[i]) * chunk[i]), "kv position");
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
                 plan.work.push_back(w);
             }
         }
     }
+    // 256-thread CTAs (n_warp_m 2) where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
+    // computes one 16-position chunk of a KV block instead of two. Decode-only heuristic plans keep 128 threads (no
+    // idle warps), and so do plans with a 64-vector tile (prefill), whose queries would not fit the 256-thread
+    // CTA's shared memory.
+    int64_t max_vectors = 0;
+    for (const tile & t : tiles) {
+        max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
+    }
+    plan.n_warp_m = cfg.invariant || (max_vectors > 16 && max_vectors <= 32) ? 2 : 1;
     // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
     std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
         return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
@@ -209,6 +231,8 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.row_slot = dev.row_slot;
     p.row_n_split = dev.row_n_split;
     p.n_work = static_cast<int64_t>(plan.work.size());
+    p.n_warp_m = plan.n_warp_m;
+    p.kv_chunk = cfg.invariant ? attention_invariant_chunk : 0;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;
     p.n_rows = static_cast<int64_t>(plan.row_slot.size());
