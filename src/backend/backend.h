@@ -9,6 +9,7 @@
 
 #include "backend/selection.h"
 #include "kv/block_manager.h"
+#include "sampling/sampler.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +62,13 @@ class backend {
     // NaN never wins), resized by the callee. A GPU backend picks the ids on the device and copies back only them,
     // not [rows, n_vocab] logits; the default runs forward() and takes the argmax on the host.
     virtual void forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids);
+    // The same pass for sampled decoding: ids[j] = draw_from(sampling_probs(logit row j, params[j]), uniforms[j])
+    // (sampler.h), the token sampler::sample would draw on the host had it drawn uniforms[j]; greedy params give
+    // the argmax (their uniform is unused). params, uniforms: [logit rows]. Throws where the host would (a row with
+    // no finite logit). The default runs forward() and samples on the host; a GPU backend samples on the device.
+    virtual void forward_sample(const forward_batch & batch, const kv_block_manager & kv,
+                                const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
+                                std::vector<int32_t> & ids);
 
     // Benchmarks: positions [0, n) of `seq` get pseudo-random K/V in every layer, a function of (seed, layer,
     // position, head, dim) only (a synthetic context; see request::synthetic_prefill).

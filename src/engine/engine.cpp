@@ -177,8 +177,6 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     for (const request & r : requests) {
         validate(r);
     }
-    const int64_t n_vocab = model_.hp.n_vocab;
-
     std::vector<sequence_state> seqs(requests.size());
     // Whatever happens below, the sequences' KV pages go back to the pool and the backend forgets their selections.
     struct release_guard {
@@ -247,8 +245,29 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     // Prefill: every prompt in chunks of at most n_batch rows, logits of each prompt's last row.
     auto t0 = std::chrono::steady_clock::now();
     forward_batch batch;
+    // The next token of every logit row of `batch`, row j belonging to seqs[rows_of[j]], picked by the backend:
+    // only ids come back, never [rows, vocab] logits. Each sampling sequence draws its uniform here, on the host,
+    // exactly as its sampler::sample would, so the tokens do not depend on the backend drawing them.
+    std::vector<int32_t> ids;
+    std::vector<sampling_params> row_params;
+    std::vector<double> uniforms;
+    auto next_tokens = [&](const std::vector<size_t> & rows_of) {
+        const bool greedy = std::all_of(rows_of.begin(), rows_of.end(),
+                                        [&](size_t i) { return seqs[i].smp->params().temperature <= 0.0f; });
+        if (greedy) {
+            backend_->forward_argmax(batch, *kv_, ids);
+            return;
+        }
+        row_params.clear();
+        uniforms.clear();
+        for (size_t i : rows_of) {
+            sampler & smp = *seqs[i].smp;
+            row_params.push_back(smp.params());
+            uniforms.push_back(smp.params().temperature <= 0.0f ? 0.0 : smp.uniform());
+        }
+        backend_->forward_sample(batch, *kv_, row_params, uniforms, ids);
+    };
     std::vector<float> logits;
-    std::vector<int32_t> ids; // greedy passes: the backend picks the tokens and returns only their ids
     for (size_t i = 0; i < seqs.size(); ++i) {
         const std::vector<int32_t> & prompt = seqs[i].req->prompt;
         const auto n_prompt = static_cast<int64_t>(prompt.size());
@@ -274,14 +293,13 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
             if (last && speculative) {
                 seqs[i].selector->add_sinks(seed_view, batch);
             }
-            const bool greedy = last && seqs[i].smp->params().temperature <= 0.0f;
-            if (greedy) {
-                backend_->forward_argmax(batch, *kv_, ids);
+            if (last) {
+                next_tokens({i});
             } else {
                 backend_->forward(batch, *kv_, logits);
             }
             if (last) {
-                emit_token(i, greedy ? ids[0] : seqs[i].smp->sample(logits.data(), n_vocab));
+                emit_token(i, ids[0]);
                 if (speculative) {
                     seqs[i].selector->update(seed_view, *backend_);
                 }
@@ -337,17 +355,10 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         if (rows_of.empty()) {
             break;
         }
-        const bool greedy = std::all_of(rows_of.begin(), rows_of.end(),
-                                        [&](size_t i) { return seqs[i].smp->params().temperature <= 0.0f; });
-        if (greedy) {
-            backend_->forward_argmax(batch, *kv_, ids);
-        } else {
-            backend_->forward(batch, *kv_, logits);
-        }
+        next_tokens(rows_of);
         stats.n_decode_tokens += static_cast<int64_t>(rows_of.size());
         for (size_t j = 0; j < rows_of.size(); ++j) {
-            const int64_t row = static_cast<int64_t>(j);
-            emit_token(rows_of[j], greedy ? ids[j] : seqs[rows_of[j]].smp->sample(logits.data() + row * n_vocab, n_vocab));
+            emit_token(rows_of[j], ids[j]);
         }
     }
     stats.decode_s += seconds_since(t0);

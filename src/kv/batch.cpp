@@ -3,7 +3,6 @@
 #include "backend/backend.h"
 
 #include "core/check.h"
-#include "sampling/sampler.h"
 
 namespace specattn {
 
@@ -41,6 +40,32 @@ void backend::forward_argmax(const forward_batch & batch, const kv_block_manager
     const int64_t n_vocab = static_cast<int64_t>(logits.size() / n_out);
     for (size_t j = 0; j < n_out; ++j) {
         ids[j] = argmax(logits.data() + static_cast<int64_t>(j) * n_vocab, n_vocab);
+    }
+}
+
+void backend::forward_sample(const forward_batch & batch, const kv_block_manager & kv,
+                             const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
+                             std::vector<int32_t> & ids) {
+    const size_t n_out = batch.logit_rows.size();
+    SPECATTN_CHECK(params.size() == n_out && uniforms.size() == n_out,
+                   "forward_sample: %zu sampling parameters and %zu uniforms for %zu logit rows", params.size(),
+                   uniforms.size(), n_out);
+    std::vector<float> logits;
+    forward(batch, kv, logits);
+    ids.resize(n_out);
+    if (n_out == 0) {
+        return;
+    }
+    const int64_t n_vocab = static_cast<int64_t>(logits.size() / n_out);
+    std::vector<float> probs;
+    for (size_t j = 0; j < n_out; ++j) {
+        const float * row = logits.data() + static_cast<int64_t>(j) * n_vocab;
+        if (params[j].temperature <= 0.0f) {
+            ids[j] = argmax(row, n_vocab);
+        } else {
+            sampling_probs(row, n_vocab, params[j], probs);
+            ids[j] = draw_from(probs, uniforms[j]);
+        }
     }
 }
 

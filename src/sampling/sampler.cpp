@@ -149,7 +149,10 @@ int32_t sampler::sample(const float * logits, int64_t n) {
     return sample_from(probs_);
 }
 
-int32_t sampler::sample_from(const std::vector<float> & probs) {
+namespace {
+
+// The sum of a row sample_from may draw from; throws unless it is finite, >= 0 and not all zero.
+double checked_total(const std::vector<float> & probs) {
     const int64_t n = static_cast<int64_t>(probs.size());
     check_vocab_size(n, "sample_from");
     double total = 0.0;
@@ -159,23 +162,38 @@ int32_t sampler::sample_from(const std::vector<float> & probs) {
         total += probs[i];
     }
     SPECATTN_CHECK(total > 0.0, "sample_from: all %lld probabilities are zero", static_cast<long long>(n));
+    return total;
+}
 
-    // Drawn only after the checks, so a call that throws leaves the RNG where it was.
-    const double target = uniform() * total;
+// The first id whose running sum exceeds target (in [0, total]).
+int32_t inverse_cdf(const std::vector<float> & probs, double target) {
     double cum = 0.0;
     int64_t last = -1;
-    for (int64_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < probs.size(); i++) {
         if (probs[i] <= 0.0f) {
             continue;
         }
         cum += probs[i];
-        last = i;
+        last = static_cast<int64_t>(i);
         if (target < cum) {
             return static_cast<int32_t>(i);
         }
     }
-    // uniform() * total can round up to total; the last id with mass is then the answer, never a zero one.
+    // u * total can round up to total; the last id with mass is then the answer, never a zero one.
     return static_cast<int32_t>(last);
+}
+
+} // namespace
+
+int32_t sampler::sample_from(const std::vector<float> & probs) {
+    const double total = checked_total(probs);
+    // Drawn only after the checks, so a call that throws leaves the RNG where it was.
+    return inverse_cdf(probs, uniform() * total);
+}
+
+int32_t draw_from(const std::vector<float> & probs, double u) {
+    const double total = checked_total(probs);
+    return inverse_cdf(probs, u * total);
 }
 
 double sampler::uniform() {

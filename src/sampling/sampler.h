@@ -40,6 +40,10 @@ int32_t argmax(const float * logits, int64_t n); // logits: [n]
 // Throws on bad parameters, n <= 0, or when every logit is -inf or NaN.
 void sampling_probs(const float * logits, int64_t n, const sampling_params & p, std::vector<float> & probs);
 
+// sampler::sample_from's draw with the uniform u in [0, 1) given (the draw a backend makes on the device, with the
+// uniform the sequence's sampler drew on the host). Same checks.
+int32_t draw_from(const std::vector<float> & probs, double u);
+
 class sampler {
   public:
     // Validates p (throws specattn::error) and seeds the RNG with p.seed.

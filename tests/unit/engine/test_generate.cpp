@@ -1,7 +1,9 @@
 // End-to-end generation on stories15M (real weights, installed by scripts/setup.sh): the known greedy story,
 // stop conditions, batching and reproducible sampling; and the errors a user gets for requests that cannot run.
+#include "backend/cpu/cpu_backend.h"
 #include "core/check.h"
 #include "engine/engine.h"
+#include "sampling/sampler.h"
 
 #include <gtest/gtest.h>
 
@@ -105,6 +107,40 @@ TEST(stories15M, sampling_is_reproducible_from_the_seed) {
     EXPECT_EQ(a.tokens, b.tokens);
     r.sampling.seed = 43;
     EXPECT_NE(run1(r).tokens, a.tokens);
+}
+
+TEST(stories15M, sampled_generation_is_the_samplers_draw_from_each_steps_logits) {
+    // The engine asks the backend for sampled ids (backend::forward_sample) with uniforms it draws itself; the
+    // tokens must be those of the plain loop: forward, then sampler::sample on the last row's logits.
+    request r = greedy("Once upon a time", 24);
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_k = 50;
+    r.sampling.top_p = 0.95f;
+    r.sampling.seed = 7;
+    r.ignore_eos = true;
+    const result got = run1(r);
+
+    const model & m = stories().get_model();
+    kv_block_manager kv(8, 16);
+    cpu_backend be(m, 8, 16);
+    sampler smp(r.sampling);
+    const int32_t seq = kv.add_sequence();
+    std::vector<int32_t> toks = r.prompt;
+    std::vector<int32_t> want;
+    std::vector<float> logits;
+    int64_t done = 0;
+    while (static_cast<int64_t>(want.size()) < r.max_tokens) {
+        const int64_t n = static_cast<int64_t>(toks.size()) - done;
+        kv.append(seq, n);
+        forward_batch b;
+        b.add_sequence_rows(seq, toks.data() + done, n, done, true);
+        be.forward(b, kv, logits);
+        done = static_cast<int64_t>(toks.size());
+        const int32_t t = smp.sample(logits.data(), m.hp.n_vocab);
+        want.push_back(t);
+        toks.push_back(t);
+    }
+    EXPECT_EQ(got.tokens, want);
 }
 
 TEST(stories15M, requests_that_cannot_run_are_errors) {

@@ -385,6 +385,19 @@ TEST(sampler, sample_from_never_returns_zero_probability) {
     EXPECT_EQ(s.sample_from({0.0f, 0.0f, 2.5f}), 2);
 }
 
+TEST(sampler, draw_from_is_sample_from_with_the_uniform_given) {
+    // A backend that samples on the device gets the uniform the sequence's sampler draws on the host.
+    const std::vector<float> probs = {0.0f, 0.25f, 0.0f, 0.125f, 0.5f, 0.0f, 0.125f};
+    sampler a(make_params(1.0f, 0, 1.0f, 0.0f, 9));
+    sampler b(make_params(1.0f, 0, 1.0f, 0.0f, 9));
+    for (int i = 0; i < 2000; i++) {
+        EXPECT_EQ(a.sample_from(probs), draw_from(probs, b.uniform()));
+    }
+    EXPECT_EQ(draw_from(probs, 0.0), 1);
+    EXPECT_EQ(draw_from(probs, 0.999999), 6);
+    EXPECT_THROW(draw_from({0.0f, 0.0f}, 0.5), error);
+}
+
 TEST(sampler, sample_from_rejects_bad_input) {
     sampler s(make_params(1.0f, 0, 1.0f, 0.0f, 3));
     EXPECT_THROW(s.sample_from({}), error);
