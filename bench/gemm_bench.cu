@@ -91,7 +91,7 @@ double time_graph(const std::function<void(int64_t, cudaStream_t)> & launch, int
     return median_and_std(ms).first / static_cast<double>(n_launch);
 }
 
-// A skinny GEMM variant of pipeline depth STAGES (the library instance has 4), any rows <= 64.
+// A skinny GEMM variant of pipeline depth STAGES (the library uses 3 up to 16 rows, 2 above), any rows <= 64.
 template <int STAGES, bool F32> void launch_stages(const skinny_gemm_params & p, cudaStream_t s) {
     if (p.m <= 8) {
         skinny_gemm_launch<1, STAGES, F32>(p, s);
@@ -223,7 +223,7 @@ int main(int argc, char ** argv) {
                 p.n = sh.n;
                 p.k = sh.k;
                 p.out_f32 = sh.f32;
-                const int32_t max_split = static_cast<int32_t>(std::min<int64_t>(sh.n > 20000 ? 2 : 16, sh.k / 64));
+                const int32_t max_split = static_cast<int32_t>(std::min<int64_t>(sh.n > 20000 ? 2 : 16, sh.k / 128));
                 device_buffer partial(skinny_gemm_partial_bytes(sh.n, max_split) + 16);
                 device_buffer counters(static_cast<size_t>(skinny_gemm_counters(sh.n)) * 4);
                 SPECATTN_CUDA_CHECK(cudaMemset(counters.as<void>(), 0, counters.bytes()));
@@ -235,7 +235,7 @@ int main(int argc, char ** argv) {
                         continue;
                     }
                     p.splits = s;
-                    const double t = time_graph([&](int64_t i, cudaStream_t st) { skinny_gemm_params q = p; q.w = wi(i); launch_variant<4>(q, st); },
+                    const double t = time_graph([&](int64_t i, cudaStream_t st) { skinny_gemm_params q = p; q.w = wi(i); launch_skinny_gemm(q, st); },
                                                 n_copies, reps, stream);
                     std::snprintf(line, sizeof line, " %d%s=%.1fus(%.0f%%)", s, s == splits ? "*" : "", t * 1e3,
                                   100 * gbs(t) / copy_gbs);
@@ -243,7 +243,7 @@ int main(int argc, char ** argv) {
                 }
                 p.splits = splits;
                 l += "  stages:";
-                for (int st : {2, 3, 6}) {
+                for (int st : {2, 3, 4}) {
                     const auto fn = [&](int64_t i, cudaStream_t s) {
                         skinny_gemm_params q = p;
                         q.w = wi(i);
@@ -252,7 +252,7 @@ int main(int argc, char ** argv) {
                         } else if (st == 3) {
                             launch_variant<3>(q, s);
                         } else {
-                            launch_variant<6>(q, s);
+                            launch_variant<4>(q, s);
                         }
                     };
                     const double t = time_graph(fn, n_copies, reps, stream);

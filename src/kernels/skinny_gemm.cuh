@@ -10,12 +10,15 @@
 // lane (g = lane / 4, c = lane % 4) holds k = 8c..8c+7; k-step s uses its k = 8c+4s..8c+4s+3 as the logical
 // columns (2c, 2c+1, 2c+8, 2c+9) of both fragments (mma.cuh gives the fragment layouts). No ldmatrix, no shuffles.
 //
-// CTA: 4 warps x 2 row tiles of 16 = 128 output features, one K range (split) of 64-wide stages. W is streamed
-// through a STAGES-deep cp.async pipeline in shared memory, each lane reading back exactly the 16-byte pieces it
-// copied; x's stage (<= 64 rows x 64 k) is shared by the 4 warps. Split K: partial sums go to a workspace and the
-// CTA of a row block that finishes last (a counter) adds them in split order 0, 1, ..., so the result is the same
-// whichever CTA that is. Output rows >= R and features >= N are neither computed from garbage (zero-filled
-// copies) nor written.
+// CTA: 4 warps x 2 row tiles of 16 = 128 output features, one K range (split) of 128-wide stages, pipelined with
+// cp.async in shared memory. NOTE(gemm): the copies are laid out for HBM, the reads for the mma fragments: each
+// warp copy is 2 whole rows x 256 B (full 128-B lines; the first version copied lane-private 64-B pieces of 8 rows
+// and the SMs stalled at ~22 GB/s each, 54-68% of the copy bandwidth). Tiles are swizzled (piece ^ 4 on odd rows) so
+// both the copies and the fragment reads are free of bank conflicts. x's stage (<= 64 rows x 128 k) is copied the
+// same way. Split K: partial sums go to a workspace and the CTA of a row block that finishes last (a counter) adds
+// them in split order 0, 1, ..., so the result is the same whichever CTA that is. Output rows >= R and features
+// >= N are neither computed from garbage (zero-filled copies) nor written; K need only be a multiple of 8 (the
+// last stage's missing pieces are zeros, which add nothing).
 #pragma once
 
 #include "kernels/kernel_params.h"
@@ -27,27 +30,35 @@
 
 namespace specattn {
 
-constexpr int skinny_gemm_threads = 128;   // 4 warps
-constexpr int skinny_gemm_block_n = 128;   // output features per CTA (4 warps x 2 tiles of 16)
-constexpr int skinny_gemm_stage_k = 64;    // k per pipeline stage
-constexpr int skinny_gemm_max_rows = 64;   // rows of x per launch (8 mma n-tiles)
-constexpr int skinny_gemm_w_loads = 8;     // 16-B W copies per lane per stage: 2 tiles x 2 row halves x 2 k chunks
+constexpr int skinny_gemm_threads = 128;  // 4 warps
+constexpr int skinny_gemm_block_n = 128;  // output features per CTA (4 warps x 2 tiles of 16)
+constexpr int skinny_gemm_stage_k = 128;  // k per pipeline stage: 256 B of each W row
+constexpr int skinny_gemm_pieces = 16;    // 16-B pieces per row and stage
+constexpr int skinny_gemm_max_rows = 64;  // rows of x per launch (8 mma n-tiles)
+constexpr int skinny_gemm_max_splits = 16; // the last CTA keeps one load per split in flight
 
 template <int M_TILES, int STAGES> constexpr int skinny_gemm_smem_bytes() {
-    return STAGES * (skinny_gemm_w_loads * skinny_gemm_threads * 16 + M_TILES * 8 * skinny_gemm_stage_k * 2);
+    return STAGES * (skinny_gemm_block_n + M_TILES * 8) * skinny_gemm_pieces * 16;
 }
 
-// x stage layout: [M_TILES * 8 rows][8 pieces of 16 B], piece u of row t stored at u ^ 4 (t odd): lanes g and g+1
-// of a quarter warp then read opposite halves of the 32 banks.
-__device__ __forceinline__ int skinny_x_piece(int row, int piece) {
-    return row * 8 + (piece ^ ((row & 1) << 2));
+// Partial sums' row stride: N rounded up to 4 floats, so the reduction reads float4.
+__host__ __device__ constexpr int64_t skinny_gemm_partial_ld(int64_t n) {
+    return (n + 3) / 4 * 4;
+}
+
+// A tile row's piece u (16 B) is stored at u ^ 4 on odd rows: a quarter warp reading pieces 4j..4j+3 of two
+// adjacent rows (rows 256 B apart: same banks) then covers all 32 banks once.
+__device__ __forceinline__ int skinny_piece(int row, int piece) {
+    return row * skinny_gemm_pieces + (piece ^ ((row & 1) << 2));
 }
 
 template <int M_TILES, int STAGES, bool OUT_F32>
 __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const skinny_gemm_params p) {
+    constexpr int w_stage = skinny_gemm_block_n * skinny_gemm_pieces; // uint4 per stage
+    constexpr int x_stage = M_TILES * 8 * skinny_gemm_pieces;
     extern __shared__ uint4 skinny_smem[];
-    uint4 * w_s = skinny_smem;                                                  // [STAGES][8][threads]
-    uint4 * x_s = skinny_smem + STAGES * skinny_gemm_w_loads * skinny_gemm_threads; // [STAGES][M_TILES * 8][8]
+    uint4 * w_s = skinny_smem;                   // [STAGES][128 rows][16 pieces] swizzled
+    uint4 * x_s = skinny_smem + STAGES * w_stage; // [STAGES][M_TILES * 8 rows][16 pieces] swizzled
 
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % 32;
@@ -55,43 +66,34 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
     const int g = lane / 4;
     const int c = lane % 4;
     const int m = static_cast<int>(p.m); // <= 64 (launcher)
+    const int64_t n = p.n;
     const int64_t k = p.k;
     const int64_t row0 = static_cast<int64_t>(blockIdx.x) * skinny_gemm_block_n;
     const int split = static_cast<int>(blockIdx.y);
-    const int n_stage = static_cast<int>(k / skinny_gemm_stage_k);
+    const int n_stage = static_cast<int>((k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k);
     const int t_begin = static_cast<int>(static_cast<int64_t>(split) * n_stage / p.splits);
     const int t_end = static_cast<int>(static_cast<int64_t>(split + 1) * n_stage / p.splits);
 
-    // The 4 W rows this lane copies (tile r, half h: feature row0 + 32 warp + 16 r + 8 h + g); rows >= N read
-    // row 0 with 0 source bytes (zero fill).
-    const bf16 * w_row[2][2];
-    int w_bytes[2][2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int64_t row = row0 + warp * 32 + r * 16 + h * 8 + g;
-            w_row[r][h] = p.w + (row < p.n ? row : 0) * k + c * 8;
-            w_bytes[r][h] = row < p.n ? 16 : 0;
-        }
-    }
-
+    // Copy mapping: thread tid copies piece tid % 16 of rows tid / 16 + 8 i (i < 16 for W, < M_TILES for x).
+    const int cp_piece = tid % skinny_gemm_pieces;
+    const int cp_row = tid / skinny_gemm_pieces;
+    const int cp_dst = skinny_piece(cp_row, cp_piece); // + 8 i rows keeps the parity
     const auto load_stage = [&](int t, int slot) {
-        const int64_t k0 = static_cast<int64_t>(t) * skinny_gemm_stage_k;
+        const int64_t kk = static_cast<int64_t>(t) * skinny_gemm_stage_k + cp_piece * 8;
+        const bool k_ok = kk < k;
 #pragma unroll
-        for (int l = 0; l < skinny_gemm_w_loads; ++l) {
-            const int r = l / 4;
-            const int h = (l / 2) % 2;
-            const int j = l % 2;
-            cp_async_16(smem_addr(&w_s[(slot * skinny_gemm_w_loads + l) * skinny_gemm_threads + tid]),
-                        w_row[r][h] + k0 + j * 32, w_bytes[r][h]);
+        for (int i = 0; i < skinny_gemm_block_n / 8; ++i) {
+            const int64_t row = row0 + cp_row + 8 * i;
+            const bool ok = k_ok && row < n;
+            cp_async_16(smem_addr(&w_s[slot * w_stage + cp_dst + 8 * i * skinny_gemm_pieces]),
+                        p.w + (ok ? row * k + kk : 0), ok ? 16 : 0);
         }
 #pragma unroll
-        for (int e = tid; e < M_TILES * 64; e += skinny_gemm_threads) {
-            const int row = e / 8;
-            const int piece = e % 8;
-            const bf16 * src = p.x + (row < m ? row : 0) * k + k0 + piece * 8;
-            cp_async_16(smem_addr(&x_s[slot * M_TILES * 64 + skinny_x_piece(row, piece)]), src, row < m ? 16 : 0);
+        for (int i = 0; i < M_TILES; ++i) {
+            const int row = cp_row + 8 * i;
+            const bool ok = k_ok && row < m;
+            cp_async_16(smem_addr(&x_s[slot * x_stage + cp_dst + 8 * i * skinny_gemm_pieces]),
+                        p.x + (ok ? row * k + kk : 0), ok ? 16 : 0);
         }
     };
 
@@ -123,21 +125,23 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
         }
         cp_async_commit();
 
-        const int slot = (t - t_begin) % STAGES;
+        const uint4 * ws = w_s + ((t - t_begin) % STAGES) * w_stage;
+        const uint4 * xs = x_s + ((t - t_begin) % STAGES) * x_stage;
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
+        for (int j = 0; j < skinny_gemm_stage_k / 32; ++j) {
+            // Lane (g, c) takes k 32j + 8c .. +7 of its rows: W rows 32 warp + 16 r + 8 h + g, x rows 8 mt + g.
             uint4 wv[2][2];
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
 #pragma unroll
                 for (int h = 0; h < 2; ++h) {
-                    wv[r][h] = w_s[(slot * skinny_gemm_w_loads + (r * 2 + h) * 2 + j) * skinny_gemm_threads + tid];
+                    wv[r][h] = ws[skinny_piece(warp * 32 + r * 16 + h * 8 + g, j * 4 + c)];
                 }
             }
             uint4 xv[M_TILES];
 #pragma unroll
             for (int mt = 0; mt < M_TILES; ++mt) {
-                xv[mt] = x_s[slot * M_TILES * 64 + skinny_x_piece(mt * 8 + g, j * 4 + c)];
+                xv[mt] = xs[skinny_piece(mt * 8 + g, j * 4 + c)];
             }
 #pragma unroll
             for (int r = 0; r < 2; ++r) {
@@ -155,9 +159,9 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
     // acc[r][mt][i]: feature row0 + 32 warp + 16 r + g + 8 (i / 2), x row 8 mt + 2c + i % 2.
     const auto store = [&](int64_t row, int tok, float v) {
         if (OUT_F32) {
-            static_cast<float *>(p.y)[tok * p.n + row] = v;
+            static_cast<float *>(p.y)[tok * n + row] = v;
         } else {
-            static_cast<bf16 *>(p.y)[tok * p.n + row] = __float2bfloat16(v);
+            static_cast<bf16 *>(p.y)[tok * n + row] = __float2bfloat16(v);
         }
     };
     if (p.splits == 1) {
@@ -169,7 +173,7 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
                 for (int i = 0; i < 4; ++i) {
                     const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
                     const int tok = mt * 8 + 2 * c + i % 2;
-                    if (row < p.n && tok < m) {
+                    if (row < n && tok < m) {
                         store(row, tok, acc[r][mt][i]);
                     }
                 }
@@ -178,7 +182,9 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
         return;
     }
 
-    float * part = p.partial + static_cast<int64_t>(split) * skinny_gemm_max_rows * p.n; // [64, N]
+    const int64_t ld = skinny_gemm_partial_ld(n);
+    const int64_t split_stride = skinny_gemm_max_rows * ld;
+    float * part = p.partial + split * split_stride; // [64, ld]
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
@@ -187,8 +193,8 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
             for (int i = 0; i < 4; ++i) {
                 const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
                 const int tok = mt * 8 + 2 * c + i % 2;
-                if (row < p.n && tok < m) {
-                    __stcg(&part[tok * p.n + row], acc[r][mt][i]);
+                if (row < n && tok < m) {
+                    __stcg(&part[tok * ld + row], acc[r][mt][i]);
                 }
             }
         }
@@ -206,17 +212,37 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
         return;
     }
     __threadfence();
-    const int n_rows = static_cast<int>(p.n - row0 < skinny_gemm_block_n ? p.n - row0 : skinny_gemm_block_n);
-    for (int e = tid; e < m * skinny_gemm_block_n; e += skinny_gemm_threads) {
-        const int tok = e / skinny_gemm_block_n;
-        const int col = e % skinny_gemm_block_n;
-        if (col < n_rows) {
-            const int64_t at = tok * p.n + row0 + col;
-            float v = 0.0f;
-            for (int s = 0; s < p.splits; ++s) {
-                v += __ldcg(&p.partial[s * skinny_gemm_max_rows * p.n + at]);
+    // float4 of 4 features; every split's load is issued before the in-order sum (latency once, not per split).
+    constexpr int vec_per_row = skinny_gemm_block_n / 4;
+    for (int e = tid; e < m * vec_per_row; e += skinny_gemm_threads) {
+        const int tok = e / vec_per_row;
+        const int64_t col = row0 + (e % vec_per_row) * 4;
+        if (col >= n) {
+            continue;
+        }
+        const float4 * src = reinterpret_cast<const float4 *>(p.partial + tok * ld + col);
+        float4 v[skinny_gemm_max_splits];
+#pragma unroll
+        for (int sp = 0; sp < skinny_gemm_max_splits; ++sp) {
+            if (sp < p.splits) {
+                v[sp] = __ldcg(src + sp * (split_stride / 4));
             }
-            store(row0 + col, tok, v);
+        }
+        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int sp = 0; sp < skinny_gemm_max_splits; ++sp) {
+            if (sp < p.splits) {
+                sum[0] += v[sp].x;
+                sum[1] += v[sp].y;
+                sum[2] += v[sp].z;
+                sum[3] += v[sp].w;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            if (col + i < n) {
+                store(col + i, tok, sum[i]);
+            }
         }
     }
     if (tid == 0) {

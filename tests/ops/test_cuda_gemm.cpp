@@ -107,14 +107,19 @@ TEST(cuda_gemm, skinny_matches_cpu_reference) {
     SPECATTN_REQUIRE_GPU();
     const int n_sm = sm_count();
     std::vector<gemm_case> cases;
-    // n 333 = 2 full CTA tiles + 77 features; k 2368 = 37 stages (uneven splits); n 200, k 448: 7 stages.
+    // n 333 = 2 full CTA tiles + 77 features; k 2368 = 18.5 stages of 128 (uneven splits, a half last stage);
+    // n 200, k 1000: 8 stages, the last 104 wide; n 97, k 296: one CTA, 3 stages.
     for (int64_t m : {1, 3, 7, 17, 64, 65, 130}) {
         cases.push_back({m, 333, 2368, false, 0});
         cases.push_back({m, 333, 2368, true, 0});
     }
     for (int32_t s : {1, 2, 3, 7}) {
-        cases.push_back({5, 200, 448, false, s});
-        cases.push_back({33, 200, 448, true, s});
+        cases.push_back({5, 200, 1000, false, s});
+        cases.push_back({33, 200, 1000, true, s});
+    }
+    for (int64_t m : {2, 40}) {
+        cases.push_back({m, 97, 296, false, 0});
+        cases.push_back({m, 97, 296, true, 2});
     }
     for (const gemm_case & cs : cases) {
         SCOPED_TRACE(cs.vars());
@@ -191,13 +196,14 @@ TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
     }
 }
 
-// Shapes the skinny GEMM does not take (K not a multiple of 64) stay on cuBLASLt's invariant algorithm.
+// Shapes the skinny GEMM does not take (K not a multiple of 8: rows not 16-B aligned) stay on cuBLASLt's
+// invariant algorithm.
 TEST(cuda_gemm, unsupported_shapes_fall_back_to_cublaslt) {
     SPECATTN_REQUIRE_GPU();
-    EXPECT_FALSE(skinny_gemm_supported(256, 200));
+    EXPECT_FALSE(skinny_gemm_supported(256, 100));
     const int64_t m = 5;
     const int64_t n = 256;
-    const int64_t k = 200;
+    const int64_t k = 100;
     const std::vector<float> xf = from_bf16(to_bf16(random_vec(static_cast<size_t>(m * k), 31)));
     const std::vector<float> wf = from_bf16(to_bf16(random_vec(static_cast<size_t>(n * k), 32, -0.05f, 0.05f)));
     const device_buffer x = upload(to_bf16(xf));

@@ -30,7 +30,7 @@ void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * page
                               uint64_t seed, cudaStream_t stream);
 
 // Skinny GEMM (kernels/skinny_gemm.cuh, ops_gemm.cu) for the batch-invariant decode / draft / verify projections.
-// Supported: K a multiple of 64, any N, any number of rows (chunks of 64 in stream order).
+// Supported: K a multiple of 8, any N, any number of rows (chunks of 64 in stream order).
 bool skinny_gemm_supported(int64_t n, int64_t k);
 // The K split of (N, K) on a device of n_sm SMs, at most what max_partial_bytes of partial sums allow. Never a
 // function of the rows: that is the batch invariance.

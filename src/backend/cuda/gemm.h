@@ -6,7 +6,7 @@
 // for m = invariant_ref_m), so each output row is computed by the same kernel configuration, with the same K split
 // and the same deterministic reduction, whatever the number of rows: row i of a 1-row product equals row i of a
 // 100-row product bit for bit. Decode, draft and verify passes use it (see forward_batch::prefill).
-// Invariant shapes the skinny GEMM supports (K a multiple of 64: every projection of our models) run on it instead
+// Invariant shapes the skinny GEMM supports (K a multiple of 8: every projection of our models) run on it instead
 // (kernels/skinny_gemm.cuh: 1-64 rows stream W near HBM speed, where cuBLASLt's one algorithm reached 37-52%);
 // its K split is a function of (n, k) only, its partial sums reuse the cuBLASLt workspace.
 #pragma once

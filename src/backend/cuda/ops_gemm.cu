@@ -12,38 +12,37 @@ namespace specattn {
 
 namespace {
 
-// NOTE(gemm): 4 stages of 16 KB of W per CTA keep 48 KB in flight per CTA, 2-3 CTAs per SM: well above what
-// Little's law asks of an SM at HBM speed (~30 KB), so the split policy, not the pipeline, decides occupancy.
-constexpr int skinny_gemm_stages = 4;
-
+// NOTE(gemm): stages of 32 KB of W; 3 of them at <= 16 rows, 2 above (x's stages grow with the rows), so two
+// CTAs fit an SM at every row count (102-108 KB and 80-96 KB of shared memory): 32-64 KB of W in flight per CTA,
+// what Little's law asks of an SM at HBM speed (~32 GB/s x ~1 us).
 template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStream_t stream) {
     // M_TILES: the 8-row mma tiles covering p.m, rounded up to a power of two (fewer instances; the padded rows
     // are zero-filled and cost only tensor-core time, which is idle at these shapes anyway).
     if (p.m <= 8) {
-        skinny_gemm_launch<1, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<1, 3, OUT_F32>(p, stream);
     } else if (p.m <= 16) {
-        skinny_gemm_launch<2, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<2, 3, OUT_F32>(p, stream);
     } else if (p.m <= 32) {
-        skinny_gemm_launch<4, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<4, 2, OUT_F32>(p, stream);
     } else {
-        skinny_gemm_launch<8, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<8, 2, OUT_F32>(p, stream);
     }
 }
 
 } // namespace
 
 bool skinny_gemm_supported(int64_t n, int64_t k) {
-    return n > 0 && k > 0 && k % skinny_gemm_stage_k == 0 && n <= INT32_MAX / 2 && k <= INT32_MAX / 2;
+    return n > 0 && k > 0 && k % 8 == 0 && n <= INT32_MAX / 2 && k <= INT32_MAX / 2;
 }
 
 int32_t skinny_gemm_splits(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes) {
     // One wave of about two CTAs per SM: with fewer the streams in flight cannot cover HBM latency, with more the
-    // CTAs get shorter and the partial sums cost more. Each split keeps >= 4 stages so its pipeline fills; shapes
+    // CTAs get shorter and the partial sums cost more. Each split keeps >= 2 stages so its pipeline fills; shapes
     // with many row blocks (gate/up, LM head) need no split at all.
     const int64_t n_block = (n + skinny_gemm_block_n - 1) / skinny_gemm_block_n;
-    const int64_t n_stage = k / skinny_gemm_stage_k;
+    const int64_t n_stage = (k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k;
     int64_t s = std::max<int64_t>(1, 2 * static_cast<int64_t>(n_sm) / n_block);
-    s = std::min(s, std::max<int64_t>(1, n_stage / 4));
+    s = std::min({s, std::max<int64_t>(1, n_stage / 2), int64_t{skinny_gemm_max_splits}});
     while (s > 1 && skinny_gemm_partial_bytes(n, static_cast<int32_t>(s)) > max_partial_bytes) {
         --s;
     }
@@ -51,7 +50,8 @@ int32_t skinny_gemm_splits(int64_t n, int64_t k, int n_sm, size_t max_partial_by
 }
 
 size_t skinny_gemm_partial_bytes(int64_t n, int32_t splits) {
-    return splits > 1 ? static_cast<size_t>(splits) * skinny_gemm_max_rows * static_cast<size_t>(n) * sizeof(float)
+    return splits > 1 ? static_cast<size_t>(splits) * skinny_gemm_max_rows *
+                            static_cast<size_t>(skinny_gemm_partial_ld(n)) * sizeof(float)
                       : 0;
 }
 
@@ -62,7 +62,8 @@ int64_t skinny_gemm_counters(int64_t n) {
 void launch_skinny_gemm(const skinny_gemm_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.m > 0 && skinny_gemm_supported(p.n, p.k), "skinny GEMM: unsupported shape m %lld, n %lld, k %lld",
                    static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k));
-    SPECATTN_CHECK(p.splits >= 1 && p.splits <= p.k / skinny_gemm_stage_k && p.splits <= 65535,
+    SPECATTN_CHECK(p.splits >= 1 && p.splits <= (p.k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k &&
+                       p.splits <= skinny_gemm_max_splits,
                    "skinny GEMM: %d splits of k %lld", p.splits, static_cast<long long>(p.k));
     SPECATTN_CHECK(p.splits == 1 || (p.partial != nullptr && p.counters != nullptr),
                    "skinny GEMM: split K needs the partial-sum workspace and counters");
