@@ -1,4 +1,4 @@
-# The CUDA backend (SPECATTN_CUDA=ON): language, toolkit, architectures and the specattn_cuda module built from
+# The CUDA backend (SPECATTN_CUDA=ON): language, toolkit, architectures, NCCL and the specattn_cuda module built from
 # src/backend/cuda/*.{cu,cpp} (kernels are headers under src/kernels/, included by the launchers' .cu files).
 include(${CMAKE_CURRENT_LIST_DIR}/cuda_arch.cmake)
 if(NOT DEFINED CMAKE_CUDA_HOST_COMPILER)
@@ -16,7 +16,13 @@ file(GLOB specattn_cuda_srcs CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/src/backend/
      "${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cpp")
 add_library(specattn_cuda STATIC ${specattn_cuda_srcs})
 target_include_directories(specattn_cuda PUBLIC "${CMAKE_SOURCE_DIR}/src" "${CMAKE_SOURCE_DIR}/include")
-target_link_libraries(specattn_cuda PUBLIC specattn_kv specattn_model CUDA::cudart CUDA::cublasLt)
+# NCCL (tensor parallelism, src/backend/cuda/cuda_collectives.cpp) ships with the CUDA toolkit here; a GPU-less
+# machine links it too. At run time libnccl.so.2 must be on the loader's path (scripts/device_prebuilt.sh).
+find_path(SPECATTN_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} REQUIRED)
+find_library(SPECATTN_NCCL_LIBRARY NAMES nccl HINTS ${CUDAToolkit_LIBRARY_DIR} REQUIRED)
+target_include_directories(specattn_cuda PRIVATE ${SPECATTN_NCCL_INCLUDE_DIR})
+target_link_libraries(specattn_cuda PUBLIC specattn_kv specattn_model specattn_tp CUDA::cudart CUDA::cublasLt
+                                           ${SPECATTN_NCCL_LIBRARY})
 target_compile_definitions(specattn_cuda PUBLIC SPECATTN_HAS_CUDA=1)
 
 # Host files get the project's warnings; device files the same warnings through the host compiler, plus nvcc's own.

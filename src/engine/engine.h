@@ -26,7 +26,7 @@ struct engine_params {
     int64_t n_batch = 512;      // most rows in one prefill forward
     int n_threads = 0;          // 0: all cores
     std::string device = "cpu"; // "cpu" (the reference backend) or "cuda" (needs a build with SPECATTN_CUDA)
-    int32_t tp = 1;             // tensor-parallel ranks (docs/tensor_parallel.md); > 1 is simulated on the CPU
+    int32_t tp = 1;             // tensor-parallel ranks (docs/tensor_parallel.md): CPU, simulated; CUDA, a GPU each
 };
 
 struct request {

@@ -50,8 +50,8 @@ std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks
     // NOTE(tp): replicating KV heads (vLLM's answer when N > HK) is future work; until then every rank owns whole
     // KV heads and the query heads that read them.
     SPECATTN_CHECK(n_ranks <= hp.n_head_kv,
-                   "--tp %d exceeds the %lld KV heads of this model (replicating KV heads is not implemented)",
-                   n_ranks, static_cast<long long>(hp.n_head_kv));
+                   "--tp %d exceeds the %lld KV heads of this model (replicating KV heads is not implemented)", n_ranks,
+                   static_cast<long long>(hp.n_head_kv));
     SPECATTN_CHECK(hp.n_head_kv % n_ranks == 0 && hp.n_head % n_ranks == 0,
                    "--tp %d does not divide the %lld KV heads of this model", n_ranks,
                    static_cast<long long>(hp.n_head_kv));
@@ -67,6 +67,7 @@ std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks
         p.vocab = {std::min(hp.n_vocab, r * vocab_chunk), std::min(hp.n_vocab, (r + 1) * vocab_chunk)};
         p.vocab_chunk = vocab_chunk;
         p.n_head_kv_total = hp.n_head_kv;
+        p.n_ff_total = hp.n_ff;
     }
     return plan;
 }
@@ -76,8 +77,6 @@ tp_rank_plan whole_model_plan(const model_hparams & hp) {
 }
 
 model shard_model(const model & m, const tp_rank_plan & r) {
-    SPECATTN_CHECK(!m.random_weights, "%s has random weights generated on the GPU: it cannot be sharded on the CPU",
-                   m.path.c_str());
     const model_hparams & hp = m.hp;
     model s;
     s.path = m.path;
@@ -85,6 +84,11 @@ model shard_model(const model & m, const tp_rank_plan & r) {
     s.hp.n_head = r.heads.size();
     s.hp.n_head_kv = r.kv_heads.size();
     s.hp.n_ff = r.ff.size();
+    if (m.random_weights) {
+        s.random_weights = true;
+        s.seed = m.seed;
+        return s;
+    }
     const tp_range q = head_elems(r.heads, hp.head_dim);
     const tp_range kv = head_elems(r.kv_heads, hp.head_dim);
 

@@ -32,6 +32,7 @@ struct tp_rank_plan {
     tp_range vocab;              // embedding / LM-head rows: chunks of vocab_chunk ids, the last one shorter
     int64_t vocab_chunk = 0;     // ceil(n_vocab / N): every rank's LM-head block in the logits all-gather
     int64_t n_head_kv_total = 0; // the model's KV heads (synthetic K/V walks all of them in order)
+    int64_t n_ff_total = 0;      // the model's MLP rows (a preset's rank generates the whole matrix, keeps its part)
 };
 
 // Every rank's share. Throws specattn::error with one line when n_ranks does not divide the heads.
@@ -42,7 +43,9 @@ tp_rank_plan whole_model_plan(const model_hparams & hp);
 
 // Rank `r`'s shard of `m`: Q/K/V rows (and Qwen2 biases) of its heads, O columns of its heads, gate/up rows and down
 // columns of its MLP range, embedding (and untied LM head) rows of its vocabulary. Norms (Qwen3's q/k norms
-// included: one vector shared by every head) are copied. hp.n_vocab stays the whole vocabulary.
+// included: one vector shared by every head) are copied. hp.n_vocab stays the whole vocabulary. A preset (random
+// weights, generated on the GPU) gives a shard with the rank's hparams and no weights: the CUDA backend generates
+// the whole model's matrices from the preset's seed and keeps its rank's part, so TP=N runs the TP=1 model.
 model shard_model(const model & m, const tp_rank_plan & r);
 
 } // namespace specattn

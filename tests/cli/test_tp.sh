@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # --tp on the command line: simulated tensor parallelism gives the one-rank output; values the model's heads do not
-# allow, and --device cuda (no NCCL transport yet, issue 6), fail with one line.
+# allow, and --device cuda --tp N without N GPUs (CI has none), fail with one line.
 source "$(dirname "$0")/lib.sh"
 MHA=$SRC/tests/fixtures/models/llama_mha_tied_f32_oldconfig # 4 heads, 4 KV heads
 GQA=$SRC/tests/fixtures/models/mistral_gqa4_f32              # 8 heads, 2 KV heads
@@ -10,7 +10,10 @@ expect_error "--tp 3 on 4 KV heads" "^specattn: error: --tp 3 does not divide th
 expect_error "--tp 4 on 2 KV heads" "--tp 4 exceeds the 2 KV heads" "$BIN" generate -m "$GQA" -p hi --tp 4
 expect_error "--tp 0" "--tp must be at least 1" "$BIN" generate -m "$MHA" -p hi --tp 0
 expect_error "--tp not a number" "tp|could not be converted|number" "$BIN" generate -m "$MHA" -p hi --tp two
-expect_error "--tp 2 on cuda" "NCCL transport.*issue 6" "$BIN" generate -m "$MHA" -p hi --tp 2 --device cuda
+expect_error "--tp 2 on cuda without 2 GPUs" "no CUDA device found|no CUDA backend|needs 2 GPUs" \
+    "$BIN" generate -m "$MHA" -p hi --tp 2 --device cuda
+expect_error "bad SPECATTN_TP_TRANSPORT" "SPECATTN_TP_TRANSPORT must be nccl or local|no CUDA backend" \
+    env SPECATTN_TP_TRANSPORT=udp "$BIN" generate -m "$MHA" -p hi --tp 2 --device cuda
 expect_error "bench --tp 3" "--tp 3 does not divide" "$BIN" bench -m "$MHA" --tp 3 -n 4 -r 1 --spec none
 
 for tp in 1 2 4; do

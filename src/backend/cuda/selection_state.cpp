@@ -145,6 +145,12 @@ std::vector<float> cuda_selection::sink_scores(int32_t seq, int32_t id) const {
     return out;
 }
 
+float * cuda_selection::sink_block(int32_t seq, int32_t id, int64_t & n) {
+    const sink_layout * s = find_sink(seq, id);
+    n = s == nullptr ? 0 : hp_.n_layer * layer_stride_;
+    return s == nullptr ? nullptr : arena_.as<float>() + s->offset;
+}
+
 std::vector<int32_t> cuda_selection::held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const {
     const auto it = slots_.find(seq);
     SPECATTN_CHECK(it != slots_.end() && n <= sel_cap_, "sequence %d holds no selection of %lld entries", seq,

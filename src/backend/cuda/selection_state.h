@@ -56,6 +56,9 @@ class cuda_selection {
     // Scores [L][groups][domain] of a held sink (empty if none); the first n entries of a held list.
     std::vector<float> sink_scores(int32_t seq, int32_t id) const;
     std::vector<int32_t> held_list(int32_t seq, int64_t layer, int64_t kv_head, int64_t n) const;
+    // Tensor parallelism: the device block of a held sink, n = n_layer · layer stride floats (padding included), that
+    // a shared sink's cross-rank all-reduce sums in place; nullptr if the sink is not held.
+    float * sink_block(int32_t seq, int32_t id, int64_t & n);
 
     // ---- one forward ----
     // Checks the batch's sinks against its rows, pins the queued top-k requests to the sinks they name (their jobs
