@@ -8,16 +8,22 @@
 // Pipeline: K and V blocks of attention_kv_block (64) positions go global -> shared memory by cp.async, stages
 // deep, bf16 rows padded by 16 B so ldmatrix hits distinct banks. One position's row of one head is D contiguous
 // bf16 whatever the page size, so dense, paged and gathered (sparse) positions load the same way.
-// Warps: a CTA has NW = 4 * NWM warps (NWM = 1 or 2, a launch-wide choice of the plan, attention_params::n_warp_m).
-// WM = ceil(M / 16) rounded to 1, 2 or 4 warps split M (one 16-row mma tile each); WK = min(4, NW / WM) warps split
-// each KV block into 16-position chunks (warp k takes chunks k, k + WK, ...); warps past WM * WK only help load.
-// Per chunk a warp does S = Q Kᵀ (mma m16n8k16, fp32), the mask, an online softmax in log2 units in registers, and
-// O += P V with P re-packed from the S accumulators as the A operand. At the end the WK partial (m, l, O) of each
-// query vector are merged through shared memory in warp order.
-// NOTE(attn): with NWM = 2 and WM <= 2, WK is 4 whatever the tile holds: every query vector then sees the same
-// chunk-to-warp assignment, online-softmax order and merge order whether its tile has 1 row or 8, so a decode row
-// and the same row inside a verify tile get the same bits (the batch-invariant plan always launches NWM = 2), while
-// all 28 query vectors of a G = 4 verify read each K/V block from global memory once.
+// Warps: 4. The tile's M = ceil(M / 16) row tiles of 16 vectors (1, 2 or 4) go to the warps in one of two shapes,
+// MPW (row tiles per warp, a launch-wide choice of the plan, attention_params::mtiles_per_warp):
+//   MPW = 1: WM = M warps split M, one row tile each, and WK = 4 / WM split each KV block (heuristic plans);
+//   MPW = 2 (tiles of at most 32 vectors): every warp takes all (1 or 2) row tiles, WK = 4.
+// The WK warps split each KV block into 16-position chunks (warp k takes chunks k, k + WK, ...). Per chunk a warp
+// does S = Q Kᵀ (mma m16n8k16, fp32) for each of its row tiles from one load of the K fragments, the mask, an
+// online softmax in log2 units in registers, and O += P V (P re-packed from the S accumulators as the A operand)
+// from one load of the V fragments. At the end of a chunk the WK partial (m, l, O) of each query vector are merged
+// through shared memory in warp order.
+// NOTE(attn): the per-vector float arithmetic uses explicitly rounded operations (__fmul_rn, __fmaf_rn, ...): the
+// compiler then cannot contract them differently in the unrolled copies of the row-tile loop, so a vector computes
+// the same bits in row tile 0 and row tile 1.
+// NOTE(attn): with MPW = 2, WK is 4 whatever the tile holds: every query vector sees the same chunk-to-warp
+// assignment, online-softmax order and merge order whether its tile has 1 row or 8, so a decode row and the same
+// row inside a verify tile get the same bits (the batch-invariant plan always launches MPW = 2), while all 28 query
+// vectors of a G = 4 verify read each K/V block from global memory once and share each K/V fragment load.
 //
 // Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp, merged by
 // attention_combine_kernel. Collected rows also write their scaled logits straight from the S registers (bf16) and
@@ -39,10 +45,7 @@
 
 namespace specattn {
 
-// Threads of a CTA with NWM warps along M (see the header).
-constexpr int attention_threads(int nwm) {
-    return 128 * nwm;
-}
+constexpr int attention_threads = 128;
 // NOTE(attn): 2 blocks (64 KB at D = 128) in flight while one is computed, 2 CTAs per SM. 4 stages (1 CTA per SM)
 // measured 30-40% slower on the H200 (bench/kernel_bench.cu, 2026-11-29).
 constexpr int attention_stages = 3;
@@ -56,20 +59,19 @@ constexpr int attention_smem_stride(int hd) {
 // Row offsets are computed one block ahead of their copy into a ring of this many blocks (see the main loop).
 constexpr int attention_offset_ring = attention_stages + 1;
 
-// Dynamic shared memory of attention_kernel<HD, NWM>: the K/V stages (the final merge reuses them), the offset ring,
-// and with NWM = 2 the tile's queries (32 vectors of HD bf16, 16-byte pieces XOR-swizzled by row so ldmatrix is
-// conflict-free).
-// NOTE(attn): NWM = 2 reads Q fragments from shared memory per chunk instead of holding them in 32 registers: at 256
-// threads and 2 CTAs per SM a thread has 128 registers, and register-held Q spilled. The 8 KB (D = 128) just fit
-// beside two CTAs' stages in the SM's 228 KB.
+// Dynamic shared memory of attention_kernel<HD, MPW>: the K/V stages (each chunk's merge reuses the stage it just
+// computed), the offset ring, and with MPW = 2 the tile's queries (32 vectors of HD bf16, 16-byte pieces
+// XOR-swizzled by row so ldmatrix is conflict-free).
+// NOTE(attn): MPW = 2 reads Q fragments from shared memory per chunk instead of holding 2 x 32 registers of them
+// beside 2 x 64 accumulators. The 8 KB (D = 128) just fit beside two CTAs' stages in the SM's 228 KB.
 constexpr size_t attention_stage_bytes(int hd) {
     return static_cast<size_t>(attention_stages) * 2 * attention_kv_block * attention_smem_stride(hd) * sizeof(bf16);
 }
 constexpr size_t attention_ring_bytes() {
     return static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
 }
-constexpr size_t attention_smem_bytes(int hd, int nwm) {
-    return attention_stage_bytes(hd) + attention_ring_bytes() + (nwm == 2 ? static_cast<size_t>(32) * hd * sizeof(bf16) : 0);
+constexpr size_t attention_smem_bytes(int hd, int mpw) {
+    return attention_stage_bytes(hd) + attention_ring_bytes() + (mpw == 2 ? static_cast<size_t>(32) * hd * sizeof(bf16) : 0);
 }
 
 namespace attention_detail {
@@ -143,25 +145,24 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
 } // namespace attention_detail
 
 // Resident CTAs per SM the register budget is sized for: 2 (shared memory allows no more at HD <= 128); one at
-// HD = 256, whose stages fill the SM anyway and whose accumulators need the registers.
+// HD = 256, whose stages fill the SM anyway.
 constexpr int attention_min_ctas(int hd) {
     return hd <= 128 ? 2 : 1;
 }
 
-// grid: [n_work]  block: attention_threads(NWM)  dynamic smem: attention_smem_bytes(HD)
-template <int HD, int NWM>
-__global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD))
-    attention_kernel(const attention_params p) {
+// grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD, MPW)
+template <int HD, int MPW>
+__global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) attention_kernel(const attention_params p) {
     using namespace attention_detail;
     constexpr int KT = attention_kv_block;
     constexpr int CH = attention_chunk;
     constexpr int ST = attention_smem_stride(HD);
-    constexpr int NT = attention_threads(NWM);
-    constexpr int NW = NT / warp_size;
+    constexpr int NT = attention_threads;
     constexpr int NKS = HD / 16; // k-steps of Q Kᵀ
     constexpr int NDT = HD / 8;  // n-tiles of P V
     constexpr int RS = HD + 4;   // fp32 row stride of the merge buffer
-    static_assert((NWM == 1 || NWM == 2) && KT == 4 * CH, "tile shape");
+    constexpr bool q_in_smem = MPW == 2;
+    static_assert((MPW == 1 || MPW == 2) && KT == 4 * CH && NT == 4 * warp_size, "tile shape");
     static_assert(static_cast<size_t>(4) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD) / attention_stages,
                   "a chunk's merge fits one stage");
 
@@ -181,8 +182,11 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
     const int group = static_cast<int>(p.n_head / p.n_head_kv);
     const int hd = static_cast<int>(p.head_dim);
     const int nq = w.n_rows * group;
-    const int wm = nq <= 16 ? 1 : (nq <= 32 ? 2 : 4); // warps along M
-    const int wk = min(4, NW / wm);                    // warps along KV (4 whenever wm <= NWM)
+    // Row tiles of 16 vectors: MPW = 2 gives a warp all (1 or 2) of them, MPW = 1 one per warp along M.
+    const int n_rt = nq <= 16 ? 1 : (nq <= 32 ? 2 : 4);
+    const int mpw = MPW == 2 ? n_rt : 1; // row tiles per warp
+    const int wm = n_rt / mpw;           // warps along M
+    const int wk = 4 / wm;               // warps along KV
     const int warp_m = warp % wm;
     const int warp_k = warp / wm;
     const bool sparse = sg.sel >= 0;
@@ -194,34 +198,40 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
     const int64_t head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
     const bool vec16 = hd % 8 == 0;
 
-    // This thread's two query vectors (fragment rows fr and fr + 8 of the warp's tile): the virtual KV range each
-    // attends, where its logits go when collected, and (NWM = 1) its Q fragments.
-    int vlo[2];
-    int vlim[2];
-    bf16 * crow[2];
-    constexpr bool q_in_smem = NWM == 2;
+    // This thread's query vectors (fragment rows fr and fr + 8 of each of the warp's row tiles): the virtual KV
+    // range each attends, where its logits go when collected, and (MPW = 1) its Q fragments.
+    int vlo[MPW][2];
+    int vlim[MPW][2];
+    bf16 * crow[MPW][2];
     uint32_t qf[q_in_smem ? 1 : NKS][4];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const int qi = warp_m * 16 + fr + 8 * i;
-        const int r = w.row0 + qi / group; // row in the segment
-        const int pos = sg.pos0 + r;
-        const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-        vlo[i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
-        vlim[i] = qi >= nq ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos);
-        const int ci = qi < nq ? collect_index(sg, r) : -1;
-        crow[i] = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
-        const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
+    for (int mt = 0; mt < MPW; ++mt) {
 #pragma unroll
-        for (int ks = 0; ks < (q_in_smem ? 0 : NKS); ++ks) {
+        for (int i = 0; i < 2; ++i) {
+            const int qi = (warp_m * mpw + mt) * 16 + fr + 8 * i;
+            const bool valid = qi < nq && mt < mpw;
+            const int r = w.row0 + qi / group; // row in the segment
+            const int pos = sg.pos0 + r;
+            const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+            vlo[mt][i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
+            vlim[mt][i] = !valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos);
+            const int ci = valid ? collect_index(sg, r) : -1;
+            crow[mt][i] =
+                ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+            if constexpr (!q_in_smem) {
+                const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
 #pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                const int d = ks * 16 + half * 8 + 2 * fc;
-                uint32_t val = 0;
-                if (qi < nq && d < hd) {
-                    val = *reinterpret_cast<const uint32_t *>(qrow + d);
+                for (int ks = 0; ks < NKS; ++ks) {
+#pragma unroll
+                    for (int half = 0; half < 2; ++half) {
+                        const int d = ks * 16 + half * 8 + 2 * fc;
+                        uint32_t val = 0;
+                        if (valid && d < hd) {
+                            val = *reinterpret_cast<const uint32_t *>(qrow + d);
+                        }
+                        qf[ks][i + 2 * half] = val;
+                    }
                 }
-                qf[ks][i + 2 * half] = val;
             }
         }
     }
@@ -243,26 +253,40 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
             *reinterpret_cast<uint32_t *>(q_piece(qi, d >> 3) + (d & 7)) = val;
         }
     }
-    // ldmatrix row address of this lane in the warp's 16 x 16 A tile at k-step ks (lanes 0-15: rows, columns 0-7;
-    // lanes 16-31: the same rows, columns 8-15; registers then match qf's a0..a3).
-    const int q_lane_row = warp_m * 16 + (lane & 15);
     // Chunks no row of this warp attends are skipped (causal prefill tiles, past-the-end rows).
-    int warp_vlim = max(vlim[0], vlim[1]);
-    int warp_vlo = min(vlim[0] < 0 ? INT_MAX : vlo[0], vlim[1] < 0 ? INT_MAX : vlo[1]);
+    int warp_vlim = -1;
+    int warp_vlo = INT_MAX;
+    bool collects = false;
+#pragma unroll
+    for (int mt = 0; mt < MPW; ++mt) {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            warp_vlim = max(warp_vlim, vlim[mt][i]);
+            warp_vlo = min(warp_vlo, vlim[mt][i] < 0 ? INT_MAX : vlo[mt][i]);
+            collects = collects || crow[mt][i] != nullptr;
+        }
+    }
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) {
         warp_vlim = max(warp_vlim, __shfl_xor_sync(0xffffffffu, warp_vlim, o));
         warp_vlo = min(warp_vlo, __shfl_xor_sync(0xffffffffu, warp_vlo, o));
     }
-    const bool collects = crow[0] != nullptr || crow[1] != nullptr;
 
-    float m[2] = {-CUDART_INF_F, -CUDART_INF_F}; // running max, log2 units
-    float l[2] = {0.0f, 0.0f};                   // running sum of this thread's columns
-    float acc[NDT][4];
+    float m[MPW][2]; // running max, log2 units
+    float l[MPW][2]; // running sum of this thread's columns
+    float acc[MPW][NDT][4];
+    const auto reset = [&] {
 #pragma unroll
-    for (int dt = 0; dt < NDT; ++dt) {
-        acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
-    }
+        for (int mt = 0; mt < MPW; ++mt) {
+            m[mt][0] = m[mt][1] = -CUDART_INF_F;
+            l[mt][0] = l[mt][1] = 0.0f;
+#pragma unroll
+            for (int dt = 0; dt < NDT; ++dt) {
+                acc[mt][dt][0] = acc[mt][dt][1] = acc[mt][dt][2] = acc[mt][dt][3] = 0.0f;
+            }
+        }
+    };
+    reset();
 
     // Ends a KV chunk: merges the wk warps' (m, l, O) of every query vector through the stage buffer `buf` (free:
     // its block was just computed), one 16-vector row tile per round, in warp order, then writes out (unsplit tile)
@@ -273,30 +297,37 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
         float * red_o = buf;                  // [wk][16][RS]
         float * red_ml = red_o + 4 * 16 * RS; // [wk][16][2]: m, l
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
-            l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+        for (int mt = 0; mt < MPW; ++mt) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                l[mt][i] = __fadd_rn(l[mt][i], __shfl_xor_sync(0xffffffffu, l[mt][i], 1));
+                l[mt][i] = __fadd_rn(l[mt][i], __shfl_xor_sync(0xffffffffu, l[mt][i], 2));
+            }
         }
-        for (int mt = 0; mt < wm; ++mt) {
+        for (int rt = 0; rt < n_rt; ++rt) {
             __syncthreads(); // the buffer's block (or the previous round) is no longer read
-            if (warp_m == mt && warp_k < wk) {
 #pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                    float * o = red_o + (warp_k * 16 + fr + 8 * i) * RS + 2 * fc;
+            for (int mt = 0; mt < MPW; ++mt) {
+                if (warp_m * mpw + mt == rt) {
 #pragma unroll
-                    for (int dt = 0; dt < NDT; ++dt) {
-                        *reinterpret_cast<float2 *>(o + dt * 8) = make_float2(acc[dt][2 * i], acc[dt][2 * i + 1]);
-                    }
-                    if (fc == 0) {
-                        red_ml[(warp_k * 16 + fr + 8 * i) * 2] = m[i];
-                        red_ml[(warp_k * 16 + fr + 8 * i) * 2 + 1] = l[i];
+                    for (int i = 0; i < 2; ++i) {
+                        float * o = red_o + (warp_k * 16 + fr + 8 * i) * RS + 2 * fc;
+#pragma unroll
+                        for (int dt = 0; dt < NDT; ++dt) {
+                            *reinterpret_cast<float2 *>(o + dt * 8) =
+                                make_float2(acc[mt][dt][2 * i], acc[mt][dt][2 * i + 1]);
+                        }
+                        if (fc == 0) {
+                            red_ml[(warp_k * 16 + fr + 8 * i) * 2] = m[mt][i];
+                            red_ml[(warp_k * 16 + fr + 8 * i) * 2 + 1] = l[mt][i];
+                        }
                     }
                 }
             }
             __syncthreads();
             for (int e = tid; e < 16 * (HD / 2); e += NT) {
                 const int qv = e / (HD / 2); // vector in the row tile
-                const int qi = mt * 16 + qv;
+                const int qi = rt * 16 + qv;
                 const int d = 2 * (e % (HD / 2));
                 if (d >= hd || qi >= nq) {
                     continue;
@@ -310,28 +341,28 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
                 float2 o = make_float2(0.0f, 0.0f);
                 for (int k = 0; k < wk; ++k) {
                     const int slot = k * 16 + qv;
-                    const float wgt = exp2f(red_ml[slot * 2] - m_use);
+                    const float wgt = exp2f(__fsub_rn(red_ml[slot * 2], m_use));
                     const float2 part = *reinterpret_cast<const float2 *>(red_o + slot * RS + d);
-                    sum += wgt * red_ml[slot * 2 + 1];
-                    o.x += wgt * part.x;
-                    o.y += wgt * part.y;
+                    sum = __fmaf_rn(wgt, red_ml[slot * 2 + 1], sum);
+                    o.x = __fmaf_rn(wgt, part.x, o.x);
+                    o.y = __fmaf_rn(wgt, part.y, o.y);
                 }
-                const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-                const float lse2 = sum > 0.0f ? mx + log2f(sum) : -CUDART_INF_F;
+                const float inv = sum > 0.0f ? __frcp_rn(sum) : 0.0f;
+                const float lse2 = sum > 0.0f ? __fadd_rn(mx, log2f(sum)) : -CUDART_INF_F;
                 const int r = w.row0 + qi / group;
                 const int64_t row = sg.row0 + r;
                 const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
                 if (w.n_split == 1) {
                     *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
-                        __floats2bfloat162_rn(o.x * inv, o.y * inv);
+                        __floats2bfloat162_rn(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv));
                     const int ci = collect_index(sg, r);
                     if (d == 0 && ci >= 0) {
-                        p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = lse2 * ln2;
+                        p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = __fmul_rn(lse2, ln2);
                     }
                 } else {
                     const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + split;
                     *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
-                        make_float2(o.x * inv, o.y * inv);
+                        make_float2(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv));
                     if (d == 0) {
                         p.partial_lse[slot * p.n_head + h] = lse2;
                     }
@@ -339,15 +370,7 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
             }
         }
         __syncthreads(); // the buffer is free again for the next copy into it
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            m[i] = -CUDART_INF_F;
-            l[i] = 0.0f;
-        }
-#pragma unroll
-        for (int dt = 0; dt < NDT; ++dt) {
-            acc[dt][0] = acc[dt][1] = acc[dt][2] = acc[dt][3] = 0.0f;
-        }
+        reset();
     };
 
     // Pipeline. The row offsets of block b (page-table and list lookups: dependent global loads) are computed by
@@ -399,93 +422,122 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
             if (vc >= w.kv_end || vc > warp_vlim || vc + CH <= warp_vlo) {
                 continue;
             }
-            // S = Q Kᵀ over 16 positions: two n-tiles of 8.
-            float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+            // S = Q Kᵀ over 16 positions: two n-tiles of 8 per row tile; the K fragments serve every row tile.
+            float s[MPW][2][4];
+#pragma unroll
+            for (int mt = 0; mt < MPW; ++mt) {
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+                    s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+                }
+            }
             const bf16 * k_lane = k_s + (c * CH + (lane & 7) + (lane >> 4) * 8) * ST + ((lane >> 3) & 1) * 8;
 #pragma unroll
             for (int ks = 0; ks < NKS; ++ks) {
                 uint32_t kb[4];
                 ldmatrix_x4(kb, smem_addr(k_lane + ks * 16));
                 if constexpr (q_in_smem) {
-                    uint32_t qa[4];
-                    ldmatrix_x4(qa, smem_addr(q_piece(q_lane_row, 2 * ks + (lane >> 4))));
-                    mma_bf16_16816(s[0], qa, kb[0], kb[1]);
-                    mma_bf16_16816(s[1], qa, kb[2], kb[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MPW; ++mt) {
+                        if (mt < mpw) {
+                            // ldmatrix rows: lanes 0-15 rows of the row tile at columns 0-7 of the k-step, lanes
+                            // 16-31 the same rows at columns 8-15 (registers then match qf's a0..a3).
+                            uint32_t qa[4];
+                            ldmatrix_x4(qa, smem_addr(q_piece(mt * 16 + (lane & 15), 2 * ks + (lane >> 4))));
+                            mma_bf16_16816(s[mt][0], qa, kb[0], kb[1]);
+                            mma_bf16_16816(s[mt][1], qa, kb[2], kb[3]);
+                        }
+                    }
                 } else {
-                    mma_bf16_16816(s[0], qf[q_in_smem ? 0 : ks], kb[0], kb[1]);
-                    mma_bf16_16816(s[1], qf[q_in_smem ? 0 : ks], kb[2], kb[3]);
+                    mma_bf16_16816(s[0][0], qf[q_in_smem ? 0 : ks], kb[0], kb[1]);
+                    mma_bf16_16816(s[0][1], qf[q_in_smem ? 0 : ks], kb[2], kb[3]);
                 }
             }
             // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
+            uint32_t pa[MPW][4];
 #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                float cmax = -CUDART_INF_F;
+            for (int mt = 0; mt < MPW; ++mt) {
+                if (mt >= mpw) {
+                    continue;
+                }
 #pragma unroll
-                for (int nt = 0; nt < 2; ++nt) {
-                    const int v0 = vc + nt * 8 + 2 * fc; // this thread's two adjacent columns: v0, v0 + 1
-                    bool ok[2];
+                for (int i = 0; i < 2; ++i) {
+                    float cmax = -CUDART_INF_F;
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int v = v0 + e;
-                        ok[e] = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
-                    }
-                    if (collects && crow[i] != nullptr) {
-                        // Dense rows: v is the position. One 4-byte store for both columns where the row allows
-                        // it (collect_cap or a window may make v0 odd); 2-byte stores at the edges.
-                        float * x = &s[nt][2 * i];
-                        bf16 * dst = crow[i] + v0;
-                        if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
-                            *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(x[0] * p.scale,
-                                                                                            x[1] * p.scale);
-                        } else {
+                    for (int nt = 0; nt < 2; ++nt) {
+                        const int v0 = vc + nt * 8 + 2 * fc; // this thread's two adjacent columns: v0, v0 + 1
+                        bool ok[2];
 #pragma unroll
-                            for (int e = 0; e < 2; ++e) {
-                                if (ok[e]) {
-                                    dst[e] = __float2bfloat16(x[e] * p.scale);
+                        for (int e = 0; e < 2; ++e) {
+                            const int v = v0 + e;
+                            ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
+                        }
+                        if (collects && crow[mt][i] != nullptr) {
+                            // Dense rows: v is the position. One 4-byte store for both columns where the row
+                            // allows it (collect_cap or a window may make v0 odd); 2-byte stores at the edges.
+                            float * x = &s[mt][nt][2 * i];
+                            bf16 * dst = crow[mt][i] + v0;
+                            if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
+                                *reinterpret_cast<__nv_bfloat162 *>(dst) =
+                                    __floats2bfloat162_rn(__fmul_rn(x[0], p.scale), __fmul_rn(x[1], p.scale));
+                            } else {
+#pragma unroll
+                                for (int e = 0; e < 2; ++e) {
+                                    if (ok[e]) {
+                                        dst[e] = __float2bfloat16(__fmul_rn(x[e], p.scale));
+                                    }
                                 }
                             }
                         }
-                    }
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        float & x = s[nt][2 * i + e];
-                        x = ok[e] ? x * qscale : -CUDART_INF_F;
-                        cmax = fmaxf(cmax, x);
+                        for (int e = 0; e < 2; ++e) {
+                            float & x = s[mt][nt][2 * i + e];
+                            x = ok[e] ? __fmul_rn(x, qscale) : -CUDART_INF_F;
+                            cmax = fmaxf(cmax, x);
+                        }
+                    }
+                    cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
+                    cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
+                    const float m_new = fmaxf(m[mt][i], cmax);
+                    const float m_use = m_new == -CUDART_INF_F ? 0.0f : m_new; // all masked so far: exp2 finite
+                    const float alpha = exp2f(__fsub_rn(m[mt][i], m_use));
+                    m[mt][i] = m_new;
+                    float sum = 0.0f;
+#pragma unroll
+                    for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            float & x = s[mt][nt][2 * i + e];
+                            x = exp2f(__fsub_rn(x, m_use));
+                            sum = __fadd_rn(sum, x);
+                        }
+                    }
+                    l[mt][i] = __fmaf_rn(l[mt][i], alpha, sum);
+#pragma unroll
+                    for (int dt = 0; dt < NDT; ++dt) {
+                        acc[mt][dt][2 * i] = __fmul_rn(acc[mt][dt][2 * i], alpha);
+                        acc[mt][dt][2 * i + 1] = __fmul_rn(acc[mt][dt][2 * i + 1], alpha);
                     }
                 }
-                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
-                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
-                const float m_new = fmaxf(m[i], cmax);
-                const float m_use = m_new == -CUDART_INF_F ? 0.0f : m_new; // all masked so far: keep exp2 finite
-                const float alpha = exp2f(m[i] - m_use);
-                m[i] = m_new;
-                float sum = 0.0f;
-#pragma unroll
-                for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        float & x = s[nt][2 * i + e];
-                        x = exp2f(x - m_use);
-                        sum += x;
-                    }
-                }
-                l[i] = l[i] * alpha + sum;
-#pragma unroll
-                for (int dt = 0; dt < NDT; ++dt) {
-                    acc[dt][2 * i] *= alpha;
-                    acc[dt][2 * i + 1] *= alpha;
-                }
+                // P's accumulator layout is the A fragment of a 16x16 tile.
+                pa[mt][0] = pack_bf16x2(s[mt][0][0], s[mt][0][1]);
+                pa[mt][1] = pack_bf16x2(s[mt][0][2], s[mt][0][3]);
+                pa[mt][2] = pack_bf16x2(s[mt][1][0], s[mt][1][1]);
+                pa[mt][3] = pack_bf16x2(s[mt][1][2], s[mt][1][3]);
             }
-            // O += P V: P's accumulator layout is the A fragment of a 16x16 tile.
-            const uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]),
-                                    pack_bf16x2(s[1][0], s[1][1]), pack_bf16x2(s[1][2], s[1][3])};
+            // O += P V; the V fragments serve every row tile.
             const bf16 * v_lane = v_s + (c * CH + (lane & 7) + ((lane >> 3) & 1) * 8) * ST + (lane >> 4) * 8;
 #pragma unroll
             for (int dp = 0; dp < NDT / 2; ++dp) {
                 uint32_t vb[4];
                 ldmatrix_x4_trans(vb, smem_addr(v_lane + dp * 16));
-                mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
-                mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
+#pragma unroll
+                for (int mt = 0; mt < MPW; ++mt) {
+                    if (mt < mpw) {
+                        mma_bf16_16816(acc[mt][2 * dp], pa[mt], vb[0], vb[1]);
+                        mma_bf16_16816(acc[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                    }
+                }
             }
         }
         if (tid < KT) {
@@ -499,7 +551,6 @@ __global__ void __launch_bounds__(attention_threads(NWM), attention_min_ctas(HD)
     if (n_blk == 0) {
         finish_chunk(reinterpret_cast<float *>(stage_s), w.split);
     }
-
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The combine pass (launched as a programmatic dependent) may start its launch now; it still waits for this
     // grid's completion and memory before reading anything (griddepcontrol.wait).

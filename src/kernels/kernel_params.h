@@ -135,7 +135,7 @@ struct attention_work {
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
 constexpr int64_t attention_tile_queries = 64;
-// The same for a batch-invariant plan: two mma row tiles, one per warp group of a 256-thread CTA (attention.cuh).
+// The same for a batch-invariant plan: two mma row tiles, both computed by every warp (attention.cuh).
 constexpr int64_t attention_invariant_tile_queries = 32;
 // KV positions a CTA stages per pipeline step; KV chunks of split tiles are multiples of it.
 constexpr int attention_kv_block = 64;
@@ -160,7 +160,7 @@ struct attention_params {
     float * partial_lse = nullptr;            // [n_slots, H] their log2-sum-exp (scores in log2 units)
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
-    int64_t n_warp_m = 1; // CTA shape, from the plan: 128 * n_warp_m threads (1 or 2; see attention.cuh)
+    int64_t mtiles_per_warp = 1; // warp shape, from the plan: 16-vector row tiles per warp (1 or 2; attention.cuh)
     int64_t kv_chunk = 0; // batch-invariant plans: positions per partial result; a work item spans whole chunks
                           // from a chunk-aligned kv_begin, chunk j being split w.split + j. 0: one per work item
     int64_t n_seg = 0;

@@ -5,7 +5,7 @@
 // boundaries with odd page sizes, a sliding window, head dims on the fast (64, 128) and the padded generic path
 // (8, 48, 96, 256, 6); sparse draft rows (position lists of every size from 0 to all, recent ranges, different
 // selections per sequence, split and unsplit); score collection (first/last and all rows, split and unsplit); and
-// the batch-invariant plan (its 256-thread CTAs, verify tiles of up to 32 query vectors, 512-position chunks).
+// the batch-invariant plan (two row tiles per warp, verify tiles of up to 32 query vectors, 512-position chunks).
 //
 // Poison: every pool slot no row may read (including one slot past each sequence's end), the K/V part of the query
 // rows, the partial workspaces, the output rows past the batch, the collect buffers and every selection-list entry
@@ -41,7 +41,7 @@ struct attn_case {
     int64_t recent = 8;              // sparse: dense positions before the first row
     collect_rows collect = collect_rows::collect_rows_none;
     int64_t n_sm = 132; // 1: no split
-    bool invariant = false; // the batch-invariant plan (256-thread CTAs, 512-position chunks)
+    bool invariant = false; // the batch-invariant plan (two row tiles per warp, 512-position chunks)
 };
 
 void PrintTo(const attn_case & c, std::ostream * os) {
@@ -377,7 +377,7 @@ INSTANTIATE_TEST_SUITE_P(
         attn_case{"collect_window_g4_d128", {7}, {500}, 4, 2, 128, 16, 100, {}, 8, fl},
         attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
         attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl},
-        // the batch-invariant plan: 256-thread CTAs of up to 32 query vectors, KV split at 512-position boundaries
+        // the batch-invariant plan: warps of two row tiles, tiles of up to 32 query vectors, 512-position KV chunks
         attn_case{"inv_decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16, 0, {}, 8, {},
                   132, true},
         attn_case{"inv_decode_len1_len4099_g8_d128_ps7", {1, 1}, {1, 4099}, 8, 1, 128, 7, 0, {}, 8, {}, 132, true},

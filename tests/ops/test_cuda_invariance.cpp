@@ -56,7 +56,7 @@ TEST(cuda_invariance, gemm_rows_do_not_depend_on_the_number_of_rows) {
     }
 }
 
-// The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one CTA shape
+// The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one kernel shape
 // whatever the batch, and KV chunks that start at multiples of attention_invariant_chunk, so a decode row and the
 // same row inside a verify tile see the same chunk boundaries (however the chunks are grouped into work items).
 TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
@@ -73,7 +73,7 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
         attention_plan plan;
         attention_plan_build(rows, cfg, plan);
-        EXPECT_EQ(plan.n_warp_m, 2) << "one CTA shape for every invariant plan";
+        EXPECT_EQ(plan.mtiles_per_warp, 2) << "one kernel shape for every invariant plan";
         std::vector<std::pair<int32_t, int32_t>> out; // (kv_begin, kv_end) of KV head 0's work covering pos
         for (const attention_work & w : plan.work) {
             const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];

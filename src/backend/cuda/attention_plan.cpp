@@ -53,7 +53,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.row_n_split.assign(rows.size(), 1);
     plan.n_slots = 0;
     plan.n_collect = 0;
-    plan.n_warp_m = 1;
+    plan.mtiles_per_warp = 1;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
     SPECATTN_CHECK(!cfg.invariant || group <= attention_invariant_tile_queries,
                    "attention plan: a GQA group of %lld query heads exceeds the invariant tile of %lld",
@@ -206,15 +206,15 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             }
         }
     }
-    // 256-thread CTAs (n_warp_m 2) where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
-    // computes one 16-position chunk of a KV block instead of two. Decode-only heuristic plans keep 128 threads (no
-    // idle warps), and so do plans with a 64-vector tile (prefill), whose queries would not fit the 256-thread
-    // CTA's shared memory.
+    // Two row tiles per warp where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
+    // computes one 16-position chunk of a KV block for both, from one load of its K/V fragments, instead of two
+    // chunks for one. Decode-only heuristic plans keep one (Q in registers), and so do plans with a 64-vector tile
+    // (prefill), whose queries would not fit beside the stages in shared memory.
     int64_t max_vectors = 0;
     for (const tile & t : tiles) {
         max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
     }
-    plan.n_warp_m = cfg.invariant || (max_vectors > 16 && max_vectors <= 32) ? 2 : 1;
+    plan.mtiles_per_warp = cfg.invariant || (max_vectors > 16 && max_vectors <= 32) ? 2 : 1;
     // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
     std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
         return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
@@ -231,7 +231,7 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.row_slot = dev.row_slot;
     p.row_n_split = dev.row_n_split;
     p.n_work = static_cast<int64_t>(plan.work.size());
-    p.n_warp_m = plan.n_warp_m;
+    p.mtiles_per_warp = plan.mtiles_per_warp;
     p.kv_chunk = cfg.invariant ? attention_invariant_chunk : 0;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;

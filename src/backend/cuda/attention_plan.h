@@ -33,9 +33,9 @@ struct attention_plan_config {
     int64_t slot_capacity = 0; // partial slots the caller's workspace holds
     int64_t sel_cap = 0;       // entries per selection list (attention_params::sel_cap); 0: no sparse rows
     // Batch invariance (forward_batch::prefill): every row is computed the same whatever else is in the batch.
-    // Tiles hold up to attention_invariant_tile_queries query vectors and run in 256-thread CTAs, whose warps along
-    // KV are then 4 for every tile (the kernel's per-vector arithmetic is the same; a G = 4 verify of up to 8 rows
-    // reads its KV once), and KV is split at multiples of attention_invariant_chunk from position 0, never by the
+    // Tiles hold up to attention_invariant_tile_queries query vectors and every warp takes all of them, so the
+    // warps along KV are 4 for every tile (the kernel's per-vector arithmetic is the same; a G = 4 verify of up to 8
+    // rows reads its KV once), and KV is split at multiples of attention_invariant_chunk from position 0, never by the
     // grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine weighs
     // exactly 0. The partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
     bool invariant = false;
@@ -56,9 +56,10 @@ struct attention_plan {
     std::vector<int32_t> row_n_split; // [n_rows]
     int64_t n_slots = 0;
     int64_t n_collect = 0; // collected rows: collect_logits / collect_lse hold this many rows, in row order
-    // CTA shape (attention_params::n_warp_m): 2 for every invariant plan (so a captured graph's launch shape never
-    // depends on the batch) and for heuristic plans with a tile of more than 16 query vectors, else 1.
-    int64_t n_warp_m = 1;
+    // Warp shape (attention_params::mtiles_per_warp): 2 for every invariant plan (one kernel instance, so a row's
+    // bits and a captured graph's launch never depend on the batch) and for heuristic plans whose largest tile holds
+    // 17-32 query vectors, else 1.
+    int64_t mtiles_per_warp = 1;
 };
 
 // Builds the plan. Rows of one sequence must be consecutive with consecutive positions inside each segment

@@ -3,7 +3,7 @@
 //
 // NOTE(cuda): three head dims only (compile time on small machines): exactly 64 and exactly 128 are the fast
 // paths of the models we target; every other even head dim up to 256 (the test models use 8, 16, 32, 48) runs
-// zero-padded in the next instance up. Anything else fails loudly. Each has two CTA shapes (p.n_warp_m).
+// zero-padded in the next instance up. Anything else fails loudly. Each has two warp shapes (p.mtiles_per_warp).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "core/check.h"
@@ -15,20 +15,20 @@ namespace specattn {
 
 namespace {
 
-template <int HD, int NWM> void launch_attention_shape(const attention_params & p, cudaStream_t stream) {
-    constexpr size_t smem = attention_smem_bytes(HD, NWM);
+template <int HD, int MPW> void launch_attention_shape(const attention_params & p, cudaStream_t stream) {
+    constexpr size_t smem = attention_smem_bytes(HD, MPW);
     // Above 48 KB a kernel needs an explicit opt-in; done once per instance (it is a property of the function).
     [[maybe_unused]] static const bool configured = [] {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, NWM>,
+        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW>,
                                                  cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
         return true;
     }();
-    attention_kernel<HD, NWM><<<static_cast<unsigned int>(p.n_work), attention_threads(NWM), smem, stream>>>(p);
+    attention_kernel<HD, MPW><<<static_cast<unsigned int>(p.n_work), attention_threads, smem, stream>>>(p);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
-    switch (p.n_warp_m) {
+    switch (p.mtiles_per_warp) {
     case 1:
         launch_attention_shape<HD, 1>(p, stream);
         break;
@@ -36,7 +36,7 @@ template <int HD> void launch_attention_hd(const attention_params & p, cudaStrea
         launch_attention_shape<HD, 2>(p, stream);
         break;
     default:
-        SPECATTN_CHECK(false, "attention: unsupported n_warp_m %lld (1 or 2)", static_cast<long long>(p.n_warp_m));
+        SPECATTN_CHECK(false, "attention: unsupported mtiles_per_warp %lld (1 or 2)", static_cast<long long>(p.mtiles_per_warp));
     }
 }
 
