@@ -119,9 +119,8 @@ struct attention_segment {
 };
 
 // One CTA's work: a tile of up to attention_tile_queries / G consecutive rows of a segment, all G query heads of
-// one KV head, over KV indices [kv_begin, kv_end) (one of n_split chunks of the tile's range, or with
-// attention_params::kv_chunk several consecutive ones from chunk `split`; positions for dense segments, virtual
-// indices for sparse ones).
+// one KV head, over KV indices [kv_begin, kv_end) (one of n_split chunks of the tile's range; positions for dense
+// segments, virtual indices for sparse ones).
 struct attention_work {
     int32_t seg = 0;
     int32_t kv_head = 0;
@@ -161,8 +160,6 @@ struct attention_params {
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
     int64_t mtiles_per_warp = 1; // warp shape, from the plan: 16-vector row tiles per warp (1 or 2; attention.cuh)
-    int64_t kv_chunk = 0; // batch-invariant plans: positions per partial result; a work item spans whole chunks
-                          // from a chunk-aligned kv_begin, chunk j being split w.split + j. 0: one per work item
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;
@@ -194,19 +191,19 @@ struct argmax_params {
 };
 
 // Skinny GEMM (skinny_gemm.cuh): y[r] = x[r] · Wᵀ for a few rows (decode, draft, verify), bf16 in, fp32
-// accumulation, bf16 or fp32 out. Batch-invariant: how K is split (`splits` even-ish ranges of 128-wide stages) and
-// the order partial sums are added (split 0, 1, ... by the CTA that finishes last) depend on (N, K) only, so a row's
-// result does not depend on R. One launch serves at most skinny_gemm_max_rows rows; the launcher loops over chunks.
+// accumulation, bf16 or fp32 out. Batch-invariant: how K is cut (the n_cta CTAs' ranges of 64-wide units) and the
+// order partial sums are added (CTA order, by the CTA that finishes a row block last) depend on (N, K) and the
+// device only, so a row's result does not depend on R. One launch serves at most 64 rows; the launcher loops.
 struct skinny_gemm_params {
     const bf16 * x = nullptr;      // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
     const bf16 * w = nullptr;      // [N, K] row-major (PyTorch's [out, in])
     void * y = nullptr;            // [R, N] bf16 or fp32 (out_f32)
-    float * partial = nullptr;     // [splits, 64, N rounded up to 4] split-K partial sums; unused when splits == 1
+    float * partial = nullptr;     // [2 n_cta, 64, 128] partial sums of row blocks shared by CTAs
     int32_t * counters = nullptr;  // [ceil(N / 128)] CTAs done per row block; zero before and after each launch
     int64_t m = 0;                 // R
     int64_t n = 0;                 // N
     int64_t k = 0;                 // K
-    int32_t splits = 1;            // K ranges (<= 16), from skinny_gemm_splits(N, K): never from R
+    int32_t n_cta = 1;             // grid size, from skinny_gemm_ctas(N, K, ...): never from R
     bool out_f32 = false;
 };
 
