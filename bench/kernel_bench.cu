@@ -141,7 +141,7 @@ constexpr double sparse_ratio = 0.07;
 constexpr int64_t sparse_recent = 8;
 
 struct result {
-    timing t;    // per launch
+    timing t; // per launch
     double bytes = 0;
     double gbps = 0;
     double tflops = 0;
@@ -183,10 +183,8 @@ double check_dense(const config & cfg, const std::vector<std::vector<int32_t>> &
             const int64_t kvh = h / group;
             const auto at = [&](const std::vector<bf16> & pool, int64_t t, int64_t d) {
                 const int64_t pg = pages[static_cast<size_t>(s)][static_cast<size_t>(t / page_size)];
-                return static_cast<double>(
-                    __bfloat162float(pool[static_cast<size_t>(((pg * n_head_kv + kvh) * page_size + t % page_size) *
-                                                                  head_dim +
-                                                              d)]));
+                return static_cast<double>(__bfloat162float(
+                    pool[static_cast<size_t>(((pg * n_head_kv + kvh) * page_size + t % page_size) * head_dim + d)]));
             };
             std::vector<double> sc(static_cast<size_t>(pos + 1));
             double mx = -1e300;
@@ -329,8 +327,8 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     res.bytes = kv_idx * head_dim * 4.0 + list_idx * 4.0 + 2.0 * static_cast<double>(q_elems) * 2.0 + collect_bytes;
     double flop = 0;
     for (const attention_plan_row & r : plan_rows) {
-        const double attended = sparse ? static_cast<double>(sel_n + r.pos - sel_recent + 1)
-                                       : static_cast<double>(r.pos + 1);
+        const double attended =
+            sparse ? static_cast<double>(sel_n + r.pos - sel_recent + 1) : static_cast<double>(r.pos + 1);
         flop += 4.0 * n_head * head_dim * attended;
     }
 
@@ -376,8 +374,8 @@ double copy_bandwidth(int reps) {
     SPECATTN_CUDA_CHECK(cudaMalloc(&a, bytes));
     SPECATTN_CUDA_CHECK(cudaMalloc(&b, bytes));
     SPECATTN_CUDA_CHECK(cudaMemset(a, 1, bytes));
-    const timing t = time_events([&] { SPECATTN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); },
-                                 reps);
+    const timing t =
+        time_events([&] { SPECATTN_CUDA_CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice)); }, reps);
     SPECATTN_CUDA_CHECK(cudaFree(a));
     SPECATTN_CUDA_CHECK(cudaFree(b));
     return 2.0 * static_cast<double>(bytes) / (t.median_ms * 1e-3) / 1e9; // read + write
@@ -410,9 +408,8 @@ int main(int argc, char ** argv) {
         std::printf("device %s, %d SMs, L2 %d MB; device-to-device copy %.0f GB/s (read + write)\n", prop.name,
                     prop.multiProcessorCount, prop.l2CacheSize >> 20, copy_gbps);
         std::printf("shape: H %lld, HK %lld, D %lld, page %lld (Llama-3.1-8B, Qwen3-8B); sparse %.2f + %lld recent\n",
-                    static_cast<long long>(n_head), static_cast<long long>(n_head_kv),
-                    static_cast<long long>(head_dim), static_cast<long long>(page_size), sparse_ratio,
-                    static_cast<long long>(sparse_recent));
+                    static_cast<long long>(n_head), static_cast<long long>(n_head_kv), static_cast<long long>(head_dim),
+                    static_cast<long long>(page_size), sparse_ratio, static_cast<long long>(sparse_recent));
 
         for (const bool inv : {false, true}) {
             const result chk = only.empty() ? run({mode::mode_verify, 2, 4099, inv}, 3, prop, true) : result{};
@@ -422,7 +419,8 @@ int main(int argc, char ** argv) {
         std::printf("\n");
 
         std::vector<config> configs;
-        const std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{32768} : std::vector<int64_t>{4096, 32768, 131072};
+        const std::vector<int64_t> ctxs =
+            quick ? std::vector<int64_t>{32768} : std::vector<int64_t>{4096, 32768, 131072};
         const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 8} : std::vector<int64_t>{1, 8, 64};
         for (int64_t ctx : ctxs) {
             for (int64_t b : batches) {
@@ -437,8 +435,9 @@ int main(int argc, char ** argv) {
 
         std::vector<std::string> table;
         for (const config & c : configs) {
-            if (!only.empty() && only != string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
-                                                       static_cast<long long>(c.ctx), c.invariant ? "inv" : "heur")) {
+            if (!only.empty() &&
+                only != string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
+                                      static_cast<long long>(c.ctx), c.invariant ? "inv" : "heur")) {
                 continue;
             }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
@@ -452,9 +451,9 @@ int main(int argc, char ** argv) {
             std::snprintf(line, sizeof(line),
                           "| %-15s | %-4s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
                           mode_name(c.m), c.invariant ? "inv" : "heur", static_cast<long long>(c.batch),
-                          static_cast<long long>(c.ctx / 1024),
-                          r.t.median_ms * 1e3, r.t.std_ms * 1e3, r.bytes / 1e6, r.gbps, 100.0 * r.gbps / copy_gbps,
-                          static_cast<long long>(r.ctas), static_cast<long long>(r.splits));
+                          static_cast<long long>(c.ctx / 1024), r.t.median_ms * 1e3, r.t.std_ms * 1e3, r.bytes / 1e6,
+                          r.gbps, 100.0 * r.gbps / copy_gbps, static_cast<long long>(r.ctas),
+                          static_cast<long long>(r.splits));
             if (c.m == mode::mode_prefill) {
                 std::snprintf(line + std::strlen(line), sizeof(line) - std::strlen(line), " %.0f TFLOP/s", r.tflops);
             }
@@ -464,7 +463,8 @@ int main(int argc, char ** argv) {
         }
         std::printf("\nattention, copy %.0f GB/s; per launch: median µs (std), bytes moved, GB/s, %% of copy\n",
                     copy_gbps);
-        std::printf("| case            | plan |   B |  ctx  |    µs     |  std   |   MB    |  GB/s  | %%copy  | CTAs/split |\n");
+        std::printf("| case            | plan |   B |  ctx  |    µs     |  std   |   MB    |  GB/s  | %%copy  | "
+                    "CTAs/split |\n");
         std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
         for (const std::string & l : table) {
             std::printf("%s\n", l.c_str());

@@ -8,9 +8,9 @@
 // Pipeline: K and V blocks of attention_kv_block (64) positions go global -> shared memory by cp.async, stages
 // deep, bf16 rows padded by 16 B so ldmatrix hits distinct banks. One position's row of one head is D contiguous
 // bf16 whatever the page size, so dense, paged and gathered (sparse) positions load the same way.
-// Warps: 4. The tile's M = ceil(M / 16) row tiles of 16 vectors (1, 2 or 4) go to the warps in one of two shapes,
-// MPW (row tiles per warp, a launch-wide choice of the plan, attention_params::mtiles_per_warp):
-//   MPW = 1: WM = M warps split M, one row tile each, and WK = 4 / WM split each KV block (heuristic plans);
+// Warps: 4. The tile's ceil(M / 16) row tiles of 16 vectors (1, 2 or 4) go to the warps in one of two shapes, MPW
+// (row tiles per warp, a launch-wide choice of the plan, attention_params::mtiles_per_warp):
+//   MPW = 1: WM = ceil(M / 16) warps split M, one row tile each, WK = 4 / WM split each KV block (heuristic plans);
 //   MPW = 2 (tiles of at most 32 vectors): every warp takes all (1 or 2) row tiles, WK = 4.
 // The WK warps split each KV block into 16-position chunks (warp k takes chunks k, k + WK, ...). Per chunk a warp
 // does S = Q Kᵀ (mma m16n8k16, fp32) for each of its row tiles from one load of the K fragments, the mask, an
@@ -25,9 +25,9 @@
 // row inside a verify tile get the same bits (the batch-invariant plan always launches MPW = 2), while all 28 query
 // vectors of a G = 4 verify read each K/V block from global memory once and share each K/V fragment load.
 //
-// Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp, merged by
-// attention_combine_kernel. Collected rows also write their scaled logits straight from the S registers (bf16) and
-// their natural-log LSE (here, or in the combine for split rows).
+// Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp per KV
+// chunk, merged by attention_combine_kernel (attention_combine.cuh). Collected rows also write their scaled logits
+// straight from the S registers (bf16) and their natural-log LSE (here, or in the combine for split rows).
 //
 // Positions outside the work's range, list entries past sel_n and head dims past head_dim are never read from
 // global memory (cp.async zero-fills them), so NaN in unwritten slots cannot leak in.
@@ -59,8 +59,8 @@ constexpr int attention_smem_stride(int hd) {
 // Row offsets are computed one block ahead of their copy into a ring of this many blocks (see the main loop).
 constexpr int attention_offset_ring = attention_stages + 1;
 
-// Dynamic shared memory of attention_kernel<HD, MPW>: the K/V stages (each chunk's merge reuses the stage it just
-// computed), the offset ring, and with MPW = 2 the tile's queries (32 vectors of HD bf16, 16-byte pieces
+// Dynamic shared memory of attention_kernel<HD, MPW>: the K/V stages (the final merge reuses the first, one row
+// tile at a time), the offset ring, and with MPW = 2 the tile's queries (32 vectors of HD bf16, 16-byte pieces
 // XOR-swizzled by row so ldmatrix is conflict-free).
 // NOTE(attn): MPW = 2 reads Q fragments from shared memory per chunk instead of holding 2 x 32 registers of them
 // beside 2 x 64 accumulators. The 8 KB (D = 128) just fit beside two CTAs' stages in the SM's 228 KB.
@@ -71,7 +71,8 @@ constexpr size_t attention_ring_bytes() {
     return static_cast<size_t>(attention_offset_ring) * attention_kv_block * sizeof(int64_t);
 }
 constexpr size_t attention_smem_bytes(int hd, int mpw) {
-    return attention_stage_bytes(hd) + attention_ring_bytes() + (mpw == 2 ? static_cast<size_t>(32) * hd * sizeof(bf16) : 0);
+    return attention_stage_bytes(hd) + attention_ring_bytes() +
+           (mpw == 2 ? static_cast<size_t>(32) * hd * sizeof(bf16) : 0);
 }
 
 namespace attention_detail {
@@ -152,7 +153,8 @@ constexpr int attention_min_ctas(int hd) {
 
 // grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD, MPW)
 template <int HD, int MPW>
-__global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) attention_kernel(const attention_params p) {
+__global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
+    attention_kernel(const attention_params p) {
     using namespace attention_detail;
     constexpr int KT = attention_kv_block;
     constexpr int CH = attention_chunk;
@@ -163,11 +165,12 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
     constexpr int RS = HD + 4;   // fp32 row stride of the merge buffer
     constexpr bool q_in_smem = MPW == 2;
     static_assert((MPW == 1 || MPW == 2) && KT == 4 * CH && NT == 4 * warp_size, "tile shape");
-    static_assert(static_cast<size_t>(4) * 16 * (RS + 2) * sizeof(float) <= attention_stage_bytes(HD) / attention_stages,
-                  "a chunk's merge fits one stage");
+    static_assert(static_cast<size_t>(4) * 16 * (RS + 2) * sizeof(float) <=
+                      attention_stage_bytes(HD) / attention_stages,
+                  "a row tile's merge fits one stage");
 
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 * stage_s = reinterpret_cast<bf16 *>(smem_raw); // [stages][K, V][KT][ST]
+    bf16 * stage_s = reinterpret_cast<bf16 *>(smem_raw);                                 // [stages][K, V][KT][ST]
     int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + attention_stage_bytes(HD)); // [ring][KT]
     bf16 * q_s = reinterpret_cast<bf16 *>(smem_raw + attention_stage_bytes(HD) + attention_ring_bytes()); // [32][HD]
 
@@ -191,9 +194,9 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
     const int warp_k = warp / wm;
     const bool sparse = sg.sel >= 0;
     const int32_t * list =
-        sparse ? p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) *
-                                 p.sel_cap
-               : nullptr;
+        sparse
+            ? p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap
+            : nullptr;
     const int32_t * pages = p.page_table + sg.page0;
     const int64_t head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
     const bool vec16 = hd % 8 == 0;
@@ -275,25 +278,20 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
     float m[MPW][2]; // running max, log2 units
     float l[MPW][2]; // running sum of this thread's columns
     float acc[MPW][NDT][4];
-    const auto reset = [&] {
 #pragma unroll
-        for (int mt = 0; mt < MPW; ++mt) {
-            m[mt][0] = m[mt][1] = -CUDART_INF_F;
-            l[mt][0] = l[mt][1] = 0.0f;
+    for (int mt = 0; mt < MPW; ++mt) {
+        m[mt][0] = m[mt][1] = -CUDART_INF_F;
+        l[mt][0] = l[mt][1] = 0.0f;
 #pragma unroll
-            for (int dt = 0; dt < NDT; ++dt) {
-                acc[mt][dt][0] = acc[mt][dt][1] = acc[mt][dt][2] = acc[mt][dt][3] = 0.0f;
-            }
+        for (int dt = 0; dt < NDT; ++dt) {
+            acc[mt][dt][0] = acc[mt][dt][1] = acc[mt][dt][2] = acc[mt][dt][3] = 0.0f;
         }
-    };
-    reset();
+    }
 
-    // Ends a KV chunk: merges the wk warps' (m, l, O) of every query vector through the stage buffer `buf` (free:
-    // its block was just computed), one 16-vector row tile per round, in warp order, then writes out (unsplit tile)
-    // or the chunk's normalized partial and log2-sum-exp (partial slot `split`), and resets the running state.
-    // Called at every chunk boundary of an invariant work item (the next blocks' copies stay in flight in the
-    // other stages) and at the end; every thread calls it (it synchronizes the CTA).
-    const auto finish_chunk = [&](float * buf, int split) {
+    // Ends the work item: merges the wk warps' (m, l, O) of every query vector through shared memory (the drained
+    // stages), one 16-vector row tile per round, in warp order, then writes out (unsplit tile) or the chunk's
+    // normalized partial and log2-sum-exp (partial slot w.split). Every thread calls it (it synchronizes the CTA).
+    const auto finish = [&](float * buf) {
         float * red_o = buf;                  // [wk][16][RS]
         float * red_ml = red_o + 4 * 16 * RS; // [wk][16][2]: m, l
 #pragma unroll
@@ -305,7 +303,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
             }
         }
         for (int rt = 0; rt < n_rt; ++rt) {
-            __syncthreads(); // the buffer's block (or the previous round) is no longer read
+            __syncthreads(); // every warp is done with the stages (or with the previous round)
 #pragma unroll
             for (int mt = 0; mt < MPW; ++mt) {
                 if (warp_m * mpw + mt == rt) {
@@ -360,7 +358,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
                         p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = __fmul_rn(lse2, ln2);
                     }
                 } else {
-                    const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + split;
+                    const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
                     *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
                         make_float2(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv));
                     if (d == 0) {
@@ -369,17 +367,12 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
                 }
             }
         }
-        __syncthreads(); // the buffer is free again for the next copy into it
-        reset();
     };
 
     // Pipeline. The row offsets of block b (page-table and list lookups: dependent global loads) are computed by
     // threads < KT one iteration before block b's copy is issued, into ring slot b % ring, so the copies never wait
     // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
-    // Invariant work items hold several chunks of p.kv_chunk positions (kv_begin is chunk-aligned), each merged and
-    // written as its own partial; other work items are one chunk.
-    const int blocks_per_chunk = p.kv_chunk > 0 ? static_cast<int>(p.kv_chunk) / KT : max(n_blk, 1);
     const auto offset_of = [&](int blk) {
         return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
     };
@@ -543,115 +536,13 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD)) att
         if (tid < KT) {
             off_s[(ahead % attention_offset_ring) * KT + tid] = next_off;
         }
-        if (blk % blocks_per_chunk == blocks_per_chunk - 1 || blk == n_blk - 1) {
-            finish_chunk(reinterpret_cast<float *>(stage_s + (blk % attention_stages) * 2 * KT * ST),
-                         w.split + blk / blocks_per_chunk);
-        }
     }
-    if (n_blk == 0) {
-        finish_chunk(reinterpret_cast<float *>(stage_s), w.split);
-    }
+    finish(reinterpret_cast<float *>(stage_s)); // no copy is in flight: every block of the work item was waited for
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The combine pass (launched as a programmatic dependent) may start its launch now; it still waits for this
     // grid's completion and memory before reading anything (griddepcontrol.wait).
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
-}
-
-constexpr int attention_combine_threads = 256;
-
-// Merges the chunks of split tiles, one CTA per (row, head): out = Σ_s 2^(lse_s - M) o_s / Σ_s 2^(lse_s - M),
-// M = max_s lse_s. Four groups of 64 threads take interleaved chunks (2 dims a thread, 128 a pass), unrolled so
-// their loads are in flight together. Rows of unsplit tiles were written by attention_kernel and are left alone.
-// Collected rows get their natural-log LSE here.
-// grid: [R, H]  block: attention_combine_threads
-__global__ void __launch_bounds__(attention_combine_threads) attention_combine_kernel(const attention_params p) {
-    constexpr int GT = 64;                             // threads per group
-    constexpr int NG = attention_combine_threads / GT; // chunk groups
-    __shared__ float red[NG][256];
-    __shared__ float red_den[NG];
-    __shared__ float red_max[attention_combine_threads / warp_size];
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-    const int64_t r = blockIdx.x;
-    const int64_t h = blockIdx.y;
-    const int n_split = p.row_n_split[r];
-    if (n_split <= 1) {
-        return;
-    }
-    const int hd = static_cast<int>(p.head_dim);
-    const int gl = static_cast<int>(threadIdx.x) % GT;
-    const int grp = static_cast<int>(threadIdx.x) / GT;
-    const int64_t slot0 = p.row_slot[r];
-    const float * lse = p.partial_lse + slot0 * p.n_head + h;
-    // M over the chunks: one load per thread, then a block reduction.
-    float mx = -CUDART_INF_F;
-    for (int s = static_cast<int>(threadIdx.x); s < n_split; s += attention_combine_threads) {
-        mx = fmaxf(mx, lse[static_cast<int64_t>(s) * p.n_head]);
-    }
-    mx = warp_max(mx);
-    if (threadIdx.x % warp_size == 0) {
-        red_max[threadIdx.x / warp_size] = mx;
-    }
-    __syncthreads();
-    mx = -CUDART_INF_F;
-    for (int w = 0; w < attention_combine_threads / warp_size; ++w) {
-        mx = fmaxf(mx, red_max[w]);
-    }
-    const float m_use = mx == -CUDART_INF_F ? 0.0f : mx;
-    float den = 0.0f;
-    for (int d0 = 0; d0 < hd; d0 += 2 * GT) {
-        const int d = d0 + 2 * gl;
-        const int dc = min(d, hd - 2); // always a valid address: the loop stays branch-free and unrolls
-        float2 num = make_float2(0.0f, 0.0f);
-        den = 0.0f;
-#pragma unroll 8
-        for (int s = grp; s < n_split; s += NG) {
-            const float wgt = exp2f(lse[static_cast<int64_t>(s) * p.n_head] - m_use);
-            const float2 o = *reinterpret_cast<const float2 *>(p.partial_o + ((slot0 + s) * p.n_head + h) * hd + dc);
-            num.x += wgt * o.x;
-            num.y += wgt * o.y;
-            den += wgt;
-        }
-        if (d < hd) {
-            red[grp][d] = num.x;
-            red[grp][d + 1] = num.y;
-        }
-    }
-    if (gl == 0) {
-        red_den[grp] = den;
-    }
-    __syncthreads();
-    float total = 0.0f;
-    for (int g = 0; g < NG; ++g) {
-        total += red_den[g];
-    }
-    for (int d = static_cast<int>(threadIdx.x); d < hd; d += attention_combine_threads) {
-        float num = 0.0f;
-        for (int g = 0; g < NG; ++g) {
-            num += red[g][d];
-        }
-        p.out[(r * p.n_head + h) * hd + d] = __float2bfloat16(num / total);
-    }
-    if (threadIdx.x == 0 && p.collect_lse != nullptr) {
-        // The row's segment: the last one starting at or before r (segments are in row order).
-        int64_t lo = 0;
-        int64_t hi = p.n_seg - 1;
-        while (lo < hi) {
-            const int64_t mid = (lo + hi + 1) / 2;
-            if (p.segs[mid].row0 <= r) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        const attention_segment sg = p.segs[lo];
-        const int ci = attention_detail::collect_index(sg, static_cast<int>(r - sg.row0));
-        if (ci >= 0) {
-            p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = (mx + log2f(total)) * attention_detail::ln2;
-        }
-    }
 }
 
 } // namespace specattn

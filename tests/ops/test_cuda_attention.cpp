@@ -40,7 +40,7 @@ struct attn_case {
     std::vector<int64_t> sel_n = {}; // per sequence: -1 dense, -2 every position before the recent range, else n
     int64_t recent = 8;              // sparse: dense positions before the first row
     collect_rows collect = collect_rows::collect_rows_none;
-    int64_t n_sm = 132; // 1: no split
+    int64_t n_sm = 132;     // 1: no split
     bool invariant = false; // the batch-invariant plan (two row tiles per warp, 512-position chunks)
 };
 
@@ -303,8 +303,8 @@ TEST_P(attention_test, matches_naive_reference) {
                         << c.name << ": collected row " << ci << " head " << h << " position " << t;
                     ++n_logits;
                 } else {
-                    ASSERT_TRUE(std::isnan(got[t])) << c.name << ": collect row " << ci << " head " << h
-                                                    << " wrote unattended position " << t;
+                    ASSERT_TRUE(std::isnan(got[t]))
+                        << c.name << ": collect row " << ci << " head " << h << " wrote unattended position " << t;
                 }
             }
             const double want_lse = mx + std::log(sum);
@@ -365,8 +365,16 @@ INSTANTIATE_TEST_SUITE_P(
         attn_case{"sparse_len4099_all_split_g4_d128", {1}, {4099}, 4, 2, 128, 16, 0, {-2}, 0},
         attn_case{"sparse_len4099_n3000_nosplit_g8_d64", {1}, {4099}, 8, 1, 64, 16, 0, {3000}, 8, {}, 1},
         attn_case{"sparse_3rows_len4099_n500_g4_d128", {3}, {4099}, 4, 2, 128, 16, 0, {500}, 5},
-        attn_case{"sparse_batch_mixed_g4_d128", {1, 1, 1, 2, 1}, {4099, 97, 17, 300, 1}, 4, 2, 128, 16, 0,
-                  {287, -1, 0, 64, 0}, 8},
+        attn_case{"sparse_batch_mixed_g4_d128",
+                  {1, 1, 1, 2, 1},
+                  {4099, 97, 17, 300, 1},
+                  4,
+                  2,
+                  128,
+                  16,
+                  0,
+                  {287, -1, 0, 64, 0},
+                  8},
         attn_case{"sparse_batch_g1_d48_ps13", {1, 1, 1}, {97, 4099, 33}, 1, 3, 48, 13, 0, {-2, 1000, 5}, 20},
         attn_case{"sparse_and_dense_verify_g8_d128", {7, 1}, {4099, 4099}, 8, 1, 128, 16, 0, {-1, 300}},
         // score collection (Collect-2-Query): first/last or all rows, split and unsplit
@@ -378,15 +386,36 @@ INSTANTIATE_TEST_SUITE_P(
         attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
         attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl},
         // the batch-invariant plan: warps of two row tiles, tiles of up to 32 query vectors, 512-position KV chunks
-        attn_case{"inv_decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16, 0, {}, 8, {},
-                  132, true},
+        attn_case{"inv_decode_17seq_len17to97_g4_d128",
+                  repeat(1, 17),
+                  ramp(17, 5, 17),
+                  4,
+                  2,
+                  128,
+                  16,
+                  0,
+                  {},
+                  8,
+                  {},
+                  132,
+                  true},
         attn_case{"inv_decode_len1_len4099_g8_d128_ps7", {1, 1}, {1, 4099}, 8, 1, 128, 7, 0, {}, 8, {}, 132, true},
         attn_case{"inv_verify_7rows_len4099_collect_g4_d128_ps7", {7}, {4099}, 4, 2, 128, 7, 0, {}, 8, fl, 132, true},
-        attn_case{"inv_verify_3x7rows_collect_all_g8_d128", {7, 7, 7}, {97, 4099, 17}, 8, 2, 128, 16, 0, {}, 8,
-                  all_rows, 132, true},
-        attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
-        attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132,
+        attn_case{"inv_verify_3x7rows_collect_all_g8_d128",
+                  {7, 7, 7},
+                  {97, 4099, 17},
+                  8,
+                  2,
+                  128,
+                  16,
+                  0,
+                  {},
+                  8,
+                  all_rows,
+                  132,
                   true},
+        attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
+        attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132, true},
         attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true}));
 
 // Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a

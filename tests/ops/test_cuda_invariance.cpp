@@ -10,6 +10,7 @@
 #include "ops_test_util.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -58,7 +59,7 @@ TEST(cuda_invariance, gemm_rows_do_not_depend_on_the_number_of_rows) {
 
 // The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one kernel shape
 // whatever the batch, and KV chunks that start at multiples of attention_invariant_chunk, so a decode row and the
-// same row inside a verify tile see the same chunk boundaries (however the chunks are grouped into work items).
+// same row inside a verify tile see the same chunk boundaries.
 TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     std::vector<int32_t> pages(128);
     for (int32_t i = 0; i < 128; ++i) {
@@ -81,7 +82,7 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
             EXPECT_EQ(w.kv_begin % attention_invariant_chunk, 0) << "chunks start at multiples of the chunk";
             const int64_t first = s.pos0 + w.row0;
             if (w.kv_head == 0 && pos >= first && pos < first + w.n_rows) {
-                // A work item may span several chunks; each is its own partial result (split w.split + j).
+                // Each chunk a work item spans is its own partial result.
                 for (int32_t b = w.kv_begin; b < w.kv_end; b += attention_invariant_chunk) {
                     const int32_t e = std::min<int32_t>(b + attention_invariant_chunk, w.kv_end);
                     out.emplace_back(b, std::min<int32_t>(e, static_cast<int32_t>(pos + 1)));
@@ -132,8 +133,10 @@ struct attn_world {
 };
 
 // Sequences of the given lengths on shuffled pages of a NaN-filled pool (one spare NaN position past each end).
-attn_world make_world(int64_t group, int64_t n_head_kv, int64_t hd, int64_t page_size, const std::vector<int64_t> & lens) {
-    attn_world w{group, n_head_kv, hd, page_size, 0, {}, {}, lens, device_buffer(1), device_buffer(1), device_buffer(1)};
+attn_world make_world(int64_t group, int64_t n_head_kv, int64_t hd, int64_t page_size,
+                      const std::vector<int64_t> & lens) {
+    attn_world w{group,           n_head_kv, hd, page_size, 0, {}, {}, lens, device_buffer(1), device_buffer(1),
+                 device_buffer(1)};
     w.max_len = *std::max_element(lens.begin(), lens.end());
     w.cap = w.max_len + 3;
     w.layout.n_layer = 1;
@@ -188,7 +191,8 @@ attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows)
     const int64_t hd = w.head_dim;
     std::vector<attention_plan_row> plan_rows;
     std::vector<uint16_t> q_rows; // the rows' queries gathered from the world's table
-    const std::vector<uint16_t> q_all = download<uint16_t>(w.q, static_cast<size_t>(w.lens.size() * w.max_len * n_head * hd));
+    const std::vector<uint16_t> q_all =
+        download<uint16_t>(w.q, static_cast<size_t>(w.lens.size() * w.max_len * n_head * hd));
     for (const pass_row & r : rows) {
         attention_plan_row pr{&w.pages[static_cast<size_t>(r.seq)], r.seq, r.pos};
         pr.collect = r.collect;
@@ -221,8 +225,8 @@ attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows)
     const size_t cs_n = static_cast<size_t>(std::max<int64_t>(plan.n_collect, 1) * n_head);
     const device_buffer d_cl = upload(std::vector<uint16_t>(cl_n, f32_to_bf16(nan_f)));
     const device_buffer d_cs = upload(std::vector<float>(cs_n, nan_f));
-    const attention_plan_device dev{d_table.as<int32_t>(), d_segs.as<attention_segment>(),
-                                    d_work.as<attention_work>(), d_slot.as<int32_t>(), d_nsplit.as<int32_t>()};
+    const attention_plan_device dev{d_table.as<int32_t>(), d_segs.as<attention_segment>(), d_work.as<attention_work>(),
+                                    d_slot.as<int32_t>(), d_nsplit.as<int32_t>()};
     attention_params p = attention_params_from_plan(plan, pc, dev);
     p.q = bptr(d_q);
     p.q_row_stride = n_head * hd;
@@ -286,8 +290,11 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         const attn_pass_out in_verify = run_pass(w, verify_only);
         const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
         const size_t crow_n = static_cast<size_t>(n_head * w.cap);
-        const std::string name = "G" + std::to_string(c.group) + " D" + std::to_string(c.head_dim) + " page " +
-                                 std::to_string(c.page_size) + " len " + std::to_string(len0);
+        char name_buf[64];
+        std::snprintf(name_buf, sizeof(name_buf), "G%lld D%lld page %lld len %lld", static_cast<long long>(c.group),
+                      static_cast<long long>(c.head_dim), static_cast<long long>(c.page_size),
+                      static_cast<long long>(len0));
+        const std::string name = name_buf;
         for (int64_t i = 0; i < n_verify; ++i) {
             const int64_t pos = len0 - n_verify + i;
             const attn_pass_out alone = run_pass(w, {{0, pos, true}});

@@ -39,7 +39,7 @@ struct attention_plan_config {
     // grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine weighs
     // exactly 0. The partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
     bool invariant = false;
-    int64_t collect_cap = 0;   // positions per collected logit row; 0: no collection
+    int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
 };
 
 // KV positions per split chunk of a batch-invariant plan (a multiple of attention_kv_block).

@@ -8,6 +8,7 @@
 #include "backend/cuda/cuda_ops.h"
 #include "core/check.h"
 #include "kernels/attention.cuh"
+#include "kernels/attention_combine.cuh"
 
 #include <climits>
 
@@ -19,8 +20,8 @@ template <int HD, int MPW> void launch_attention_shape(const attention_params & 
     constexpr size_t smem = attention_smem_bytes(HD, MPW);
     // Above 48 KB a kernel needs an explicit opt-in; done once per instance (it is a property of the function).
     [[maybe_unused]] static const bool configured = [] {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                 static_cast<int>(smem)));
         return true;
     }();
     attention_kernel<HD, MPW><<<static_cast<unsigned int>(p.n_work), attention_threads, smem, stream>>>(p);
@@ -36,7 +37,8 @@ template <int HD> void launch_attention_hd(const attention_params & p, cudaStrea
         launch_attention_shape<HD, 2>(p, stream);
         break;
     default:
-        SPECATTN_CHECK(false, "attention: unsupported mtiles_per_warp %lld (1 or 2)", static_cast<long long>(p.mtiles_per_warp));
+        SPECATTN_CHECK(false, "attention: unsupported mtiles_per_warp %lld (1 or 2)",
+                       static_cast<long long>(p.mtiles_per_warp));
     }
 }
 
@@ -52,7 +54,8 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_work <= INT32_MAX && p.n_rows <= INT32_MAX && p.n_head <= INT32_MAX &&
                        p.page_size <= INT32_MAX && p.sliding_window <= INT32_MAX,
                    "attention: sizes exceed int32");
-    SPECATTN_CHECK(p.n_head <= 65535, "attention: %lld heads exceed the combine grid", static_cast<long long>(p.n_head));
+    SPECATTN_CHECK(p.n_head <= 65535, "attention: %lld heads exceed the combine grid",
+                   static_cast<long long>(p.n_head));
     SPECATTN_CHECK(p.layer >= 0 && p.layer < p.n_layer, "attention: layer %lld outside [0, %lld)",
                    static_cast<long long>(p.layer), static_cast<long long>(p.n_layer));
     SPECATTN_CHECK(p.q_row_stride % 2 == 0, "attention: q row stride %lld must be even",
