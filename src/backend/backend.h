@@ -50,6 +50,18 @@ struct forward_batch {
     void check_sinks() const;
 };
 
+// One sequence's speculative sampling on the backend (backend::forward_accept).
+struct held_verification {
+    int64_t first_out = 0;         // its first verify row's index among the batch's logit rows
+    int32_t first_hold = 0;        // slot of q_0; q_i is in first_hold + i
+    std::vector<int32_t> drafts;   // [γ]
+    std::vector<double> uniforms;  // [γ + 1] the acceptance tests', then the residual's or the bonus's
+};
+struct accept_outcome {
+    int32_t n_accepted = 0;
+    int32_t next = -1; // the corrected (n_accepted < γ) or bonus token
+};
+
 class backend {
   public:
     virtual ~backend() = default;
@@ -69,6 +81,22 @@ class backend {
     virtual void forward_sample(const forward_batch & batch, const kv_block_manager & kv,
                                 const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
                                 std::vector<int32_t> & ids);
+
+    // ---- speculative sampling where the logits are (spec/verify.h's rule) ----
+    // Whether the backend implements the two calls below; if not, the speculative loop samples on the host from
+    // forward()'s logits, as it always may.
+    virtual bool samples_on_device() const { return false; }
+    // forward_sample that also holds each logit row's distribution, q = sampling_probs(row j, params[j]), in slot
+    // holds[j] (any int32 >= 0; a slot is overwritten by its next use) for a later forward_accept.
+    virtual void forward_sample_held(const forward_batch & batch, const kv_block_manager & kv,
+                                     const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
+                                     const std::vector<int32_t> & holds, std::vector<int32_t> & ids);
+    // The verification pass followed by the acceptance rule of each sequence `v` (accept_sampled): target rows
+    // p_i = sampling_probs(logit row v.first_out + i, params[...]), i = 0..γ; draft rows q_i from slots
+    // v.first_hold + i; uniforms in accept_sampled's draw order. Each outcome is (accepted drafts, next token).
+    virtual void forward_accept(const forward_batch & batch, const kv_block_manager & kv,
+                                const std::vector<sampling_params> & params, const std::vector<held_verification> & v,
+                                std::vector<accept_outcome> & out);
 
     // Benchmarks: positions [0, n) of `seq` get pseudo-random K/V in every layer, a function of (seed, layer,
     // position, head, dim) only (a synthetic context; see request::synthetic_prefill).

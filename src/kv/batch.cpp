@@ -69,4 +69,14 @@ void backend::forward_sample(const forward_batch & batch, const kv_block_manager
     }
 }
 
+void backend::forward_sample_held(const forward_batch &, const kv_block_manager &, const std::vector<sampling_params> &,
+                                  const std::vector<double> &, const std::vector<int32_t> &, std::vector<int32_t> &) {
+    throw error(string_format("the %s backend does not hold draft distributions; sample on the host", name()));
+}
+
+void backend::forward_accept(const forward_batch &, const kv_block_manager &, const std::vector<sampling_params> &,
+                             const std::vector<held_verification> &, std::vector<accept_outcome> &) {
+    throw error(string_format("the %s backend does not verify drafts where it samples; verify on the host", name()));
+}
+
 } // namespace specattn

@@ -58,8 +58,15 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
     std::vector<iteration_state> it(seqs.size());
     forward_batch batch;
     std::vector<float> logits;
-    std::vector<int32_t> ids;    // greedy passes: the argmax of each logit row, picked by the backend
+    std::vector<int32_t> ids;    // greedy or device-sampled passes: each logit row's token, picked by the backend
     std::vector<size_t> rows_of; // batch logit row -> sequence
+    // Sampling on the backend (backend::samples_on_device): per logit row parameters, uniforms, held slots.
+    std::vector<sampling_params> row_params;
+    std::vector<double> uniforms;
+    std::vector<int32_t> holds;
+    std::vector<held_verification> held;
+    std::vector<accept_outcome> outcomes;
+    const auto hold_slot = [&](size_t i, int64_t j) { return static_cast<int32_t>(static_cast<int64_t>(i) * p.draft_len + j); };
 
     for (;;) {
         int64_t max_gamma = -1;
@@ -77,6 +84,12 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
         }
         if (max_gamma < 0) {
             break;
+        }
+        // Drafts and their verification are sampled where the logits are when the backend can and every running
+        // sequence samples both; otherwise greedy passes take argmax ids and sampled ones the host's draws.
+        bool device_sampling = be.samples_on_device();
+        for (const spec_sequence & s : seqs) {
+            device_sampling = device_sampling && (!s.running || (!is_greedy(*s.draft) && !is_greedy(*s.target)));
         }
 
         // Draft: step j feeds the pending token (j = 0) or draft j-1 at position n + j.
@@ -99,14 +112,24 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                                             [&](size_t i) { return is_greedy(*seqs[i].draft); });
             if (greedy) {
                 be.forward_argmax(batch, kv, ids);
+            } else if (device_sampling) {
+                row_params.clear();
+                uniforms.clear();
+                holds.clear();
+                for (size_t i : rows_of) { // one uniform per draft, as sampler::sample_from draws it
+                    row_params.push_back(seqs[i].draft->params());
+                    uniforms.push_back(seqs[i].draft->uniform());
+                    holds.push_back(hold_slot(i, j));
+                }
+                be.forward_sample_held(batch, kv, row_params, uniforms, holds, ids);
             } else {
                 be.forward(batch, kv, logits);
             }
             for (size_t r = 0; r < rows_of.size(); ++r) {
                 spec_sequence & s = seqs[rows_of[r]];
                 iteration_state & st = it[rows_of[r]];
-                const float * row = greedy ? nullptr : logits.data() + static_cast<int64_t>(r) * n_vocab;
-                if (greedy) {
+                const float * row = greedy || device_sampling ? nullptr : logits.data() + static_cast<int64_t>(r) * n_vocab;
+                if (greedy || device_sampling) {
                     st.drafts.push_back(ids[r]);
                 } else if (is_greedy(*s.draft)) {
                     st.drafts.push_back(argmax(row, n_vocab));
@@ -143,6 +166,29 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
         }
         if (greedy_targets) {
             be.forward_argmax(batch, kv, ids);
+        } else if (device_sampling) {
+            // Uniforms for every test the acceptance may make, drawn from a copy of each target sampler; the
+            // sampler itself advances by as many as the rule used (below), so its stream is the host path's.
+            row_params.clear();
+            held.clear();
+            for (size_t i = 0; i < seqs.size(); ++i) {
+                const spec_sequence & s = seqs[i];
+                if (!s.running) {
+                    continue;
+                }
+                const iteration_state & st = it[i];
+                row_params.insert(row_params.end(), static_cast<size_t>(st.gamma + 1), s.target->params());
+                held_verification v;
+                v.first_out = st.out_offset;
+                v.first_hold = hold_slot(i, 0);
+                v.drafts = st.drafts;
+                sampler ahead = *s.target;
+                for (int64_t k = 0; k <= st.gamma; ++k) {
+                    v.uniforms.push_back(ahead.uniform());
+                }
+                held.push_back(std::move(v));
+            }
+            be.forward_accept(batch, kv, row_params, held, outcomes);
         } else {
             be.forward(batch, kv, logits);
         }
@@ -150,16 +196,26 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
 
         // Accept, emit, roll back, select.
         std::vector<std::vector<float>> target_probs;
+        size_t n_verified = 0;
         for (size_t i = 0; i < seqs.size(); ++i) {
             spec_sequence & s = seqs[i];
             if (!s.running) {
                 continue;
             }
             iteration_state & st = it[i];
-            const float * rows = greedy_targets ? nullptr : logits.data() + st.out_offset * n_vocab;
+            const float * rows = greedy_targets || device_sampling ? nullptr : logits.data() + st.out_offset * n_vocab;
             accept_result acc;
             if (greedy_targets) {
                 acc = accept_greedy_ids(st.drafts, ids.data() + st.out_offset);
+            } else if (device_sampling) {
+                const accept_outcome & o = outcomes[n_verified++];
+                acc.n_accepted = o.n_accepted;
+                acc.next = o.next;
+                // accept_sampled draws a test per accepted draft, then the failed test and the residual, or the bonus.
+                const int64_t used = acc.n_accepted < st.gamma ? acc.n_accepted + 2 : st.gamma + 1;
+                for (int64_t k = 0; k < used; ++k) {
+                    s.target->uniform();
+                }
             } else if (is_greedy(*s.target)) {
                 acc = accept_greedy(st.drafts, rows, n_vocab);
             } else {

@@ -1,11 +1,16 @@
 // What a CUDA forward returns besides logits: greedy ids picked on the device (forward_argmax) and tokens sampled on
-// the device (forward_sample) must be exactly what the host would pick from the same pass's logits — the backend
-// base class's own implementations, called on the same CUDA backend, are the reference.
+// the device (forward_sample), and speculative sampling's drafts and acceptance on the device, must be exactly what
+// the host picks from the same passes' logits — the backend base class's own implementations, called on the same
+// CUDA backend, and the engine with SPECATTN_HOST_SAMPLING=1 are the references.
 #include "common/test_tokens.h"
 #include "backend/cuda/cuda_backend.h"
 #include "core/check.h"
+#include "engine/engine.h"
 #include "model/model.h"
 #include "ops_test_util.h"
+
+#include <cmath>
+#include <cstdlib>
 
 using namespace specattn;
 using namespace specattn::test;
@@ -92,4 +97,61 @@ TEST(cuda_outputs, sampling_requests_of_the_wrong_size_are_errors) {
     bad[1].temperature = 1.0f;
     bad[1].top_p = 1.5f;
     EXPECT_THROW(gpu.forward_sample(t.batch, t.kv, bad, std::vector<double>(bad.size(), 0.5), ids), error);
+}
+
+TEST(cuda_outputs, sampled_decoding_on_the_device_equals_sampling_on_the_host) {
+    // The same engine twice on the GPU: once drawing tokens, drafts and acceptance on the device, once returning
+    // logits and sampling on the host (SPECATTN_HOST_SAMPLING=1, the CPU backend's way). The passes are the same
+    // batch-invariant computations, so the logits are the same bits; the draws must then be the same tokens, for
+    // plain sampling and for speculative sampling (drafts, acceptance tests, residual and bonus draws).
+    SPECATTN_REQUIRE_GPU();
+    engine_params ep;
+    ep.model_path = std::string(SPECATTN_SOURCE_DIR) + "/models/specattn-code-19m-16k";
+    ep.device = "cuda";
+    ep.n_ctx = 2048;
+    ep.n_seq_max = 2;
+    engine on_device(ep);
+    setenv("SPECATTN_HOST_SAMPLING", "1", 1);
+    engine on_host(ep);
+    unsetenv("SPECATTN_HOST_SAMPLING");
+
+    std::vector<request> reqs(2);
+    const std::string text = "def parse(path):\n    with open(path) as f:\n        for line in f:\n";
+    reqs[0].prompt = on_device.get_tokenizer().encode(text, true);
+    reqs[1].prompt = on_device.get_tokenizer().encode(text + "            if not line.strip():\n", true);
+    reqs[0].max_tokens = 40;
+    reqs[1].max_tokens = 33;
+    reqs[0].sampling.temperature = 0.8f;
+    reqs[0].sampling.top_p = 0.95f;
+    reqs[0].sampling.seed = 11;
+    reqs[1].sampling.temperature = 1.1f;
+    reqs[1].sampling.top_k = 30;
+    reqs[1].sampling.min_p = 0.02f;
+    reqs[1].sampling.seed = 12;
+    for (request & r : reqs) {
+        r.ignore_eos = true;
+    }
+    run_stats st;
+    const std::vector<result> ar_dev = on_device.generate(reqs, st);
+    const std::vector<result> ar_host = on_host.generate(reqs, st);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+        EXPECT_EQ(ar_dev[i].tokens, ar_host[i].tokens) << "autoregressive, sequence " << i;
+    }
+    for (spec_method m : {spec_method::spec_method_specattn, spec_method::spec_method_streaming}) {
+        spec_params sp;
+        sp.method = m;
+        sp.draft_len = 4;
+        sp.ratio = 0.3;
+        sp.min_tokens = 16;
+        run_stats sd;
+        run_stats sh;
+        const std::vector<result> dev = on_device.generate(reqs, sd, nullptr, sp);
+        const std::vector<result> host = on_host.generate(reqs, sh, nullptr, sp);
+        for (size_t i = 0; i < reqs.size(); ++i) {
+            EXPECT_EQ(dev[i].tokens, host[i].tokens) << spec_method_name(m) << ", sequence " << i;
+        }
+        EXPECT_EQ(sd.spec.accepted, sh.spec.accepted) << spec_method_name(m);
+        std::printf("[ sampled spec ] %s: acceptance %.3f on the device, %.3f on the host\n", spec_method_name(m),
+                    sd.spec.acceptance_rate(), sh.spec.acceptance_rate());
+    }
 }

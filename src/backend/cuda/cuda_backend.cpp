@@ -17,9 +17,12 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/device_buffer.h"
+#include "backend/cuda/device_sampler.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/select_ops.h"
 #include "backend/cuda/selection_state.h"
 #include "backend/cuda/stage_timer.h"
+#include "backend/cuda/tp_ops.h"
 #include "core/check.h"
 #include "core/dtype.h"
 #include "kernels/paged_kv.h"
@@ -53,8 +56,15 @@ struct cuda_layer {
 } // namespace
 
 struct cuda_backend::impl {
-    const model & m;
+    const model & m; // the whole model, or a tensor-parallel rank's shard
     model_hparams hp;
+    // Tensor parallelism (docs/tensor_parallel.md). A group (comm != &no_tp) is called after the embedding, the O
+    // and down projections, the LM head and for shared score sinks; with more than one rank (tp) the projections'
+    // partial sums are fp32 and the all-reduce rounds their sum to bf16 once, as one rank's GEMM does.
+    tp_rank_plan rank;
+    single_rank_collectives no_tp;
+    collectives * comm = &no_tp;
+    bool tp = false;
     paged_kv_layout layout;
     int64_t max_rows = 0;
     int64_t n_sm = 0;
@@ -64,8 +74,8 @@ struct cuda_backend::impl {
     std::unique_ptr<cublaslt_gemm> gemm;
     std::vector<device_buffer> owned; // every weight tensor
 
-    const bf16 * tok_embd = nullptr;  // [V, E]
-    const bf16 * lm_head = nullptr;   // [V, E] (tok_embd when tied)
+    const bf16 * tok_embd = nullptr;  // [V, E]; a tensor-parallel rank's vocabulary rows [vocab_chunk, E], zero-padded
+    const bf16 * lm_head = nullptr;   // [V, E] (tok_embd when tied); the same rows under tensor parallelism
     const float * out_norm = nullptr; // [E]
     const float * inv_freq = nullptr; // [D / 2]
     std::vector<cuda_layer> layers;
@@ -89,6 +99,15 @@ struct cuda_backend::impl {
     pinned_buffer meta_host;
     device_buffer meta_dev;
     pinned_buffer logits_host; // [R, V] fp32
+    device_buffer proj_partial;  // [R, E] fp32 a rank's partial O / down projection (tp)
+    device_buffer logits_local;  // [R, vocab_chunk] fp32 a rank's LM-head block (tp)
+    device_buffer logits_gather; // [N, R, vocab_chunk] fp32 every rank's block (tp)
+    device_buffer ids;         // [R] int32 token ids (forward_argmax, forward_sample)
+    pinned_buffer ids_host;    // [R]
+    std::unique_ptr<device_sampler> sampler; // forward_sample, forward_sample_held, forward_accept
+    // SPECATTN_HOST_SAMPLING=1: return logits and sample on the host, as the CPU backend does (tests compare the
+    // two; a user can rule the device sampler out).
+    bool host_sampling = false;
 
     // Offsets (int32 elements) of the metadata arrays of the current pass.
     struct meta_offsets {
@@ -104,7 +123,8 @@ struct cuda_backend::impl {
     static constexpr size_t max_graphs = 64;
     std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
 
-    impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows);
+    impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages, int64_t page_size,
+         int64_t rows);
     ~impl() {
         clear_graphs();
         cudaStreamDestroy(stream);
@@ -116,8 +136,8 @@ struct cuda_backend::impl {
             cudaMemcpy(owned.back().as<void>(), src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
         return owned.back().as<T>();
     }
-    // fp32 matrices (concatenated row-wise when several) rounded to bf16 and uploaded.
-    const bf16 * upload_bf16(std::initializer_list<const matrix *> parts) {
+    // fp32 matrices (concatenated row-wise when several) rounded to bf16 and uploaded, then `zeros` zero elements.
+    const bf16 * upload_bf16(std::initializer_list<const matrix *> parts, int64_t zeros = 0) {
         std::vector<uint16_t> h;
         size_t n = 0;
         for (const matrix * p : parts) {
@@ -129,23 +149,42 @@ struct cuda_backend::impl {
                 h.push_back(f32_to_bf16(f));
             }
         }
+        h.resize(h.size() + static_cast<size_t>(zeros), 0);
         return reinterpret_cast<const bf16 *>(upload(h.data(), static_cast<int64_t>(h.size())));
     }
 
+    // Rows [r_begin, r_end) of the batch; their logit rows' outputs go to `out` at their index in the whole batch.
     void run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
-                  std::vector<float> & logits_out);
+                  const outputs & out);
     void warm_up(int64_t n_pages, int64_t page_size);
     void upload_weights();
     void init_random_weights();
+    void init_random_shard();
+    void reduce_sinks_across_ranks(const forward_batch & batch);
     // The batch-invariant GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
     void tune_gemms() {
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
+        const gemm_out proj_out = tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16;
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream);
-        gemm->tune_invariant(gemm_out::gemm_out_bf16, hp.n_embd, hp.n_embd_q(), l.wo, stream);
+        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_embd_q(), l.wo, stream);
         gemm->tune_invariant(gemm_out::gemm_out_bf16, 2 * hp.n_ff, hp.n_embd, l.w_gate_up, stream);
-        gemm->tune_invariant(gemm_out::gemm_out_bf16, hp.n_embd, hp.n_ff, l.w_down, stream);
-        gemm->tune_invariant(gemm_out::gemm_out_f32, hp.n_vocab, hp.n_embd, lm_head, stream);
+        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_ff, l.w_down, stream);
+        gemm->tune_invariant(gemm_out::gemm_out_f32, lm_rows(), hp.n_embd, lm_head, stream);
+    }
+    // The LM head's output rows on this rank: the vocabulary, or the rank's block of it.
+    int64_t lm_rows() const { return tp ? rank.vocab_chunk : hp.n_vocab; }
+    // A projection's output (bf16 [n, E]) after the all-reduce over the ranks; src is proj (one rank) or
+    // proj_partial (tp).
+    void reduce_proj(int64_t n, bool invariant) {
+        const coll_exec ex{stream, invariant};
+        if (tp) {
+            comm->all_reduce_sum(proj_partial.as<void>(), tp_dtype::tp_dtype_f32, proj.as<void>(),
+                                 tp_dtype::tp_dtype_bf16, n * hp.n_embd, ex);
+        } else if (comm != &no_tp) {
+            comm->all_reduce_sum(proj.as<void>(), tp_dtype::tp_dtype_bf16, proj.as<void>(), tp_dtype::tp_dtype_bf16,
+                                 n * hp.n_embd, ex);
+        }
     }
     void enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc, bool invariant);
     void clear_graphs() {
@@ -156,8 +195,9 @@ struct cuda_backend::impl {
     }
 };
 
-cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, int64_t rows)
-    : m(mod), hp(mod.hp), max_rows(rows) {
+cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages,
+                         int64_t page_size, int64_t rows)
+    : m(mod), hp(mod.hp), rank(rk), comm(c != nullptr ? c : &no_tp), tp(rk.n_ranks > 1), max_rows(rows) {
     int n_dev = 0;
     const cudaError_t e = cudaGetDeviceCount(&n_dev);
     SPECATTN_CHECK(e == cudaSuccess && n_dev > 0, "no CUDA device found (%s); run with --device cpu",
@@ -175,7 +215,11 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<cublaslt_gemm>();
 
-    if (m.random_weights) {
+    SPECATTN_CHECK(comm->n_ranks() == rank.n_ranks && comm->rank() == rank.rank && rank.heads.size() == hp.n_head,
+                   "cuda backend: rank %d of %d does not match its shard or its collectives", rank.rank, rank.n_ranks);
+    if (m.random_weights && tp) {
+        init_random_shard();
+    } else if (m.random_weights) {
         init_random_weights();
     } else {
         upload_weights();
@@ -191,8 +235,11 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     k_pool = device_buffer(pool_bytes);
     v_pool = device_buffer(pool_bytes);
     sel_state = std::make_unique<cuda_selection>(hp, layout);
+    sampler = std::make_unique<device_sampler>(hp.n_vocab);
+    const char * host_sampling_env = std::getenv("SPECATTN_HOST_SAMPLING");
+    host_sampling = host_sampling_env != nullptr && host_sampling_env[0] == '1';
     const char * graphs_env = std::getenv("SPECATTN_CUDA_GRAPHS");
-    use_graphs = graphs_env == nullptr || graphs_env[0] != '0';
+    use_graphs = (graphs_env == nullptr || graphs_env[0] != '0') && comm->capturable();
 
     // Workspaces.
     const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
@@ -206,6 +253,13 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
     act = device_buffer(rows_bytes(hp.n_ff, sizeof(bf16)));
     logits = device_buffer(rows_bytes(hp.n_vocab, sizeof(float)));
     logits_host = pinned_buffer(rows_bytes(hp.n_vocab, sizeof(float)));
+    if (tp) {
+        proj_partial = device_buffer(rows_bytes(hp.n_embd, sizeof(float)));
+        logits_local = device_buffer(rows_bytes(rank.vocab_chunk, sizeof(float)));
+        logits_gather = device_buffer(rows_bytes(rank.n_ranks * rank.vocab_chunk, sizeof(float)));
+    }
+    ids = device_buffer(rows_bytes(1, sizeof(int32_t)));
+    ids_host = pinned_buffer(rows_bytes(1, sizeof(int32_t)));
     slot_capacity = 4 * std::max(max_rows, 2 * n_sm);
     partial_o = device_buffer(static_cast<size_t>(slot_capacity * hp.n_embd_q()) * sizeof(float));
     partial_lse = device_buffer(static_cast<size_t>(slot_capacity * hp.n_head) * sizeof(float));
@@ -225,8 +279,10 @@ cuda_backend::impl::impl(const model & mod, int64_t n_pages, int64_t page_size, 
 // The model's fp32 weights rounded to bf16 and uploaded, Q/K/V and gate/up fused.
 void cuda_backend::impl::upload_weights() {
     const model_weights & w = m.w;
-    tok_embd = upload_bf16({&w.tok_embd});
-    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output});
+    // A tensor-parallel rank's vocabulary rows, padded to the common chunk (the logits all-gather's block).
+    const int64_t pad = (lm_rows() - w.tok_embd.n_out) * hp.n_embd;
+    tok_embd = upload_bf16({&w.tok_embd}, pad);
+    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output}, pad);
     out_norm = upload(w.out_norm.data(), hp.n_embd);
     const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
     inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
@@ -297,6 +353,92 @@ void cuda_backend::impl::init_random_weights() {
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
+// A preset's tensor-parallel rank: each matrix of the whole model is generated exactly as init_random_weights does
+// (same seeds, same order) into a scratch buffer, and the rank's rows or columns are copied out, so that TP=N runs
+// the TP=1 model.
+void cuda_backend::impl::init_random_shard() {
+    uint64_t seed = m.seed;
+    const int64_t e = hp.n_embd;
+    const int64_t d = hp.head_dim;
+    const int64_t n_head_all = rank.heads.size() * rank.n_ranks;
+    const int64_t n_kv_all = rank.n_head_kv_total;
+    const int64_t n_ff_all = rank.n_ff_total;
+    const int64_t n_qkv_all = (n_head_all + 2 * n_kv_all) * d;
+    const int64_t full_elems = std::max({hp.n_vocab * e, n_qkv_all * e, 2 * n_ff_all * e});
+    device_buffer full(static_cast<size_t>(full_elems) * sizeof(bf16)); // one whole matrix at a time
+    const auto generate = [&](int64_t n_out, int64_t n_in, float scale) {
+        launch_fill_uniform_bf16(full.as<bf16>(), n_out * n_in, seed++, scale, stream);
+    };
+    const auto linear_scale = [](int64_t n_in) { return std::sqrt(3.0f / static_cast<float>(n_in)); };
+    const auto alloc = [&](int64_t n) {
+        owned.emplace_back(static_cast<size_t>(n) * sizeof(bf16));
+        return owned.back().as<bf16>();
+    };
+    // Rows [r0, r0 + n_rows) and columns [c0, c0 + n_cols) of the whole [*, n_in] matrix to dst [n_rows, n_cols].
+    const auto copy = [&](bf16 * dst, int64_t r0, int64_t n_rows, int64_t n_in, int64_t c0, int64_t n_cols) {
+        SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(n_cols) * sizeof(bf16),
+                                              full.as<bf16>() + r0 * n_in + c0, static_cast<size_t>(n_in) * sizeof(bf16),
+                                              static_cast<size_t>(n_cols) * sizeof(bf16), static_cast<size_t>(n_rows),
+                                              cudaMemcpyDeviceToDevice, stream));
+    };
+    const auto constant = [&](int64_t n, float value) {
+        owned.emplace_back(static_cast<size_t>(n) * sizeof(float));
+        launch_fill_f32(owned.back().as<float>(), n, value, stream);
+        return static_cast<const float *>(owned.back().as<float>());
+    };
+    const auto vocab_block = [&](float scale) { // the rank's vocabulary rows, zero-padded to the chunk
+        generate(hp.n_vocab, e, scale);
+        bf16 * dst = alloc(rank.vocab_chunk * e);
+        SPECATTN_CUDA_CHECK(cudaMemsetAsync(dst, 0, static_cast<size_t>(rank.vocab_chunk * e) * sizeof(bf16), stream));
+        copy(dst, rank.vocab.begin, rank.vocab.size(), e, 0, e);
+        return static_cast<const bf16 *>(dst);
+    };
+    tok_embd = vocab_block(1.0f);
+    lm_head = hp.tied_embeddings ? tok_embd : vocab_block(linear_scale(e));
+    out_norm = constant(e, 1.0f);
+    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
+    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
+    const int64_t q0 = rank.heads.begin * d;
+    const int64_t n_q = rank.heads.size() * d;
+    const int64_t k0 = rank.kv_heads.begin * d;
+    const int64_t n_k = rank.kv_heads.size() * d;
+    const int64_t f0 = rank.ff.begin;
+    const int64_t n_f = rank.ff.size();
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+        cuda_layer l;
+        generate(n_qkv_all, e, linear_scale(e)); // [Q of all heads; K; V]
+        bf16 * w_qkv = alloc((n_q + 2 * n_k) * e);
+        copy(w_qkv, q0, n_q, e, 0, e);
+        copy(w_qkv + n_q * e, n_head_all * d + k0, n_k, e, 0, e);
+        copy(w_qkv + (n_q + n_k) * e, (n_head_all + n_kv_all) * d + k0, n_k, e, 0, e);
+        l.wqkv = w_qkv;
+        generate(e, n_head_all * d, linear_scale(n_head_all * d));
+        bf16 * wo = alloc(e * n_q);
+        copy(wo, 0, e, n_head_all * d, q0, n_q);
+        l.wo = wo;
+        generate(2 * n_ff_all, e, linear_scale(e)); // [gate; up]
+        bf16 * w_gu = alloc(2 * n_f * e);
+        copy(w_gu, f0, n_f, e, 0, e);
+        copy(w_gu + n_f * e, n_ff_all + f0, n_f, e, 0, e);
+        l.w_gate_up = w_gu;
+        generate(e, n_ff_all, linear_scale(n_ff_all));
+        bf16 * down = alloc(e * n_f);
+        copy(down, 0, e, n_ff_all, f0, n_f);
+        l.w_down = down;
+        l.attn_norm = constant(e, 1.0f);
+        l.ffn_norm = constant(e, 1.0f);
+        if (hp.qkv_bias) {
+            l.bqkv = constant(n_q + 2 * n_k, 0.0f);
+        }
+        if (hp.qk_norm) {
+            l.q_norm = constant(hp.head_dim, 1.0f);
+            l.k_norm = constant(hp.head_dim, 1.0f);
+        }
+        layers.push_back(l);
+    }
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // before `full` is freed
+}
+
 // Every launch of a pass after the metadata upload, up to the LM head: what a graph captures.
 void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc,
                                         bool invariant) {
@@ -309,13 +451,18 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     bf16 * qkv_d = qkv.as<bf16>();
     bf16 * proj_d = proj.as<bf16>();
 
-    embed_params ep;
-    ep.table = tok_embd;
-    ep.tokens = md + off.tokens;
-    ep.out = x_d;
-    ep.n_rows = n;
-    ep.n_embd = n_embd;
-    launch_embed(ep, stream);
+    if (tp) { // the rank's vocabulary rows, zeros for other ids, summed over the ranks (exact: one non-zero term)
+        launch_tp_embed(tok_embd, md + off.tokens, rank.vocab.begin, rank.vocab.end, x_d, n, n_embd, stream);
+        comm->all_reduce_sum(x_d, tp_dtype::tp_dtype_f32, x_d, tp_dtype::tp_dtype_f32, n * n_embd, {stream, invariant});
+    } else {
+        embed_params ep;
+        ep.table = tok_embd;
+        ep.tokens = md + off.tokens;
+        ep.out = x_d;
+        ep.n_rows = n;
+        ep.n_embd = n_embd;
+        launch_embed(ep, stream);
+    }
     timer.mark("embed", stream);
 
     const int64_t layer_elems = layout.layer_elems();
@@ -400,8 +547,11 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         sel.after_attention(il, stream);
         timer.mark("score reduce", stream);
 
-        gemm->run(attn.as<bf16>(), l.wo, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream, invariant);
+        gemm->run(attn.as<bf16>(), l.wo, tp ? proj_partial.as<void>() : proj_d,
+                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream, invariant);
         timer.mark("gemm o", stream);
+        reduce_proj(n, invariant); // the heads' partial O projections
+        timer.mark("all-reduce", stream);
 
         np.residual = proj_d;
         np.weight = l.ffn_norm;
@@ -417,8 +567,11 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         sp.n_ff = hp.n_ff;
         launch_swiglu(sp, stream);
         timer.mark("swiglu", stream);
-        gemm->run(act.as<bf16>(), l.w_down, proj_d, gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream, invariant);
+        gemm->run(act.as<bf16>(), l.w_down, tp ? proj_partial.as<void>() : proj_d,
+                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream, invariant);
         timer.mark("gemm down", stream);
+        reduce_proj(n, invariant); // the MLP rows' partial down projections
+        timer.mark("all-reduce", stream);
     }
 
     if (n_out == 0) {
@@ -436,12 +589,34 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     fp.eps = hp.norm_eps;
     launch_rmsnorm(fp, stream);
     timer.mark("norm", stream);
-    gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream, invariant);
+    if (!tp) {
+        gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream,
+                  invariant);
+        timer.mark("lm head", stream);
+        return;
+    }
+    // Every rank's [n_out, vocab_chunk] block (the last one padded), gathered in rank order, unpadded into the logits.
+    const int64_t chunk = rank.vocab_chunk;
+    gemm->run(xn_d, lm_head, logits_local.as<float>(), gemm_out::gemm_out_f32, n_out, chunk, n_embd, stream, invariant);
     timer.mark("lm head", stream);
+    comm->all_gather(logits_local.as<void>(), logits_gather.as<void>(), tp_dtype::tp_dtype_f32, n_out * chunk,
+                     {stream, invariant});
+    for (int32_t r = 0; r < rank.n_ranks; ++r) {
+        const int64_t begin = std::min(hp.n_vocab, r * chunk);
+        const int64_t size = std::min(hp.n_vocab, (r + 1) * chunk) - begin;
+        if (size > 0) {
+            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(logits.as<float>() + begin, static_cast<size_t>(hp.n_vocab) * sizeof(float),
+                                                  logits_gather.as<float>() + r * n_out * chunk,
+                                                  static_cast<size_t>(chunk) * sizeof(float),
+                                                  static_cast<size_t>(size) * sizeof(float), static_cast<size_t>(n_out),
+                                                  cudaMemcpyDeviceToDevice, stream));
+        }
+    }
+    timer.mark("logits all-gather", stream);
 }
 
 void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
-                                  int64_t r_end, std::vector<float> & logits_out) {
+                                  int64_t r_end, const outputs & out) {
     const int64_t n = r_end - r_begin;
     cuda_selection & sel = *sel_state;
     const bool invariant = !batch.prefill; // batch-invariant GEMMs and attention plan (forward_batch::prefill)
@@ -579,18 +754,64 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         sel.end_pass();
         return;
     }
+    // The one host synchronization of a pass: the logits, or only their argmax ids (greedy decoding).
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
-    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
-                                        static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
-    // NOTE(cuda): the one host synchronization of a pass; the engine samples on the host for now.
-    timer.mark("logits d2h", stream);
+    if (out.params != nullptr) { // sampled on the device: ids, or a verification's target distributions
+        std::vector<sampling_params> pp;
+        std::vector<double> pu;
+        std::vector<int32_t> ph;
+        for (const auto & [j, r] : outs) {
+            pp.push_back(out.params[j]);
+            if (out.ids != nullptr) {
+                pu.push_back(out.uniforms[j]);
+            }
+            if (out.holds != nullptr) {
+                ph.push_back(out.holds[j]);
+            }
+        }
+        if (out.ids == nullptr) {
+            for (size_t k = 0; k < outs.size(); ++k) {
+                SPECATTN_CHECK(outs[k].first == outs[0].first + static_cast<int64_t>(k),
+                               "a verification's logit rows must be in batch order");
+            }
+            sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
+            timer.mark("target probs", stream);
+        } else {
+            sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(), stream);
+            SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(),
+                                                static_cast<size_t>(n_out) * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                                stream));
+            timer.mark("sample+d2h", stream);
+        }
+    } else if (out.ids != nullptr) {
+        argmax_params am;
+        am.logits = logits.as<float>();
+        am.out = ids.as<int32_t>();
+        am.n_rows = n_out;
+        am.n_vocab = hp.n_vocab;
+        launch_argmax(am, stream);
+        SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(), static_cast<size_t>(n_out) * sizeof(int32_t),
+                                            cudaMemcpyDeviceToHost, stream));
+        timer.mark("argmax+d2h", stream);
+    } else {
+        SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
+                                            static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
+        timer.mark("logits d2h", stream);
+    }
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     timer.end(host_s);
     sel.end_pass();
     // Row k of the LM head's output belongs to output index outs[k].first of the whole batch.
     for (size_t k = 0; k < outs.size(); ++k) {
-        std::memcpy(logits_out.data() + outs[k].first * hp.n_vocab,
-                    logits_host.as<float>() + static_cast<int64_t>(k) * hp.n_vocab, row_bytes);
+        if (out.ids != nullptr) {
+            const int32_t id = ids_host.as<int32_t>()[k];
+            SPECATTN_CHECK(id >= 0, "logit row %lld has no finite logit to sample from",
+                           static_cast<long long>(outs[k].first));
+            out.ids[outs[k].first] = id;
+        } else if (out.logits != nullptr) {
+            std::memcpy(out.logits + outs[k].first * hp.n_vocab,
+                        logits_host.as<float>() + static_cast<int64_t>(k) * hp.n_vocab, row_bytes);
+        }
     }
 }
 
@@ -605,24 +826,122 @@ void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
     forward_batch b;
     const int32_t tok = 0;
     b.add_sequence_rows(s, &tok, 1, 0, true);
-    std::vector<float> out(static_cast<size_t>(hp.n_vocab));
-    run_pass(b, kv, 0, 1, out);
+    int32_t id = 0;
+    outputs o;
+    o.ids = &id;
+    run_pass(b, kv, 0, 1, o);
 }
 
 cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows)
-    : impl_(std::make_unique<impl>(m, n_pages, page_size, max_rows)) {
+    : impl_(std::make_unique<impl>(m, whole_model_plan(m.hp), nullptr, n_pages, page_size, max_rows)) {
     impl_->tune_gemms();
     impl_->warm_up(n_pages, page_size);
+}
+
+cuda_backend::cuda_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
+                           int64_t page_size, int64_t max_rows)
+    : impl_(std::make_unique<impl>(shard, rank, &comm, n_pages, page_size, max_rows)) {
+    impl_->tune_gemms();
+    impl_->warm_up(n_pages, page_size);
+}
+
+// After a forward's last pass: a sink shared by all query heads is partial on each rank (its heads' scores) and is
+// summed over the ranks, in the batch's sink order (the same on every rank); a per-KV-head sink is the rank's own.
+// Once per verification, outside the graphs.
+void cuda_backend::impl::reduce_sinks_across_ranks(const forward_batch & batch) {
+    if (!tp || batch.sinks.empty()) {
+        return;
+    }
+    for (const score_sink & s : batch.sinks) {
+        if (!s.per_kv_head) {
+            int64_t n = 0;
+            float * block = sel_state->sink_block(s.seq, s.id, n);
+            comm->all_reduce_sum(block, tp_dtype::tp_dtype_f32, block, tp_dtype::tp_dtype_f32, n, {stream, true});
+        }
+    }
+    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // inspection (sink_scores) copies on another stream
 }
 
 cuda_backend::~cuda_backend() = default;
 
 void cuda_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
+    logits.resize(batch.logit_rows.size() * static_cast<size_t>(impl_->hp.n_vocab));
+    outputs o;
+    o.logits = logits.data();
+    run(batch, kv, o);
+}
+
+void cuda_backend::forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids) {
+    if (impl_->host_sampling) {
+        backend::forward_argmax(batch, kv, ids);
+        return;
+    }
+    ids.resize(batch.logit_rows.size());
+    outputs o;
+    o.ids = ids.data();
+    run(batch, kv, o);
+}
+
+void cuda_backend::forward_sample(const forward_batch & batch, const kv_block_manager & kv,
+                                  const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
+                                  std::vector<int32_t> & ids) {
+    if (impl_->host_sampling) {
+        backend::forward_sample(batch, kv, params, uniforms, ids);
+        return;
+    }
+    sample(batch, kv, params, uniforms, nullptr, ids);
+}
+
+bool cuda_backend::samples_on_device() const { return !impl_->host_sampling; }
+
+void cuda_backend::forward_sample_held(const forward_batch & batch, const kv_block_manager & kv,
+                                       const std::vector<sampling_params> & params,
+                                       const std::vector<double> & uniforms, const std::vector<int32_t> & holds,
+                                       std::vector<int32_t> & ids) {
+    SPECATTN_CHECK(holds.size() == batch.logit_rows.size(), "forward_sample_held: %zu held slots for %zu logit rows",
+                   holds.size(), batch.logit_rows.size());
+    sample(batch, kv, params, uniforms, holds.data(), ids);
+}
+
+void cuda_backend::sample(const forward_batch & batch, const kv_block_manager & kv,
+                          const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
+                          const int32_t * holds, std::vector<int32_t> & ids) {
+    const size_t n_out = batch.logit_rows.size();
+    SPECATTN_CHECK(params.size() == n_out && uniforms.size() == n_out,
+                   "forward_sample: %zu sampling parameters and %zu uniforms for %zu logit rows", params.size(),
+                   uniforms.size(), n_out);
+    for (const sampling_params & p : params) {
+        validate(p);
+    }
+    ids.resize(n_out);
+    outputs o;
+    o.ids = ids.data();
+    o.params = params.data();
+    o.uniforms = uniforms.data();
+    o.holds = holds;
+    run(batch, kv, o);
+}
+
+void cuda_backend::forward_accept(const forward_batch & batch, const kv_block_manager & kv,
+                                  const std::vector<sampling_params> & params, const std::vector<held_verification> & v,
+                                  std::vector<accept_outcome> & out) {
+    SPECATTN_CHECK(params.size() == batch.logit_rows.size(), "forward_accept: %zu sampling parameters for %zu logit rows",
+                   params.size(), batch.logit_rows.size());
+    for (const sampling_params & p : params) {
+        validate(p);
+    }
+    outputs o;
+    o.params = params.data();
+    o.n_total = static_cast<int64_t>(params.size());
+    run(batch, kv, o);
+    impl_->sampler->accept(v, out, impl_->stream);
+}
+
+void cuda_backend::run(const forward_batch & batch, const kv_block_manager & kv, const outputs & out) {
     const int64_t n_rows = batch.n_rows();
     SPECATTN_CHECK(n_rows > 0, "empty forward batch");
     SPECATTN_CHECK(batch.draft.empty() || static_cast<int64_t>(batch.draft.size()) == n_rows,
                    "forward batch: %zu draft views for %lld rows", batch.draft.size(), static_cast<long long>(n_rows));
-    logits.resize(batch.logit_rows.size() * static_cast<size_t>(impl_->hp.n_vocab));
     impl_->sel_state->begin_forward(batch);
     // Batches beyond the workspaces run in passes of at most max_rows rows. Each pass runs every layer, so a later
     // pass's rows see the K/V an earlier pass wrote: the result is the same as one pass. A pass never splits the
@@ -642,9 +961,10 @@ void cuda_backend::forward(const forward_batch & batch, const kv_block_manager &
         }
         SPECATTN_CHECK(r1 > r0, "a score sink spans more than the %lld rows of one pass",
                        static_cast<long long>(impl_->max_rows));
-        impl_->run_pass(batch, kv, r0, r1, logits);
+        impl_->run_pass(batch, kv, r0, r1, out);
         r0 = r1;
     }
+    impl_->reduce_sinks_across_ranks(batch);
 }
 
 void cuda_backend::set_selection(int32_t seq, const std::vector<int32_t> & positions) {
@@ -677,8 +997,34 @@ void cuda_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_
     SPECATTN_CUDA_CHECK(cudaMemcpy(pages_dev.as<void>(), pages.data(), pages.size() * sizeof(int32_t),
                                    cudaMemcpyHostToDevice));
     const paged_kv_layout & l = impl_->layout;
-    launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n, l.n_layer,
-                             l.layer_elems(), l.n_head_kv, l.page_size, l.head_dim, seed, impl_->stream);
+    if (!impl_->tp) {
+        launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n,
+                                 l.n_layer, l.layer_elems(), l.n_head_kv, l.page_size, l.head_dim, seed, impl_->stream);
+        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
+        return;
+    }
+    // A tensor-parallel rank: the context of all the model's KV heads on scratch pages 0, 1, ... (the values are a
+    // function of the logical element, so the same as TP=1's), then its own heads copied to the sequence's pages.
+    const tp_rank_plan & rk = impl_->rank;
+    const int64_t n_src_pages = (n + l.page_size - 1) / l.page_size;
+    const int64_t src_layer_elems = n_src_pages * rk.n_head_kv_total * l.page_size * l.head_dim;
+    std::vector<int32_t> src_pages(static_cast<size_t>(n_src_pages));
+    for (int64_t p = 0; p < n_src_pages; ++p) {
+        src_pages[static_cast<size_t>(p)] = checked_i32(p, "synthetic context page");
+    }
+    device_buffer src_pages_dev(src_pages.size() * sizeof(int32_t));
+    SPECATTN_CUDA_CHECK(cudaMemcpy(src_pages_dev.as<void>(), src_pages.data(), src_pages.size() * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice));
+    device_buffer k_src(static_cast<size_t>(l.n_layer * src_layer_elems) * sizeof(bf16));
+    device_buffer v_src(k_src.bytes());
+    launch_fill_kv_synthetic(k_src.as<bf16>(), v_src.as<bf16>(), src_pages_dev.as<int32_t>(), n, l.n_layer,
+                             src_layer_elems, rk.n_head_kv_total, l.page_size, l.head_dim, seed, impl_->stream);
+    for (int i = 0; i < 2; ++i) {
+        launch_tp_kv_scatter(i == 0 ? k_src.as<bf16>() : v_src.as<bf16>(),
+                             i == 0 ? impl_->k_pool.as<bf16>() : impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n,
+                             l.n_layer, n_src_pages, rk.n_head_kv_total, rk.kv_heads.begin, l.n_head_kv,
+                             l.layer_elems(), l.page_size, l.head_dim, impl_->stream);
+    }
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 
