@@ -8,7 +8,7 @@
 // (read + write; device_info.h). Timing: a CUDA graph of launches over rotating copies of W (>= 512 MB together,
 // 10x the L2, so each launch streams W from HBM), replayed reps times after warm-up; per-launch time = median
 // replay / launches. Data pseudo-random, never zeros. Each shape is first checked against cuBLASLt (rel. L2).
-// Sweeps after the table: the grid (the policy's marked *) and the pipeline depth.
+// Sweeps after the table: the K split (the policy's choice marked *) and the pipeline depth.
 #include "bench_stats.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
@@ -151,7 +151,7 @@ int main(int argc, char ** argv) {
                     copy_gbs, reps);
         cudaStream_t stream;
         SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-        cublaslt_gemm skinny;                     // invariant calls -> skinny GEMM
+        cublaslt_gemm skinny(size_t{32} << 20, true); // invariant calls -> skinny GEMM
         cublaslt_gemm old(size_t{32} << 20, false); // invariant calls -> cuBLASLt's tuned invariant algorithm
         const std::vector<shape> shapes = {{"qkv", 6144, 4096, false},
                                            {"o", 4096, 4096, false},
@@ -161,7 +161,7 @@ int main(int argc, char ** argv) {
         const std::vector<int64_t> ms = {1, 4, 8, 16, 32, 64};
         constexpr int64_t max_m = 64;
         std::string sweep_lines;
-        std::printf("| shape | n x k | m | CTAs | skinny us | GB/s | %% copy | cublasLt heur. us | %% copy | "
+        std::printf("| shape | n x k | m | splits | skinny us | GB/s | %% copy | cublasLt heur. us | %% copy | "
                     "cublasLt inv. us | %% copy | x inv. |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (const shape & sh : shapes) {
             const size_t w_elems = static_cast<size_t>(sh.n * sh.k);
@@ -179,7 +179,7 @@ int main(int argc, char ** argv) {
             SPECATTN_CUDA_CHECK(cudaGetLastError());
             const gemm_out out = sh.f32 ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16;
             old.tune_invariant(out, sh.n, sh.k, w, stream);
-            const int32_t n_cta = skinny.skinny_ctas(sh.n, sh.k);
+            const int32_t splits = skinny.skinny_splits(sh.n, sh.k);
             // Check: m = 37 (a padded tile) against cuBLASLt's heuristic.
             skinny.run(x, w, y, out, 37, sh.n, sh.k, stream, true);
             old.run(x, w, y_ref, out, 37, sh.n, sh.k, stream, false);
@@ -207,7 +207,7 @@ int main(int argc, char ** argv) {
                                                 n_copies, reps, stream);
                 std::printf("| %s | %lldx%lld | %lld | %d | %.1f | %.0f | %.0f%% | %.1f | %.0f%% | %.1f | %.0f%% | %.2f |\n",
                             sh.name, static_cast<long long>(sh.n), static_cast<long long>(sh.k),
-                            static_cast<long long>(m), n_cta, t_new * 1e3, gbs(t_new), 100 * gbs(t_new) / copy_gbs,
+                            static_cast<long long>(m), splits, t_new * 1e3, gbs(t_new), 100 * gbs(t_new) / copy_gbs,
                             t_heur * 1e3, 100 * gbs(t_heur) / copy_gbs, t_inv * 1e3, 100 * gbs(t_inv) / copy_gbs,
                             t_inv / t_new);
                 std::fflush(stdout);
@@ -223,21 +223,25 @@ int main(int argc, char ** argv) {
                 p.n = sh.n;
                 p.k = sh.k;
                 p.out_f32 = sh.f32;
-                device_buffer partial(skinny_gemm_partial_bytes(4 * n_sm));
+                const int32_t max_split = static_cast<int32_t>(std::min<int64_t>(sh.n > 20000 ? 2 : 16, sh.k / 128));
+                device_buffer partial(skinny_gemm_partial_bytes(sh.n, max_split) + 16);
                 device_buffer counters(static_cast<size_t>(skinny_gemm_counters(sh.n)) * 4);
                 SPECATTN_CUDA_CHECK(cudaMemset(counters.as<void>(), 0, counters.bytes()));
                 p.partial = partial.as<float>();
                 p.counters = counters.as<int32_t>();
-                std::string l = std::string("# sweep ") + sh.name + " m " + std::to_string(m) + " CTAs:";
-                for (int32_t s : {n_sm, 2 * n_sm, 4 * n_sm}) {
-                    p.n_cta = s;
+                std::string l = std::string("# sweep ") + sh.name + " m " + std::to_string(m) + " splits:";
+                for (int32_t s : {1, 2, 3, 4, 6, 8, 12, 16}) {
+                    if (s > max_split) {
+                        continue;
+                    }
+                    p.splits = s;
                     const double t = time_graph([&](int64_t i, cudaStream_t st) { skinny_gemm_params q = p; q.w = wi(i); launch_skinny_gemm(q, st); },
                                                 n_copies, reps, stream);
-                    std::snprintf(line, sizeof line, " %d%s=%.1fus(%.0f%%)", s, s == n_cta ? "*" : "", t * 1e3,
+                    std::snprintf(line, sizeof line, " %d%s=%.1fus(%.0f%%)", s, s == splits ? "*" : "", t * 1e3,
                                   100 * gbs(t) / copy_gbs);
                     l += line;
                 }
-                p.n_cta = n_cta;
+                p.splits = splits;
                 l += "  stages:";
                 for (int st : {2, 3, 4}) {
                     const auto fn = [&](int64_t i, cudaStream_t s) {

@@ -191,19 +191,19 @@ struct argmax_params {
 };
 
 // Skinny GEMM (skinny_gemm.cuh): y[r] = x[r] · Wᵀ for a few rows (decode, draft, verify), bf16 in, fp32
-// accumulation, bf16 or fp32 out. Batch-invariant: how K is cut (the n_cta CTAs' ranges of 64-wide units) and the
-// order partial sums are added (CTA order, by the CTA that finishes a row block last) depend on (N, K) and the
-// device only, so a row's result does not depend on R. One launch serves at most 64 rows; the launcher loops.
+// accumulation, bf16 or fp32 out. Batch-invariant: how K is split (`splits` even-ish ranges of 128-wide stages) and
+// the order partial sums are added (split 0, 1, ... by the CTA that finishes last) depend on (N, K) only, so a row's
+// result does not depend on R. One launch serves at most skinny_gemm_max_rows rows; the launcher loops over chunks.
 struct skinny_gemm_params {
     const bf16 * x = nullptr;      // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
     const bf16 * w = nullptr;      // [N, K] row-major (PyTorch's [out, in])
     void * y = nullptr;            // [R, N] bf16 or fp32 (out_f32)
-    float * partial = nullptr;     // [2 n_cta, 64, 128] partial sums of row blocks shared by CTAs
+    float * partial = nullptr;     // [splits, 64, N rounded up to 4] split-K partial sums; unused when splits == 1
     int32_t * counters = nullptr;  // [ceil(N / 128)] CTAs done per row block; zero before and after each launch
     int64_t m = 0;                 // R
     int64_t n = 0;                 // N
     int64_t k = 0;                 // K
-    int32_t n_cta = 1;             // grid size, from skinny_gemm_ctas(N, K, ...): never from R
+    int32_t splits = 1;            // K ranges (<= 16), from skinny_gemm_splits(N, K): never from R
     bool out_f32 = false;
 };
 

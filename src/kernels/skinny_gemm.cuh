@@ -10,20 +10,20 @@
 // lane (g = lane / 4, c = lane % 4) holds k = 8c..8c+7; k-step s uses its k = 8c+4s..8c+4s+3 as the logical
 // columns (2c, 2c+1, 2c+8, 2c+9) of both fragments (mma.cuh gives the fragment layouts). No ldmatrix, no shuffles.
 //
-// CTA tile: 4 warps x 2 row tiles of 16 = 128 output features ("row block") x 64 k ("unit", 16 KB of W), pipelined
-// with cp.async in shared memory. NOTE(gemm): copies are laid out for HBM, reads for the mma fragments: each warp
-// copy is 4 whole rows x 128 B (full lines; a first version copied lane-private 64-B pieces of 8 rows and its SMs
-// stalled at ~22 GB/s each). Tiles are swizzled (piece ^ 4 on odd rows): copies and fragment reads are free of
-// bank conflicts. x's unit (<= 64 rows x 64 k) is copied the same way.
+// CTA: 4 warps x 2 row tiles of 16 = 128 output features, one K range (split) of 128-wide stages, pipelined with
+// cp.async in shared memory. NOTE(gemm): the copies are laid out for HBM, the reads for the mma fragments: each
+// warp copy is 2 whole rows x 256 B (full 128-B lines; the first version copied lane-private 64-B pieces of 8 rows
+// and the SMs stalled at ~22 GB/s each, 54-68% of the copy bandwidth). Tiles are swizzled (piece ^ 4 on odd rows) so
+// both the copies and the fragment reads are free of bank conflicts. x's stage (<= 64 rows x 128 k) is copied the
+// same way. Split K: partial sums go to a workspace and the CTA of a row block that finishes last (a counter) adds
+// them in split order 0, 1, ..., so the result is the same whichever CTA that is. Output rows >= R and features
+// >= N are neither computed from garbage (zero-filled copies) nor written; K need only be a multiple of 8 (the
+// last stage's missing pieces are zeros, which add nothing).
 //
-// Stream-K. An SM streams W at ~30 GB/s at most (measured, second version: one CTA per 128 rows x K range), about
-// the copy bandwidth / 132, so every SM must stay busy to the end: a grid of exactly n_cta = 2 per SM (the shared
-// memory is padded so a third never fits) where CTA c takes units [c U / n_cta, (c+1) U / n_cta) of the U = row
-// blocks x K units, walking K within a row block, then the next row block. A row block wholly inside one CTA is
-// written directly; one shared by several CTAs gets one partial sum per CTA (slot 2c for a CTA's first row block,
-// 2c+1 for its last) and the CTA that finishes it last (a counter) adds them in CTA order. n_cta depends on
-// (N, K) and the device only, so every row's arithmetic is the same whatever R is. Output rows >= R and features
-// >= N are never written; K need only be a multiple of 8 (missing pieces of the last unit are zeros).
+// Measured on the H200 (bench/gemm_bench.cu, m = 1): 57-63% of the copy bandwidth for QKV and O, 77-88% for down,
+// gate/up and the LM head, against 61-105% for cuBLASLt; so cublaslt_gemm uses it only when asked (gemm.h). Tried
+// and dropped: a stream-K grid of exactly 2 CTAs per SM over 64-k units (commit 92d1b64): balanced SMs did not help
+// (gate/up 78%), and the shorter row runs and extra partial sums cost 5-12 points at m = 1 and 2x at m = 64.
 #pragma once
 
 #include "kernels/kernel_params.h"
@@ -36,30 +36,25 @@
 namespace specattn {
 
 constexpr int skinny_gemm_threads = 128;  // 4 warps
-constexpr int skinny_gemm_block_n = 128;  // output features per row block (4 warps x 2 tiles of 16)
-constexpr int skinny_gemm_stage_k = 64;   // k per unit (pipeline stage): 128 B of each W row
-constexpr int skinny_gemm_pieces = 8;     // 16-B pieces per row and unit
+constexpr int skinny_gemm_block_n = 128;  // output features per CTA (4 warps x 2 tiles of 16)
+constexpr int skinny_gemm_stage_k = 128;  // k per pipeline stage: 256 B of each W row
+constexpr int skinny_gemm_pieces = 16;    // 16-B pieces per row and stage
 constexpr int skinny_gemm_max_rows = 64;  // rows of x per launch (8 mma n-tiles)
-// Below this much shared memory a third CTA would fit an SM and unbalance the grid of 2 per SM.
-constexpr int skinny_gemm_min_smem = 80 * 1024;
+constexpr int skinny_gemm_max_splits = 16; // the last CTA keeps one load per split in flight
 
 template <int M_TILES, int STAGES> constexpr int skinny_gemm_smem_bytes() {
-    constexpr int need = STAGES * (skinny_gemm_block_n + M_TILES * 8) * skinny_gemm_pieces * 16;
-    return need > skinny_gemm_min_smem ? need : skinny_gemm_min_smem;
+    return STAGES * (skinny_gemm_block_n + M_TILES * 8) * skinny_gemm_pieces * 16;
 }
 
-// Partial sums: [2 n_cta slots][64 rows][128 features] fp32.
-constexpr int64_t skinny_gemm_slot_floats = int64_t{skinny_gemm_max_rows} * skinny_gemm_block_n;
+// Partial sums' row stride: N rounded up to 4 floats, so the reduction reads float4.
+__host__ __device__ constexpr int64_t skinny_gemm_partial_ld(int64_t n) {
+    return (n + 3) / 4 * 4;
+}
 
 // A tile row's piece u (16 B) is stored at u ^ 4 on odd rows: a quarter warp reading pieces 4j..4j+3 of two
-// adjacent rows (128 B apart: same banks) then covers all 32 banks once.
+// adjacent rows (rows 256 B apart: same banks) then covers all 32 banks once.
 __device__ __forceinline__ int skinny_piece(int row, int piece) {
     return row * skinny_gemm_pieces + (piece ^ ((row & 1) << 2));
-}
-
-// The CTA whose unit range holds unit u (inverse of start(c) = c U / n_cta).
-__device__ __forceinline__ int skinny_cta_of(int64_t u, int64_t n_unit, int n_cta) {
-    return static_cast<int>(((u + 1) * n_cta - 1) / n_unit);
 }
 
 template <int M_TILES, int STAGES, bool OUT_F32>
@@ -67,9 +62,8 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
     constexpr int w_stage = skinny_gemm_block_n * skinny_gemm_pieces; // uint4 per stage
     constexpr int x_stage = M_TILES * 8 * skinny_gemm_pieces;
     extern __shared__ uint4 skinny_smem[];
-    uint4 * w_s = skinny_smem;                    // [STAGES][128 rows][8 pieces] swizzled
-    uint4 * x_s = skinny_smem + STAGES * w_stage; // [STAGES][M_TILES * 8 rows][8 pieces] swizzled
-    __shared__ bool is_last;
+    uint4 * w_s = skinny_smem;                   // [STAGES][128 rows][16 pieces] swizzled
+    uint4 * x_s = skinny_smem + STAGES * w_stage; // [STAGES][M_TILES * 8 rows][16 pieces] swizzled
 
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % 32;
@@ -79,168 +73,65 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
     const int m = static_cast<int>(p.m); // <= 64 (launcher)
     const int64_t n = p.n;
     const int64_t k = p.k;
-    const int cta = static_cast<int>(blockIdx.x);
-    const int64_t n_k_unit = (k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k; // units per row block
-    const int64_t n_unit = (n + skinny_gemm_block_n - 1) / skinny_gemm_block_n * n_k_unit;
-    const int64_t u_begin = static_cast<int64_t>(cta) * n_unit / p.n_cta;
-    const int64_t u_end = static_cast<int64_t>(cta + 1) * n_unit / p.n_cta;
+    const int64_t row0 = static_cast<int64_t>(blockIdx.x) * skinny_gemm_block_n;
+    const int split = static_cast<int>(blockIdx.y);
+    const int n_stage = static_cast<int>((k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k);
+    const int t_begin = static_cast<int>(static_cast<int64_t>(split) * n_stage / p.splits);
+    const int t_end = static_cast<int>(static_cast<int64_t>(split + 1) * n_stage / p.splits);
 
-    // Copy mapping: thread tid copies piece tid % 8 of rows tid / 8 + 16 i (i < 8 for W, i < M_TILES / 2 for x).
+    // Copy mapping: thread tid copies piece tid % 16 of rows tid / 16 + 8 i (i < 16 for W, < M_TILES for x).
     const int cp_piece = tid % skinny_gemm_pieces;
     const int cp_row = tid / skinny_gemm_pieces;
-    const int cp_dst = skinny_piece(cp_row, cp_piece); // + 16 i rows keeps the parity
-    const auto load_unit = [&](int64_t u, int slot) {
-        const int64_t row0 = u / n_k_unit * skinny_gemm_block_n;
-        const int64_t kk = u % n_k_unit * skinny_gemm_stage_k + cp_piece * 8;
+    const int cp_dst = skinny_piece(cp_row, cp_piece); // + 8 i rows keeps the parity
+    const auto load_stage = [&](int t, int slot) {
+        const int64_t kk = static_cast<int64_t>(t) * skinny_gemm_stage_k + cp_piece * 8;
         const bool k_ok = kk < k;
 #pragma unroll
-        for (int i = 0; i < skinny_gemm_block_n / 16; ++i) {
-            const int64_t row = row0 + cp_row + 16 * i;
+        for (int i = 0; i < skinny_gemm_block_n / 8; ++i) {
+            const int64_t row = row0 + cp_row + 8 * i;
             const bool ok = k_ok && row < n;
-            cp_async_16(smem_addr(&w_s[slot * w_stage + cp_dst + 16 * i * skinny_gemm_pieces]),
+            cp_async_16(smem_addr(&w_s[slot * w_stage + cp_dst + 8 * i * skinny_gemm_pieces]),
                         p.w + (ok ? row * k + kk : 0), ok ? 16 : 0);
         }
 #pragma unroll
-        for (int i = 0; i < (M_TILES + 1) / 2; ++i) {
-            const int row = cp_row + 16 * i;
-            if (row < M_TILES * 8) {
-                const bool ok = k_ok && row < m;
-                cp_async_16(smem_addr(&x_s[slot * x_stage + cp_dst + 16 * i * skinny_gemm_pieces]),
-                            p.x + (ok ? row * k + kk : 0), ok ? 16 : 0);
-            }
+        for (int i = 0; i < M_TILES; ++i) {
+            const int row = cp_row + 8 * i;
+            const bool ok = k_ok && row < m;
+            cp_async_16(smem_addr(&x_s[slot * x_stage + cp_dst + 8 * i * skinny_gemm_pieces]),
+                        p.x + (ok ? row * k + kk : 0), ok ? 16 : 0);
         }
     };
 
     float acc[2][M_TILES][4];
-    const auto zero_acc = [&] {
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < 2; ++r) {
 #pragma unroll
-            for (int mt = 0; mt < M_TILES; ++mt) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    acc[r][mt][i] = 0.0f;
-                }
-            }
-        }
-    };
-    const auto store = [&](int64_t row, int tok, float v) {
-        if (OUT_F32) {
-            static_cast<float *>(p.y)[tok * n + row] = v;
-        } else {
-            static_cast<bf16 *>(p.y)[tok * n + row] = __float2bfloat16(v);
-        }
-    };
-
-    // A row block's segment ends: acc holds its sum over this CTA's units of it.
-    const auto flush = [&](int64_t rb) {
-        const int64_t row0 = rb * skinny_gemm_block_n;
-        const int c_first = skinny_cta_of(rb * n_k_unit, n_unit, p.n_cta);
-        const int c_last = skinny_cta_of(rb * n_k_unit + n_k_unit - 1, n_unit, p.n_cta);
-        // acc[r][mt][i]: feature row0 + 32 warp + 16 r + g + 8 (i / 2), x row 8 mt + 2c + i % 2.
-        if (c_first == c_last) {
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-#pragma unroll
-                for (int mt = 0; mt < M_TILES; ++mt) {
-#pragma unroll
-                    for (int i = 0; i < 4; ++i) {
-                        const int col = warp * 32 + r * 16 + g + 8 * (i / 2);
-                        const int tok = mt * 8 + 2 * c + i % 2;
-                        if (row0 + col < n && tok < m) {
-                            store(row0 + col, tok, acc[r][mt][i]);
-                        }
-                    }
-                }
-            }
-            return;
-        }
-        const int slot_of_first = 2 * cta + (rb == u_begin / n_k_unit ? 0 : 1);
-        float * part = p.partial + slot_of_first * skinny_gemm_slot_floats; // [64][128]
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-#pragma unroll
-            for (int mt = 0; mt < M_TILES; ++mt) {
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int col = warp * 32 + r * 16 + g + 8 * (i / 2);
-                    const int tok = mt * 8 + 2 * c + i % 2;
-                    if (tok < m) {
-                        __stcg(&part[tok * skinny_gemm_block_n + col], acc[r][mt][i]);
-                    }
-                }
-            }
-        }
-        // The threadFenceReduction pattern: the counter elects who adds, never the order of the sum.
-        __threadfence();
-        __syncthreads();
-        if (tid == 0) {
-            is_last = atomicAdd(&p.counters[rb], 1) == c_last - c_first;
-        }
-        __syncthreads();
-        if (!is_last) {
-            return;
-        }
-        __threadfence();
-        constexpr int vec_per_row = skinny_gemm_block_n / 4;
-        constexpr int batch = 8; // contributors' loads in flight before their in-order sum
-        for (int e = tid; e < m * vec_per_row; e += skinny_gemm_threads) {
-            const int tok = e / vec_per_row;
-            const int col = (e % vec_per_row) * 4;
-            const int64_t at = tok * skinny_gemm_block_n + col;
-            float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            for (int c0 = c_first; c0 <= c_last; c0 += batch) {
-                float4 v[batch];
-#pragma unroll
-                for (int b = 0; b < batch; ++b) {
-                    const int cc = c0 + b;
-                    if (cc <= c_last) {
-                        const int64_t cc_first_rb = static_cast<int64_t>(cc) * n_unit / p.n_cta / n_k_unit;
-                        const int slot = 2 * cc + (rb == cc_first_rb ? 0 : 1);
-                        v[b] = __ldcg(reinterpret_cast<const float4 *>(p.partial + slot * skinny_gemm_slot_floats + at));
-                    }
-                }
-#pragma unroll
-                for (int b = 0; b < batch; ++b) {
-                    if (c0 + b <= c_last) {
-                        sum[0] += v[b].x;
-                        sum[1] += v[b].y;
-                        sum[2] += v[b].z;
-                        sum[3] += v[b].w;
-                    }
-                }
-            }
+        for (int mt = 0; mt < M_TILES; ++mt) {
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                if (row0 + col + i < n) {
-                    store(row0 + col + i, tok, sum[i]);
-                }
+                acc[r][mt][i] = 0.0f;
             }
         }
-        if (tid == 0) {
-            p.counters[rb] = 0; // ready for the next launch (stream order)
-        }
-    };
+    }
 
-    zero_acc();
 #pragma unroll
     for (int i = 0; i < STAGES - 1; ++i) {
-        if (u_begin + i < u_end) {
-            load_unit(u_begin + i, i);
+        if (t_begin + i < t_end) {
+            load_stage(t_begin + i, i);
         }
         cp_async_commit(); // empty groups keep the wait count uniform
     }
-    for (int64_t u = u_begin; u < u_end; ++u) {
+    for (int t = t_begin; t < t_end; ++t) {
         cp_async_wait<STAGES - 2>();
-        __syncthreads(); // unit u is visible to all; the slot refilled below was consumed by everyone
-        const int64_t u_next = u + STAGES - 1;
-        if (u_next < u_end) {
-            load_unit(u_next, static_cast<int>((u_next - u_begin) % STAGES));
+        __syncthreads(); // stage t is visible to all; the slot refilled below was consumed by everyone
+        const int t_next = t + STAGES - 1;
+        if (t_next < t_end) {
+            load_stage(t_next, (t_next - t_begin) % STAGES);
         }
         cp_async_commit();
 
-        const uint4 * ws = w_s + static_cast<int>((u - u_begin) % STAGES) * w_stage;
-        const uint4 * xs = x_s + static_cast<int>((u - u_begin) % STAGES) * x_stage;
+        const uint4 * ws = w_s + ((t - t_begin) % STAGES) * w_stage;
+        const uint4 * xs = x_s + ((t - t_begin) % STAGES) * x_stage;
 #pragma unroll
         for (int j = 0; j < skinny_gemm_stage_k / 32; ++j) {
             // Lane (g, c) takes k 32j + 8c .. +7 of its rows: W rows 32 warp + 16 r + 8 h + g, x rows 8 mt + g.
@@ -268,10 +159,99 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
                 }
             }
         }
-        if (u + 1 == u_end || (u + 1) % n_k_unit == 0) {
-            flush(u / n_k_unit);
-            zero_acc();
+    }
+
+    // acc[r][mt][i]: feature row0 + 32 warp + 16 r + g + 8 (i / 2), x row 8 mt + 2c + i % 2.
+    const auto store = [&](int64_t row, int tok, float v) {
+        if (OUT_F32) {
+            static_cast<float *>(p.y)[tok * n + row] = v;
+        } else {
+            static_cast<bf16 *>(p.y)[tok * n + row] = __float2bfloat16(v);
         }
+    };
+    if (p.splits == 1) {
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+#pragma unroll
+            for (int mt = 0; mt < M_TILES; ++mt) {
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
+                    const int tok = mt * 8 + 2 * c + i % 2;
+                    if (row < n && tok < m) {
+                        store(row, tok, acc[r][mt][i]);
+                    }
+                }
+            }
+        }
+        return;
+    }
+
+    const int64_t ld = skinny_gemm_partial_ld(n);
+    const int64_t split_stride = skinny_gemm_max_rows * ld;
+    float * part = p.partial + split * split_stride; // [64, ld]
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+        for (int mt = 0; mt < M_TILES; ++mt) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
+                const int tok = mt * 8 + 2 * c + i % 2;
+                if (row < n && tok < m) {
+                    __stcg(&part[tok * ld + row], acc[r][mt][i]);
+                }
+            }
+        }
+    }
+    // The last CTA of the row block sums the splits in index order (the threadFenceReduction pattern): the
+    // counter only elects who adds, never what is added in which order.
+    __shared__ bool is_last;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        is_last = atomicAdd(&p.counters[blockIdx.x], 1) == p.splits - 1;
+    }
+    __syncthreads();
+    if (!is_last) {
+        return;
+    }
+    __threadfence();
+    // float4 of 4 features; every split's load is issued before the in-order sum (latency once, not per split).
+    constexpr int vec_per_row = skinny_gemm_block_n / 4;
+    for (int e = tid; e < m * vec_per_row; e += skinny_gemm_threads) {
+        const int tok = e / vec_per_row;
+        const int64_t col = row0 + (e % vec_per_row) * 4;
+        if (col >= n) {
+            continue;
+        }
+        const float4 * src = reinterpret_cast<const float4 *>(p.partial + tok * ld + col);
+        float4 v[skinny_gemm_max_splits];
+#pragma unroll
+        for (int sp = 0; sp < skinny_gemm_max_splits; ++sp) {
+            if (sp < p.splits) {
+                v[sp] = __ldcg(src + sp * (split_stride / 4));
+            }
+        }
+        float sum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int sp = 0; sp < skinny_gemm_max_splits; ++sp) {
+            if (sp < p.splits) {
+                sum[0] += v[sp].x;
+                sum[1] += v[sp].y;
+                sum[2] += v[sp].z;
+                sum[3] += v[sp].w;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            if (col + i < n) {
+                store(col + i, tok, sum[i]);
+            }
+        }
+    }
+    if (tid == 0) {
+        p.counters[blockIdx.x] = 0; // ready for the next launch (stream order)
     }
 }
 
@@ -282,7 +262,9 @@ template <int M_TILES, int STAGES, bool OUT_F32> void skinny_gemm_launch(const s
     static const cudaError_t attr = cudaFuncSetAttribute(skinny_gemm_kernel<M_TILES, STAGES, OUT_F32>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     (void)attr; // a failure shows as the launch's error
-    skinny_gemm_kernel<M_TILES, STAGES, OUT_F32><<<p.n_cta, skinny_gemm_threads, smem, stream>>>(p);
+    const dim3 grid(static_cast<unsigned int>((p.n + skinny_gemm_block_n - 1) / skinny_gemm_block_n),
+                    static_cast<unsigned int>(p.splits));
+    skinny_gemm_kernel<M_TILES, STAGES, OUT_F32><<<grid, skinny_gemm_threads, smem, stream>>>(p);
 }
 
 } // namespace specattn

@@ -1,6 +1,6 @@
 // The skinny GEMM (kernels/skinny_gemm.cuh) against a double-precision CPU product of the same bf16 inputs, on odd
-// shapes (features not a multiple of the 128-feature row block, K not a multiple of the 64-wide unit, rows spanning
-// several 64-row chunks, grids whose CTAs share row blocks unevenly), with NaN-poisoned output padding, and bit-exact batch invariance: row i of any run
+// shapes (features not a multiple of the 128-feature CTA tile, K not a power of two, rows spanning several 64-row
+// chunks, uneven K splits), with NaN-poisoned output padding, and bit-exact batch invariance: row i of any run
 // equals the 1-row run of row i alone, through the launcher and through cublaslt_gemm's invariant path.
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/gemm.h"
@@ -17,10 +17,10 @@ namespace {
 struct gemm_case {
     int64_t m, n, k;
     bool out_f32;
-    int32_t n_cta; // 0: the policy's (skinny_gemm_ctas)
+    int32_t splits; // 0: the policy's (skinny_gemm_splits)
     std::string vars() const {
         return "m " + std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k) +
-               (out_f32 ? " f32" : " bf16") + " n_cta " + std::to_string(n_cta);
+               (out_f32 ? " f32" : " bf16") + " splits " + std::to_string(splits);
     }
 };
 
@@ -52,12 +52,12 @@ int sm_count() {
 struct skinny_runner {
     device_buffer partial;
     device_buffer counters;
-    skinny_runner(int64_t n, int32_t n_cta)
-        : partial(skinny_gemm_partial_bytes(n_cta)),
+    skinny_runner(int64_t n, int32_t splits)
+        : partial(std::max<size_t>(16, skinny_gemm_partial_bytes(n, splits))),
           counters(static_cast<size_t>(skinny_gemm_counters(n)) * sizeof(int32_t)) {
         SPECATTN_CUDA_CHECK(cudaMemset(counters.as<void>(), 0, counters.bytes()));
     }
-    void run(const bf16 * x, const bf16 * w, void * y, int64_t m, int64_t n, int64_t k, int32_t n_cta, bool f32) {
+    void run(const bf16 * x, const bf16 * w, void * y, int64_t m, int64_t n, int64_t k, int32_t splits, bool f32) {
         skinny_gemm_params p;
         p.x = x;
         p.w = w;
@@ -67,7 +67,7 @@ struct skinny_runner {
         p.m = m;
         p.n = n;
         p.k = k;
-        p.n_cta = n_cta;
+        p.splits = splits;
         p.out_f32 = f32;
         launch_skinny_gemm(p, nullptr);
         SPECATTN_CUDA_CHECK(cudaDeviceSynchronize());
@@ -107,14 +107,13 @@ TEST(cuda_gemm, skinny_matches_cpu_reference) {
     SPECATTN_REQUIRE_GPU();
     const int n_sm = sm_count();
     std::vector<gemm_case> cases;
-    // n 333 = 2 full row blocks + 77 features; k 2368 = 37 units (the policy: one unit per CTA, 37 partial sums per
-    // row block); n 200, k 1000: 2 x 16 units, the last 40 wide, split among 1, 2, 3, 7 or 32 CTAs; n 97, k 296: 5
-    // units, the last 40 wide.
+    // n 333 = 2 full CTA tiles + 77 features; k 2368 = 18.5 stages of 128 (uneven splits, a half last stage);
+    // n 200, k 1000: 8 stages, the last 104 wide; n 97, k 296: one CTA, 3 stages.
     for (int64_t m : {1, 3, 7, 17, 64, 65, 130}) {
         cases.push_back({m, 333, 2368, false, 0});
         cases.push_back({m, 333, 2368, true, 0});
     }
-    for (int32_t s : {1, 2, 3, 7, 32}) {
+    for (int32_t s : {1, 2, 3, 7}) {
         cases.push_back({5, 200, 1000, false, s});
         cases.push_back({33, 200, 1000, true, s});
     }
@@ -124,7 +123,7 @@ TEST(cuda_gemm, skinny_matches_cpu_reference) {
     }
     for (const gemm_case & cs : cases) {
         SCOPED_TRACE(cs.vars());
-        const int32_t n_cta = cs.n_cta > 0 ? cs.n_cta : skinny_gemm_ctas(cs.n, cs.k, n_sm, size_t{64} << 20);
+        const int32_t splits = cs.splits > 0 ? cs.splits : skinny_gemm_splits(cs.n, cs.k, n_sm, size_t{64} << 20);
         const std::vector<float> xf = from_bf16(to_bf16(random_vec(static_cast<size_t>(cs.m * cs.k), 11)));
         const std::vector<float> wf =
             from_bf16(to_bf16(random_vec(static_cast<size_t>(cs.n * cs.k), 12, -0.05f, 0.05f)));
@@ -134,19 +133,19 @@ TEST(cuda_gemm, skinny_matches_cpu_reference) {
         const size_t padded = static_cast<size_t>(cs.m * cs.n) + 1000;
         device_buffer y(padded * elem);
         poison(y);
-        skinny_runner runner(cs.n, n_cta);
-        runner.run(bptr(x), bptr(w), y.as<void>(), cs.m, cs.n, cs.k, n_cta, cs.out_f32);
+        skinny_runner runner(cs.n, splits);
+        runner.run(bptr(x), bptr(w), y.as<void>(), cs.m, cs.n, cs.k, splits, cs.out_f32);
         bool padding_ok = false;
         const std::vector<float> out = download_out(y, cs.m, cs.n, cs.out_f32, padded, padding_ok);
         const std::vector<float> ref = reference(xf, wf, cs.m, cs.n, cs.k);
         EXPECT_TRUE(padding_ok) << "output padding written";
         const double err = rel_l2(out.data(), ref.data(), out.size());
-        EXPECT_LT(err, cs.out_f32 ? tol_f32_out : tol_bf16_out) << "n_cta " << n_cta;
+        EXPECT_LT(err, cs.out_f32 ? tol_f32_out : tol_bf16_out) << "splits " << splits;
     }
 }
 
 // Row i of an m-row run equals the 1-row run of row i (x offset to that row), bit for bit, for every row, through
-// the launcher (the policy's grid and an explicit uneven one) and through cublaslt_gemm's invariant path.
+// the launcher (policy splits and an explicit uneven split) and through cublaslt_gemm's invariant path.
 TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
     SPECATTN_REQUIRE_GPU();
     const int n_sm = sm_count();
@@ -154,7 +153,7 @@ TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
         int64_t n, k;
         bool f32;
     };
-    cublaslt_gemm gemm;
+    cublaslt_gemm gemm(size_t{32} << 20, /*skinny=*/true);
     for (const shape & sh : {shape{333, 2368, false}, shape{1536, 1024, false}, shape{8192, 512, true}}) {
         const int64_t m_max = 130;
         const device_buffer x = upload(to_bf16(random_vec(static_cast<size_t>(m_max * sh.k), 21)));
@@ -162,15 +161,15 @@ TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
         const size_t elem = sh.f32 ? 4 : 2;
         const size_t row_bytes = static_cast<size_t>(sh.n) * elem;
         device_buffer y(static_cast<size_t>(m_max) * row_bytes);
-        const int32_t policy = skinny_gemm_ctas(sh.n, sh.k, n_sm, size_t{64} << 20);
-        for (int32_t n_cta : {policy, 5}) {
-            skinny_runner runner(sh.n, n_cta);
-            // via: 0 the launcher, 1 cublaslt_gemm (its own policy grid)
-            for (int via = 0; via < (n_cta == policy ? 2 : 1); ++via) {
+        const int32_t policy = skinny_gemm_splits(sh.n, sh.k, n_sm, size_t{64} << 20);
+        for (int32_t splits : {policy, 3}) {
+            skinny_runner runner(sh.n, splits);
+            // via: 0 the launcher, 1 cublaslt_gemm (its own policy split)
+            for (int via = 0; via < (splits == policy ? 2 : 1); ++via) {
                 const auto run = [&](int64_t row0, int64_t m) {
                     const bf16 * xr = bptr(x) + row0 * sh.k;
                     if (via == 0) {
-                        runner.run(xr, bptr(w), y.as<void>(), m, sh.n, sh.k, n_cta, sh.f32);
+                        runner.run(xr, bptr(w), y.as<void>(), m, sh.n, sh.k, splits, sh.f32);
                     } else {
                         gemm.run(xr, bptr(w), y.as<void>(), sh.f32 ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16,
                                  m, sh.n, sh.k, nullptr, /*invariant=*/true);
@@ -189,7 +188,7 @@ TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
                                              row_bytes) != 0;
                     }
                     EXPECT_EQ(n_bad, 0) << "rows of an m " << m << " run differ from 1-row runs (n " << sh.n << " k "
-                                        << sh.k << " n_cta " << n_cta << " via " << (via ? "gemm" : "launcher")
+                                        << sh.k << " splits " << splits << " via " << (via ? "gemm" : "launcher")
                                         << ")";
                 }
             }
@@ -210,7 +209,7 @@ TEST(cuda_gemm, unsupported_shapes_fall_back_to_cublaslt) {
     const device_buffer x = upload(to_bf16(xf));
     const device_buffer w = upload(to_bf16(wf));
     device_buffer y(static_cast<size_t>(m * n) * sizeof(float));
-    cublaslt_gemm gemm;
+    cublaslt_gemm gemm(size_t{32} << 20, /*skinny=*/true);
     gemm.run(bptr(x), bptr(w), y.as<void>(), gemm_out::gemm_out_f32, m, n, k, nullptr, /*invariant=*/true);
     const std::vector<float> out = download<float>(y, static_cast<size_t>(m * n));
     const std::vector<float> ref = reference(xf, wf, m, n, k);

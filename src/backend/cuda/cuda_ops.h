@@ -32,11 +32,11 @@ void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * page
 // Skinny GEMM (kernels/skinny_gemm.cuh, ops_gemm.cu) for the batch-invariant decode / draft / verify projections.
 // Supported: K a multiple of 8, any N, any number of rows (chunks of 64 in stream order).
 bool skinny_gemm_supported(int64_t n, int64_t k);
-// The grid of (N, K) on a device of n_sm SMs (2 per SM), at most what max_partial_bytes of partial sums allow.
-// Never a function of the rows: that is the batch invariance.
-int32_t skinny_gemm_ctas(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes);
-size_t skinny_gemm_partial_bytes(int32_t n_cta); // workspace p.partial needs
-int64_t skinny_gemm_counters(int64_t n);         // int32 counters p.counters needs (kept zeroed)
+// The K split of (N, K) on a device of n_sm SMs, at most what max_partial_bytes of partial sums allow. Never a
+// function of the rows: that is the batch invariance.
+int32_t skinny_gemm_splits(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes);
+size_t skinny_gemm_partial_bytes(int64_t n, int32_t splits); // workspace p.partial needs
+int64_t skinny_gemm_counters(int64_t n);                      // int32 counters p.counters needs (kept zeroed)
 void launch_skinny_gemm(const skinny_gemm_params & p, cudaStream_t stream);
 
 } // namespace specattn

@@ -18,10 +18,10 @@
 namespace specattn {
 
 cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_bytes_(workspace_bytes), skinny_(skinny) {
-    // SPECATTN_SKINNY_GEMM=0 keeps every invariant shape on cuBLASLt: end-to-end A/B runs of the same binary.
+    // SPECATTN_SKINNY_GEMM=1 / =0: the engine's GEMMs with or without the skinny kernel, same binary (A/B runs).
     const char * env = std::getenv("SPECATTN_SKINNY_GEMM");
-    if (env != nullptr && std::strcmp(env, "0") == 0) {
-        skinny_ = false;
+    if (env != nullptr && (std::strcmp(env, "0") == 0 || std::strcmp(env, "1") == 0)) {
+        skinny_ = env[0] == '1';
     }
     SPECATTN_CUDA_CHECK(cublasLtCreate(&handle_));
     SPECATTN_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
@@ -35,11 +35,12 @@ cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_by
     SPECATTN_CUDA_CHECK(cudaMemset(counters_, 0, static_cast<size_t>(n_counters_) * sizeof(int32_t)));
 }
 
-int32_t cublaslt_gemm::skinny_ctas(int64_t n, int64_t k) const {
-    if (!skinny_ || !skinny_gemm_supported(n, k) || skinny_gemm_counters(n) > n_counters_) {
+int32_t cublaslt_gemm::skinny_splits(int64_t n, int64_t k) const {
+    if (!skinny_ || !skinny_gemm_supported(n, k)) {
         return 0;
     }
-    return skinny_gemm_ctas(n, k, n_sm_, workspace_bytes_);
+    const int32_t s = skinny_gemm_splits(n, k, n_sm_, workspace_bytes_);
+    return s == 1 || skinny_gemm_counters(n) <= n_counters_ ? s : 0;
 }
 
 cublaslt_gemm::~cublaslt_gemm() {
@@ -138,7 +139,7 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
 }
 
 void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream) {
-    if (skinny_ctas(n, k) > 0) {
+    if (skinny_splits(n, k) > 0) {
         return;
     }
     constexpr int64_t m_max = 64;
@@ -215,8 +216,8 @@ void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, 
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
     if (invariant) {
-        const int32_t n_cta = skinny_ctas(n, k);
-        if (n_cta > 0) {
+        const int32_t splits = skinny_splits(n, k);
+        if (splits > 0) {
             skinny_gemm_params sp;
             sp.x = x;
             sp.w = w;
@@ -226,7 +227,7 @@ void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, 
             sp.m = m;
             sp.n = n;
             sp.k = k;
-            sp.n_cta = n_cta;
+            sp.splits = splits;
             sp.out_f32 = out == gemm_out::gemm_out_f32;
             launch_skinny_gemm(sp, stream);
             return;

@@ -6,9 +6,11 @@
 // for m = invariant_ref_m), so each output row is computed by the same kernel configuration, with the same K split
 // and the same deterministic reduction, whatever the number of rows: row i of a 1-row product equals row i of a
 // 100-row product bit for bit. Decode, draft and verify passes use it (see forward_batch::prefill).
-// Invariant shapes the skinny GEMM supports (K a multiple of 8: every projection of our models) run on it instead
-// (kernels/skinny_gemm.cuh: 1-64 rows streaming W); its grid, hence how K is cut, is a function of (n, k) only,
-// its partial sums reuse the cuBLASLt workspace.
+// With `skinny` (constructor, or SPECATTN_SKINNY_GEMM=1), invariant shapes the skinny GEMM supports (K a multiple
+// of 8: every projection of our models) run on it instead (kernels/skinny_gemm.cuh; its K split is a function of
+// (n, k) only, its partial sums reuse the cuBLASLt workspace). NOTE(gemm): off by default: on the H200 it is
+// slower than the tuned cuBLASLt algorithm at 1-32 rows on every Llama-8B shape (57-88% of the copy bandwidth at
+// one row against 61-105%) and faster only at 64 rows for gate/up and the LM head (docs: bench/gemm_bench.cu).
 #pragma once
 
 #include "kernels/kernel_params.h"
@@ -30,8 +32,8 @@ enum class gemm_out : int32_t {
 
 class cublaslt_gemm {
   public:
-    // skinny = false (or SPECATTN_SKINNY_GEMM=0) keeps invariant calls on cuBLASLt (the benchmark's "before").
-    explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20, bool skinny = true);
+    // skinny = true sends supported invariant shapes to the skinny GEMM; SPECATTN_SKINNY_GEMM=1 / =0 overrides.
+    explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20, bool skinny = false);
     ~cublaslt_gemm();
     cublaslt_gemm(const cublaslt_gemm &) = delete;
     cublaslt_gemm & operator=(const cublaslt_gemm &) = delete;
@@ -48,8 +50,8 @@ class cublaslt_gemm {
     // Shapes the skinny GEMM serves need no tuning: the call returns at once.
     void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream);
 
-    // The grid the skinny GEMM uses for an invariant (n, k), 0 when the shape stays on cuBLASLt.
-    int32_t skinny_ctas(int64_t n, int64_t k) const;
+    // The K split the skinny GEMM uses for an invariant (n, k), 0 when the shape stays on cuBLASLt.
+    int32_t skinny_splits(int64_t n, int64_t k) const;
 
   private:
     struct plan {

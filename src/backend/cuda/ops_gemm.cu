@@ -1,4 +1,4 @@
-// Launcher of the skinny GEMM (kernels/skinny_gemm.cuh) and its grid policy. The policy sees (N, K) and the
+// Launcher of the skinny GEMM (kernels/skinny_gemm.cuh) and its split-K policy. The policy sees (N, K) and the
 // device, never the number of rows: that is what keeps a row's result independent of the batch.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
@@ -12,46 +12,47 @@ namespace specattn {
 
 namespace {
 
-// NOTE(gemm): 4 stages of 16 KB of W (48 KB in flight per CTA, ~100 KB per SM): more than Little's law asks of an
-// SM at ~30 GB/s; 2 or 3 stages measured the same at m = 1 with 32-KB stages, 4 costs nothing here (the shared
-// memory is padded to 80 KB anyway so exactly 2 CTAs share an SM).
-constexpr int skinny_gemm_stages = 4;
-
+// NOTE(gemm): stages of 32 KB of W; 3 of them at <= 16 rows, 2 above (x's stages grow with the rows), so two
+// CTAs fit an SM at every row count (102-108 KB and 80-96 KB of shared memory): 32-64 KB of W in flight per CTA,
+// what Little's law asks of an SM at HBM speed (~32 GB/s x ~1 us).
 template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStream_t stream) {
     // M_TILES: the 8-row mma tiles covering p.m, rounded up to a power of two (fewer instances; the padded rows
     // are zero-filled and cost only tensor-core time, which is idle at these shapes anyway).
     if (p.m <= 8) {
-        skinny_gemm_launch<1, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<1, 3, OUT_F32>(p, stream);
     } else if (p.m <= 16) {
-        skinny_gemm_launch<2, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<2, 3, OUT_F32>(p, stream);
     } else if (p.m <= 32) {
-        skinny_gemm_launch<4, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<4, 2, OUT_F32>(p, stream);
     } else {
-        skinny_gemm_launch<8, skinny_gemm_stages, OUT_F32>(p, stream);
+        skinny_gemm_launch<8, 2, OUT_F32>(p, stream);
     }
-}
-
-int64_t n_units(int64_t n, int64_t k) {
-    return (n + skinny_gemm_block_n - 1) / skinny_gemm_block_n * ((k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k);
 }
 
 } // namespace
 
 bool skinny_gemm_supported(int64_t n, int64_t k) {
-    return n > 0 && k > 0 && k % 8 == 0 && n <= INT32_MAX / 2 && k <= INT32_MAX / 2 && n_units(n, k) <= INT32_MAX / 1024;
+    return n > 0 && k > 0 && k % 8 == 0 && n <= INT32_MAX / 2 && k <= INT32_MAX / 2;
 }
 
-int32_t skinny_gemm_ctas(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes) {
-    // Exactly two CTAs per SM, each an equal share of the units: the SMs finish together (see skinny_gemm.cuh).
-    int64_t g = std::min<int64_t>(n_units(n, k), 2 * static_cast<int64_t>(std::max(n_sm, 1)));
-    while (g > 1 && skinny_gemm_partial_bytes(static_cast<int32_t>(g)) > max_partial_bytes) {
-        --g;
+int32_t skinny_gemm_splits(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes) {
+    // One wave of about two CTAs per SM: with fewer the streams in flight cannot cover HBM latency, with more the
+    // CTAs get shorter and the partial sums cost more. Each split keeps >= 2 stages so its pipeline fills; shapes
+    // with many row blocks (gate/up, LM head) need no split at all.
+    const int64_t n_block = (n + skinny_gemm_block_n - 1) / skinny_gemm_block_n;
+    const int64_t n_stage = (k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k;
+    int64_t s = std::max<int64_t>(1, 2 * static_cast<int64_t>(n_sm) / n_block);
+    s = std::min({s, std::max<int64_t>(1, n_stage / 2), int64_t{skinny_gemm_max_splits}});
+    while (s > 1 && skinny_gemm_partial_bytes(n, static_cast<int32_t>(s)) > max_partial_bytes) {
+        --s;
     }
-    return static_cast<int32_t>(g);
+    return static_cast<int32_t>(s);
 }
 
-size_t skinny_gemm_partial_bytes(int32_t n_cta) {
-    return static_cast<size_t>(2 * n_cta) * static_cast<size_t>(skinny_gemm_slot_floats) * sizeof(float);
+size_t skinny_gemm_partial_bytes(int64_t n, int32_t splits) {
+    return splits > 1 ? static_cast<size_t>(splits) * skinny_gemm_max_rows *
+                            static_cast<size_t>(skinny_gemm_partial_ld(n)) * sizeof(float)
+                      : 0;
 }
 
 int64_t skinny_gemm_counters(int64_t n) {
@@ -61,10 +62,11 @@ int64_t skinny_gemm_counters(int64_t n) {
 void launch_skinny_gemm(const skinny_gemm_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.m > 0 && skinny_gemm_supported(p.n, p.k), "skinny GEMM: unsupported shape m %lld, n %lld, k %lld",
                    static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k));
-    SPECATTN_CHECK(p.n_cta >= 1 && p.n_cta <= n_units(p.n, p.k), "skinny GEMM: %d CTAs for %lld units", p.n_cta,
-                   static_cast<long long>(n_units(p.n, p.k)));
-    SPECATTN_CHECK(p.partial != nullptr && p.counters != nullptr,
-                   "skinny GEMM: needs the partial-sum workspace and counters");
+    SPECATTN_CHECK(p.splits >= 1 && p.splits <= (p.k + skinny_gemm_stage_k - 1) / skinny_gemm_stage_k &&
+                       p.splits <= skinny_gemm_max_splits,
+                   "skinny GEMM: %d splits of k %lld", p.splits, static_cast<long long>(p.k));
+    SPECATTN_CHECK(p.splits == 1 || (p.partial != nullptr && p.counters != nullptr),
+                   "skinny GEMM: split K needs the partial-sum workspace and counters");
     const auto aligned = [](const void * q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
     SPECATTN_CHECK(aligned(p.x) && aligned(p.w) && aligned(p.partial),
                    "skinny GEMM: x, w and the workspace must be 16-byte aligned");
