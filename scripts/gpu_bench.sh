@@ -27,21 +27,4 @@ PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench_peers.py --preset llama-3.1-8
     --batch 1,8 --new-tokens 32 --caches static >"$OUT/hf_llama8b.jsonl" 2>"$OUT/hf_llama8b.err"
 echo "rc=$?"
 cat "$OUT/hf_llama8b.jsonl"
-python3 - "$OUT" <<'PY'
-import json, sys, glob, os
-out = sys.argv[1]
-print("| file | prompt | batch | strategy | tokens/s | x none | GB/s | % copy | tau | lossless |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for f in sorted(glob.glob(os.path.join(out, "*.json"))):
-    try:
-        rows = json.load(open(f))
-    except Exception as e:
-        print("|", os.path.basename(f), "| unreadable:", e, "|")
-        continue
-    for r in rows:
-        gbs = r.get("hbm_gb_per_s", 0.0)
-        cp = r.get("copy_gb_per_s", 0.0)
-        print(f"| {os.path.basename(f)[:-5]} | {r['prompt_tokens']} | {r['batch']} | {r['method']} | "
-              f"{r['tokens_per_s']:.1f} | {r['speedup_vs_none']:.2f} | {gbs:.0f} | "
-              f"{100 * gbs / cp if cp else 0:.0f}% | {r.get('tau', 0):.2f} | {r['lossless']} |")
-PY
+python3 tools/bench_table.py "$OUT"

@@ -125,9 +125,9 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
         const int64_t max_rows = std::max(params_.n_batch, params_.n_seq_max);
         if (params_.tp != 1 || tp_transport_forced()) {
             backend_ = std::make_unique<cuda_tp_backend>(model_, params_.tp, n_pages, params_.page_size, max_rows,
-                                                         tp_transport_from_env());
+                                                         tp_transport_from_env(), std::vector<int>{}, params_.n_seq_max);
         } else {
-            backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size, max_rows);
+            backend_ = std::make_unique<cuda_backend>(model_, n_pages, params_.page_size, max_rows, params_.n_seq_max);
         }
 #endif
     } else if (params_.tp != 1) {

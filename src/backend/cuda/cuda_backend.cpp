@@ -11,189 +11,14 @@
 // Decode, draft and verify passes replay a CUDA graph of that device part when one was captured for the same
 // launches. Workspaces that depend on the batch (metadata, partial slots, selection buffers) grow, rarely, between
 // passes while the stream is idle.
-#include "backend/cuda/cuda_backend.h"
-
-#include "backend/cuda/attention_plan.h"
-#include "backend/cuda/cuda_check.h"
-#include "backend/cuda/cuda_ops.h"
-#include "backend/cuda/device_buffer.h"
-#include "backend/cuda/device_sampler.h"
-#include "backend/cuda/gemm.h"
-#include "backend/cuda/select_ops.h"
-#include "backend/cuda/selection_state.h"
-#include "backend/cuda/stage_timer.h"
-#include "backend/cuda/tp_ops.h"
-#include "core/check.h"
-#include "core/dtype.h"
-#include "kernels/paged_kv.h"
-#include "model/rope.h"
+#include "backend/cuda/cuda_backend_impl.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 
 namespace specattn {
-
-namespace {
-
-// A layer's weights on the device. Q, K and V are fused into one [H*D + 2*HK*D, E] matrix, gate and up into one
-// [2F, E] matrix (gpt-fast's load-time fusion), so each is one GEMM.
-struct cuda_layer {
-    const bf16 * wqkv = nullptr;       // [(H + 2 HK) * D, E]
-    const bf16 * wo = nullptr;         // [E, H * D]
-    const bf16 * w_gate_up = nullptr;  // [2F, E]
-    const bf16 * w_down = nullptr;     // [E, F]
-    const float * attn_norm = nullptr; // [E]
-    const float * ffn_norm = nullptr;  // [E]
-    const float * bqkv = nullptr;      // [(H + 2 HK) * D] or nullptr
-    const float * q_norm = nullptr;    // [D] or nullptr
-    const float * k_norm = nullptr;    // [D] or nullptr
-};
-
-} // namespace
-
-struct cuda_backend::impl {
-    const model & m; // the whole model, or a tensor-parallel rank's shard
-    model_hparams hp;
-    // Tensor parallelism (docs/tensor_parallel.md). A group (comm != &no_tp) is called after the embedding, the O
-    // and down projections, the LM head and for shared score sinks; with more than one rank (tp) the projections'
-    // partial sums are fp32 and the all-reduce rounds their sum to bf16 once, as one rank's GEMM does.
-    tp_rank_plan rank;
-    single_rank_collectives no_tp;
-    collectives * comm = &no_tp;
-    bool tp = false;
-    paged_kv_layout layout;
-    int64_t max_rows = 0;
-    int64_t n_sm = 0;
-    int64_t slot_capacity = 0;
-
-    cudaStream_t stream = nullptr;
-    std::unique_ptr<cublaslt_gemm> gemm;
-    std::vector<device_buffer> owned; // every weight tensor
-
-    const bf16 * tok_embd = nullptr;  // [V, E]; a tensor-parallel rank's vocabulary rows [vocab_chunk, E], zero-padded
-    const bf16 * lm_head = nullptr;   // [V, E] (tok_embd when tied); the same rows under tensor parallelism
-    const float * out_norm = nullptr; // [E]
-    const float * inv_freq = nullptr; // [D / 2]
-    std::vector<cuda_layer> layers;
-
-    device_buffer k_pool; // [n_layer, P, HK, S, D] bf16
-    device_buffer v_pool; // same
-
-    // Workspaces for max_rows rows.
-    device_buffer x;           // [R, E] fp32 residual stream
-    device_buffer xn;          // [R, E] bf16 normed block input
-    device_buffer qkv;         // [R, (H + 2 HK) * D] bf16
-    device_buffer attn;        // [R, H * D] bf16
-    device_buffer proj;        // [R, E] bf16 output of the O and down projections (the residual delta)
-    device_buffer gate_up;     // [R, 2F] bf16
-    device_buffer act;         // [R, F] bf16
-    device_buffer logits;      // [R, V] fp32
-    device_buffer partial_o;   // [slot_capacity, H, D] fp32
-    device_buffer partial_lse; // [slot_capacity, H] fp32
-
-    // Per-pass metadata packed as int32 words (meta_words, run_pass), host staging and device copy.
-    pinned_buffer meta_host;
-    device_buffer meta_dev;
-    pinned_buffer logits_host; // [R, V] fp32
-    device_buffer proj_partial;  // [R, E] fp32 a rank's partial O / down projection (tp)
-    device_buffer logits_local;  // [R, vocab_chunk] fp32 a rank's LM-head block (tp)
-    device_buffer logits_gather; // [N, R, vocab_chunk] fp32 every rank's block (tp)
-    device_buffer ids;         // [R] int32 token ids (forward_argmax, forward_sample)
-    pinned_buffer ids_host;    // [R]
-    std::unique_ptr<device_sampler> sampler; // forward_sample, forward_sample_held, forward_accept
-    // SPECATTN_HOST_SAMPLING=1: return logits and sample on the host, as the CPU backend does (tests compare the
-    // two; a user can rule the device sampler out).
-    bool host_sampling = false;
-
-    // Offsets (int32 elements) of the metadata arrays of the current pass.
-    struct meta_offsets {
-        size_t tokens, positions, kv_page, kv_slot, out_rows, row_slot, row_n_split, page_table, segs, work;
-    } off{};
-    attention_plan plan;
-    std::vector<attention_plan_row> plan_rows;
-    std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
-    stage_timer timer;                         // SPECATTN_CUDA_PROFILE=1
-    // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
-    // their launches depend on besides the metadata's contents (see run_pass).
-    bool use_graphs = true;
-    static constexpr size_t max_graphs = 64;
-    std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
-
-    impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages, int64_t page_size,
-         int64_t rows);
-    ~impl() {
-        clear_graphs();
-        cudaStreamDestroy(stream);
-    }
-
-    template <typename T> const T * upload(const T * src, int64_t n) {
-        owned.emplace_back(static_cast<size_t>(n) * sizeof(T));
-        SPECATTN_CUDA_CHECK(
-            cudaMemcpy(owned.back().as<void>(), src, static_cast<size_t>(n) * sizeof(T), cudaMemcpyHostToDevice));
-        return owned.back().as<T>();
-    }
-    // fp32 matrices (concatenated row-wise when several) rounded to bf16 and uploaded, then `zeros` zero elements.
-    const bf16 * upload_bf16(std::initializer_list<const matrix *> parts, int64_t zeros = 0) {
-        std::vector<uint16_t> h;
-        size_t n = 0;
-        for (const matrix * p : parts) {
-            n += p->w.size();
-        }
-        h.reserve(n);
-        for (const matrix * p : parts) {
-            for (float f : p->w) {
-                h.push_back(f32_to_bf16(f));
-            }
-        }
-        h.resize(h.size() + static_cast<size_t>(zeros), 0);
-        return reinterpret_cast<const bf16 *>(upload(h.data(), static_cast<int64_t>(h.size())));
-    }
-
-    // Rows [r_begin, r_end) of the batch; their logit rows' outputs go to `out` at their index in the whole batch.
-    void run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
-                  const outputs & out);
-    void warm_up(int64_t n_pages, int64_t page_size);
-    void upload_weights();
-    void init_random_weights();
-    void init_random_shard();
-    void reduce_sinks_across_ranks(const forward_batch & batch);
-    // The batch-invariant GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
-    void tune_gemms() {
-        const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
-        const cuda_layer & l = layers.front();
-        const gemm_out proj_out = tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16;
-        gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream);
-        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_embd_q(), l.wo, stream);
-        gemm->tune_invariant(gemm_out::gemm_out_bf16, 2 * hp.n_ff, hp.n_embd, l.w_gate_up, stream);
-        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_ff, l.w_down, stream);
-        gemm->tune_invariant(gemm_out::gemm_out_f32, lm_rows(), hp.n_embd, lm_head, stream);
-    }
-    // The LM head's output rows on this rank: the vocabulary, or the rank's block of it.
-    int64_t lm_rows() const { return tp ? rank.vocab_chunk : hp.n_vocab; }
-    // A projection's output (bf16 [n, E]) after the all-reduce over the ranks; src is proj (one rank) or
-    // proj_partial (tp).
-    void reduce_proj(int64_t n, bool invariant) {
-        const coll_exec ex{stream, invariant};
-        if (tp) {
-            comm->all_reduce_sum(proj_partial.as<void>(), tp_dtype::tp_dtype_f32, proj.as<void>(),
-                                 tp_dtype::tp_dtype_bf16, n * hp.n_embd, ex);
-        } else if (comm != &no_tp) {
-            comm->all_reduce_sum(proj.as<void>(), tp_dtype::tp_dtype_bf16, proj.as<void>(), tp_dtype::tp_dtype_bf16,
-                                 n * hp.n_embd, ex);
-        }
-    }
-    void enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc, bool invariant);
-    void clear_graphs() {
-        for (auto & [k, exec] : graph_cache) {
-            cudaGraphExecDestroy(exec);
-        }
-        graph_cache.clear();
-    }
-};
 
 cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages,
                          int64_t page_size, int64_t rows)
@@ -274,345 +99,6 @@ cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives
                          static_cast<size_t>(max_work) * sizeof(attention_work) / sizeof(int32_t);
     meta_host = pinned_buffer(words * sizeof(int32_t));
     meta_dev = device_buffer(words * sizeof(int32_t));
-}
-
-// The model's fp32 weights rounded to bf16 and uploaded, Q/K/V and gate/up fused.
-void cuda_backend::impl::upload_weights() {
-    const model_weights & w = m.w;
-    // A tensor-parallel rank's vocabulary rows, padded to the common chunk (the logits all-gather's block).
-    const int64_t pad = (lm_rows() - w.tok_embd.n_out) * hp.n_embd;
-    tok_embd = upload_bf16({&w.tok_embd}, pad);
-    lm_head = w.output.empty() ? tok_embd : upload_bf16({&w.output}, pad);
-    out_norm = upload(w.out_norm.data(), hp.n_embd);
-    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
-    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
-    for (const layer_weights & lw : w.layers) {
-        cuda_layer l;
-        l.wqkv = upload_bf16({&lw.wq, &lw.wk, &lw.wv});
-        l.wo = upload_bf16({&lw.wo});
-        l.w_gate_up = upload_bf16({&lw.w_gate, &lw.w_up});
-        l.w_down = upload_bf16({&lw.w_down});
-        l.attn_norm = upload(lw.attn_norm.data(), hp.n_embd);
-        l.ffn_norm = upload(lw.ffn_norm.data(), hp.n_embd);
-        if (hp.qkv_bias) {
-            std::vector<float> b(lw.bq);
-            b.insert(b.end(), lw.bk.begin(), lw.bk.end());
-            b.insert(b.end(), lw.bv.begin(), lw.bv.end());
-            l.bqkv = upload(b.data(), static_cast<int64_t>(b.size()));
-        }
-        if (hp.qk_norm) {
-            l.q_norm = upload(lw.q_norm.data(), hp.head_dim);
-            l.k_norm = upload(lw.k_norm.data(), hp.head_dim);
-        }
-        layers.push_back(l);
-    }
-}
-
-// A preset's weights (model/presets.h), generated here: uniform with unit output variance for a unit-variance input
-// (±sqrt(3 / fan_in)), embeddings ±1, norms 1, biases 0.
-void cuda_backend::impl::init_random_weights() {
-    uint64_t seed = m.seed;
-    const auto random = [&](int64_t n_out, int64_t n_in, float scale) {
-        const int64_t n = n_out * n_in;
-        owned.emplace_back(static_cast<size_t>(n) * sizeof(bf16));
-        launch_fill_uniform_bf16(owned.back().as<bf16>(), n, seed++, scale, stream);
-        return static_cast<const bf16 *>(owned.back().as<bf16>());
-    };
-    const auto constant = [&](int64_t n, float value) {
-        owned.emplace_back(static_cast<size_t>(n) * sizeof(float));
-        launch_fill_f32(owned.back().as<float>(), n, value, stream);
-        return static_cast<const float *>(owned.back().as<float>());
-    };
-    const auto linear = [&](int64_t n_out, int64_t n_in) {
-        return random(n_out, n_in, std::sqrt(3.0f / static_cast<float>(n_in)));
-    };
-    const int64_t e = hp.n_embd;
-    tok_embd = random(hp.n_vocab, e, 1.0f);
-    lm_head = hp.tied_embeddings ? tok_embd : linear(hp.n_vocab, e);
-    out_norm = constant(e, 1.0f);
-    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
-    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
-    const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
-    for (int64_t il = 0; il < hp.n_layer; ++il) {
-        cuda_layer l;
-        l.wqkv = linear(n_qkv, e);
-        l.wo = linear(e, hp.n_embd_q());
-        l.w_gate_up = linear(2 * hp.n_ff, e);
-        l.w_down = linear(e, hp.n_ff);
-        l.attn_norm = constant(e, 1.0f);
-        l.ffn_norm = constant(e, 1.0f);
-        if (hp.qkv_bias) {
-            l.bqkv = constant(n_qkv, 0.0f);
-        }
-        if (hp.qk_norm) {
-            l.q_norm = constant(hp.head_dim, 1.0f);
-            l.k_norm = constant(hp.head_dim, 1.0f);
-        }
-        layers.push_back(l);
-    }
-    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
-}
-
-// A preset's tensor-parallel rank: each matrix of the whole model is generated exactly as init_random_weights does
-// (same seeds, same order) into a scratch buffer, and the rank's rows or columns are copied out, so that TP=N runs
-// the TP=1 model.
-void cuda_backend::impl::init_random_shard() {
-    uint64_t seed = m.seed;
-    const int64_t e = hp.n_embd;
-    const int64_t d = hp.head_dim;
-    const int64_t n_head_all = rank.heads.size() * rank.n_ranks;
-    const int64_t n_kv_all = rank.n_head_kv_total;
-    const int64_t n_ff_all = rank.n_ff_total;
-    const int64_t n_qkv_all = (n_head_all + 2 * n_kv_all) * d;
-    const int64_t full_elems = std::max({hp.n_vocab * e, n_qkv_all * e, 2 * n_ff_all * e});
-    device_buffer full(static_cast<size_t>(full_elems) * sizeof(bf16)); // one whole matrix at a time
-    const auto generate = [&](int64_t n_out, int64_t n_in, float scale) {
-        launch_fill_uniform_bf16(full.as<bf16>(), n_out * n_in, seed++, scale, stream);
-    };
-    const auto linear_scale = [](int64_t n_in) { return std::sqrt(3.0f / static_cast<float>(n_in)); };
-    const auto alloc = [&](int64_t n) {
-        owned.emplace_back(static_cast<size_t>(n) * sizeof(bf16));
-        return owned.back().as<bf16>();
-    };
-    // Rows [r0, r0 + n_rows) and columns [c0, c0 + n_cols) of the whole [*, n_in] matrix to dst [n_rows, n_cols].
-    const auto copy = [&](bf16 * dst, int64_t r0, int64_t n_rows, int64_t n_in, int64_t c0, int64_t n_cols) {
-        SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(n_cols) * sizeof(bf16),
-                                              full.as<bf16>() + r0 * n_in + c0, static_cast<size_t>(n_in) * sizeof(bf16),
-                                              static_cast<size_t>(n_cols) * sizeof(bf16), static_cast<size_t>(n_rows),
-                                              cudaMemcpyDeviceToDevice, stream));
-    };
-    const auto constant = [&](int64_t n, float value) {
-        owned.emplace_back(static_cast<size_t>(n) * sizeof(float));
-        launch_fill_f32(owned.back().as<float>(), n, value, stream);
-        return static_cast<const float *>(owned.back().as<float>());
-    };
-    const auto vocab_block = [&](float scale) { // the rank's vocabulary rows, zero-padded to the chunk
-        generate(hp.n_vocab, e, scale);
-        bf16 * dst = alloc(rank.vocab_chunk * e);
-        SPECATTN_CUDA_CHECK(cudaMemsetAsync(dst, 0, static_cast<size_t>(rank.vocab_chunk * e) * sizeof(bf16), stream));
-        copy(dst, rank.vocab.begin, rank.vocab.size(), e, 0, e);
-        return static_cast<const bf16 *>(dst);
-    };
-    tok_embd = vocab_block(1.0f);
-    lm_head = hp.tied_embeddings ? tok_embd : vocab_block(linear_scale(e));
-    out_norm = constant(e, 1.0f);
-    const std::vector<float> freq = rope_inv_freq(hp.rope, hp.head_dim);
-    inv_freq = upload(freq.data(), static_cast<int64_t>(freq.size()));
-    const int64_t q0 = rank.heads.begin * d;
-    const int64_t n_q = rank.heads.size() * d;
-    const int64_t k0 = rank.kv_heads.begin * d;
-    const int64_t n_k = rank.kv_heads.size() * d;
-    const int64_t f0 = rank.ff.begin;
-    const int64_t n_f = rank.ff.size();
-    for (int64_t il = 0; il < hp.n_layer; ++il) {
-        cuda_layer l;
-        generate(n_qkv_all, e, linear_scale(e)); // [Q of all heads; K; V]
-        bf16 * w_qkv = alloc((n_q + 2 * n_k) * e);
-        copy(w_qkv, q0, n_q, e, 0, e);
-        copy(w_qkv + n_q * e, n_head_all * d + k0, n_k, e, 0, e);
-        copy(w_qkv + (n_q + n_k) * e, (n_head_all + n_kv_all) * d + k0, n_k, e, 0, e);
-        l.wqkv = w_qkv;
-        generate(e, n_head_all * d, linear_scale(n_head_all * d));
-        bf16 * wo = alloc(e * n_q);
-        copy(wo, 0, e, n_head_all * d, q0, n_q);
-        l.wo = wo;
-        generate(2 * n_ff_all, e, linear_scale(e)); // [gate; up]
-        bf16 * w_gu = alloc(2 * n_f * e);
-        copy(w_gu, f0, n_f, e, 0, e);
-        copy(w_gu + n_f * e, n_ff_all + f0, n_f, e, 0, e);
-        l.w_gate_up = w_gu;
-        generate(e, n_ff_all, linear_scale(n_ff_all));
-        bf16 * down = alloc(e * n_f);
-        copy(down, 0, e, n_ff_all, f0, n_f);
-        l.w_down = down;
-        l.attn_norm = constant(e, 1.0f);
-        l.ffn_norm = constant(e, 1.0f);
-        if (hp.qkv_bias) {
-            l.bqkv = constant(n_q + 2 * n_k, 0.0f);
-        }
-        if (hp.qk_norm) {
-            l.q_norm = constant(hp.head_dim, 1.0f);
-            l.k_norm = constant(hp.head_dim, 1.0f);
-        }
-        layers.push_back(l);
-    }
-    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // before `full` is freed
-}
-
-// Every launch of a pass after the metadata upload, up to the LM head: what a graph captures.
-void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t * md, const attention_plan_config & pc,
-                                        bool invariant) {
-    const int64_t n_embd = hp.n_embd;
-    const int64_t hd = hp.head_dim;
-    const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
-    cuda_selection & sel = *sel_state;
-    float * x_d = x.as<float>();
-    bf16 * xn_d = xn.as<bf16>();
-    bf16 * qkv_d = qkv.as<bf16>();
-    bf16 * proj_d = proj.as<bf16>();
-
-    if (tp) { // the rank's vocabulary rows, zeros for other ids, summed over the ranks (exact: one non-zero term)
-        launch_tp_embed(tok_embd, md + off.tokens, rank.vocab.begin, rank.vocab.end, x_d, n, n_embd, stream);
-        comm->all_reduce_sum(x_d, tp_dtype::tp_dtype_f32, x_d, tp_dtype::tp_dtype_f32, n * n_embd, {stream, invariant});
-    } else {
-        embed_params ep;
-        ep.table = tok_embd;
-        ep.tokens = md + off.tokens;
-        ep.out = x_d;
-        ep.n_rows = n;
-        ep.n_embd = n_embd;
-        launch_embed(ep, stream);
-    }
-    timer.mark("embed", stream);
-
-    const int64_t layer_elems = layout.layer_elems();
-    for (int64_t il = 0; il < hp.n_layer; ++il) {
-        const cuda_layer & l = layers[static_cast<size_t>(il)];
-
-        rmsnorm_params np;
-        np.x = x_d;
-        np.residual = il == 0 ? nullptr : proj_d; // the previous layer's MLP output joins the stream here
-        np.weight = l.attn_norm;
-        np.out = xn_d;
-        np.n_rows = n;
-        np.n = n_embd;
-        np.eps = hp.norm_eps;
-        launch_rmsnorm(np, stream);
-
-        timer.mark("norm", stream);
-        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream, invariant);
-        timer.mark("gemm qkv", stream);
-
-        qkv_prep_params qp;
-        qp.qkv = qkv_d;
-        qp.bias = l.bqkv;
-        qp.q_norm = l.q_norm;
-        qp.k_norm = l.k_norm;
-        qp.inv_freq = inv_freq;
-        qp.positions = md + off.positions;
-        qp.n_rows = n;
-        qp.n_head = hp.n_head;
-        qp.n_head_kv = hp.n_head_kv;
-        qp.head_dim = hd;
-        switch (hp.rope.layout) {
-        case rope_layout::rope_layout_interleaved:
-            qp.pairs = rope_pairs::rope_pairs_interleaved;
-            break;
-        case rope_layout::rope_layout_half_split:
-            qp.pairs = rope_pairs::rope_pairs_half_split;
-            break;
-        }
-        qp.eps = hp.norm_eps;
-        launch_qkv_prep(qp, stream);
-
-        bf16 * k_layer = k_pool.as<bf16>() + il * layer_elems; // [P, HK, S, D]
-        bf16 * v_layer = v_pool.as<bf16>() + il * layer_elems;
-        kv_append_params kp;
-        kp.k = qkv_d + hp.n_embd_q();
-        kp.v = qkv_d + hp.n_embd_q() + hp.n_embd_kv();
-        kp.row_stride = n_qkv;
-        kp.k_pool = k_layer;
-        kp.v_pool = v_layer;
-        kp.page = md + off.kv_page;
-        kp.slot = md + off.kv_slot;
-        kp.n_rows = n;
-        kp.n_head_kv = hp.n_head_kv;
-        kp.page_size = layout.page_size;
-        kp.head_dim = hd;
-        launch_kv_append(kp, stream);
-        sel.after_kv_append(il, k_layer, stream);
-
-        attention_plan_device apd;
-        apd.page_table = md + off.page_table;
-        apd.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
-        apd.work = reinterpret_cast<const attention_work *>(md + off.work);
-        apd.row_slot = md + off.row_slot;
-        apd.row_n_split = md + off.row_n_split;
-        attention_params ap = attention_params_from_plan(plan, pc, apd);
-        ap.q = qkv_d;
-        ap.q_row_stride = n_qkv;
-        ap.k_pool = k_layer;
-        ap.v_pool = v_layer;
-        ap.partial_o = partial_o.as<float>();
-        ap.partial_lse = partial_lse.as<float>();
-        ap.out = attn.as<bf16>();
-        ap.head_dim = hd;
-        ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
-        timer.mark("rope+append", stream);
-        sel.before_attention(il, qkv_d, n_qkv, apd.page_table, stream);
-        timer.mark("quest", stream);
-        sel.attention_fields(il, ap);
-        launch_attention(ap, stream);
-        timer.mark("attention", stream);
-        sel.after_attention(il, stream);
-        timer.mark("score reduce", stream);
-
-        gemm->run(attn.as<bf16>(), l.wo, tp ? proj_partial.as<void>() : proj_d,
-                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream, invariant);
-        timer.mark("gemm o", stream);
-        reduce_proj(n, invariant); // the heads' partial O projections
-        timer.mark("all-reduce", stream);
-
-        np.residual = proj_d;
-        np.weight = l.ffn_norm;
-        launch_rmsnorm(np, stream);
-
-        timer.mark("norm", stream);
-        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream, invariant);
-        timer.mark("gemm gate/up", stream);
-        swiglu_params sp;
-        sp.gate_up = gate_up.as<bf16>();
-        sp.out = act.as<bf16>();
-        sp.n_rows = n;
-        sp.n_ff = hp.n_ff;
-        launch_swiglu(sp, stream);
-        timer.mark("swiglu", stream);
-        gemm->run(act.as<bf16>(), l.w_down, tp ? proj_partial.as<void>() : proj_d,
-                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream, invariant);
-        timer.mark("gemm down", stream);
-        reduce_proj(n, invariant); // the MLP rows' partial down projections
-        timer.mark("all-reduce", stream);
-    }
-
-    if (n_out == 0) {
-        return;
-    }
-    // Only the rows whose logits are wanted: the last MLP's output joins them, they are normed and projected.
-    rmsnorm_params fp;
-    fp.x = x_d;
-    fp.residual = proj_d;
-    fp.weight = out_norm;
-    fp.rows = md + off.out_rows;
-    fp.out = xn_d;
-    fp.n_rows = n_out;
-    fp.n = n_embd;
-    fp.eps = hp.norm_eps;
-    launch_rmsnorm(fp, stream);
-    timer.mark("norm", stream);
-    if (!tp) {
-        gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream,
-                  invariant);
-        timer.mark("lm head", stream);
-        return;
-    }
-    // Every rank's [n_out, vocab_chunk] block (the last one padded), gathered in rank order, unpadded into the logits.
-    const int64_t chunk = rank.vocab_chunk;
-    gemm->run(xn_d, lm_head, logits_local.as<float>(), gemm_out::gemm_out_f32, n_out, chunk, n_embd, stream, invariant);
-    timer.mark("lm head", stream);
-    comm->all_gather(logits_local.as<void>(), logits_gather.as<void>(), tp_dtype::tp_dtype_f32, n_out * chunk,
-                     {stream, invariant});
-    for (int32_t r = 0; r < rank.n_ranks; ++r) {
-        const int64_t begin = std::min(hp.n_vocab, r * chunk);
-        const int64_t size = std::min(hp.n_vocab, (r + 1) * chunk) - begin;
-        if (size > 0) {
-            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(logits.as<float>() + begin, static_cast<size_t>(hp.n_vocab) * sizeof(float),
-                                                  logits_gather.as<float>() + r * n_out * chunk,
-                                                  static_cast<size_t>(chunk) * sizeof(float),
-                                                  static_cast<size_t>(size) * sizeof(float), static_cast<size_t>(n_out),
-                                                  cudaMemcpyDeviceToDevice, stream));
-        }
-    }
-    timer.mark("logits all-gather", stream);
 }
 
 void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
@@ -756,43 +242,42 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     }
     // The one host synchronization of a pass: the logits, or only their argmax ids (greedy decoding).
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
-    if (out.params != nullptr) { // sampled on the device: ids, or a verification's target distributions
-        std::vector<sampling_params> pp;
-        std::vector<double> pu;
-        std::vector<int32_t> ph;
-        for (const auto & [j, r] : outs) {
+    // Per-pass vectors of the sampled rows' parameters, uniforms and held slots, in pass order.
+    std::vector<sampling_params> pp;
+    std::vector<double> pu;
+    std::vector<int32_t> ph;
+    for (const auto & [j, r] : outs) {
+        if (out.params != nullptr) {
             pp.push_back(out.params[j]);
-            if (out.ids != nullptr) {
-                pu.push_back(out.uniforms[j]);
-            }
-            if (out.holds != nullptr) {
-                ph.push_back(out.holds[j]);
-            }
         }
-        if (out.ids == nullptr) {
-            for (size_t k = 0; k < outs.size(); ++k) {
-                SPECATTN_CHECK(outs[k].first == outs[0].first + static_cast<int64_t>(k),
-                               "a verification's logit rows must be in batch order");
-            }
-            sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
-            timer.mark("target probs", stream);
-        } else {
+        if (out.uniforms != nullptr) {
+            pu.push_back(out.uniforms[j]);
+        }
+        if (out.holds != nullptr) {
+            ph.push_back(out.holds[j]);
+        }
+    }
+    if (out.params != nullptr && out.ids == nullptr) { // a verification's target distributions, kept on the device
+        for (size_t k = 0; k < outs.size(); ++k) {
+            SPECATTN_CHECK(outs[k].first == outs[0].first + static_cast<int64_t>(k),
+                           "a verification's logit rows must be in batch order");
+        }
+        sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
+        timer.mark("target probs", stream);
+    } else if (out.ids != nullptr) { // token ids: drawn (sampling) or the argmax (greedy)
+        if (out.params != nullptr) {
             sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(), stream);
-            SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(),
-                                                static_cast<size_t>(n_out) * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                                stream));
-            timer.mark("sample+d2h", stream);
+        } else {
+            argmax_params am;
+            am.logits = logits.as<float>();
+            am.out = ids.as<int32_t>();
+            am.n_rows = n_out;
+            am.n_vocab = hp.n_vocab;
+            launch_argmax(am, stream);
         }
-    } else if (out.ids != nullptr) {
-        argmax_params am;
-        am.logits = logits.as<float>();
-        am.out = ids.as<int32_t>();
-        am.n_rows = n_out;
-        am.n_vocab = hp.n_vocab;
-        launch_argmax(am, stream);
         SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(), static_cast<size_t>(n_out) * sizeof(int32_t),
                                             cudaMemcpyDeviceToHost, stream));
-        timer.mark("argmax+d2h", stream);
+        timer.mark("tokens+d2h", stream);
     } else {
         SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
                                             static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
@@ -832,34 +317,17 @@ void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
     run_pass(b, kv, 0, 1, o);
 }
 
-cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows)
+cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(m, whole_model_plan(m.hp), nullptr, n_pages, page_size, max_rows)) {
-    impl_->tune_gemms();
+    impl_->tune_gemms(decode_rows);
     impl_->warm_up(n_pages, page_size);
 }
 
 cuda_backend::cuda_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
-                           int64_t page_size, int64_t max_rows)
+                           int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(shard, rank, &comm, n_pages, page_size, max_rows)) {
-    impl_->tune_gemms();
+    impl_->tune_gemms(decode_rows);
     impl_->warm_up(n_pages, page_size);
-}
-
-// After a forward's last pass: a sink shared by all query heads is partial on each rank (its heads' scores) and is
-// summed over the ranks, in the batch's sink order (the same on every rank); a per-KV-head sink is the rank's own.
-// Once per verification, outside the graphs.
-void cuda_backend::impl::reduce_sinks_across_ranks(const forward_batch & batch) {
-    if (!tp || batch.sinks.empty()) {
-        return;
-    }
-    for (const score_sink & s : batch.sinks) {
-        if (!s.per_kv_head) {
-            int64_t n = 0;
-            float * block = sel_state->sink_block(s.seq, s.id, n);
-            comm->all_reduce_sum(block, tp_dtype::tp_dtype_f32, block, tp_dtype::tp_dtype_f32, n, {stream, true});
-        }
-    }
-    SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // inspection (sink_scores) copies on another stream
 }
 
 cuda_backend::~cuda_backend() = default;

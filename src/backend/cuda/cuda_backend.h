@@ -25,14 +25,15 @@ class cuda_backend : public backend {
   public:
     // Uploads the model's weights, allocates K/V pools of n_pages pages of page_size tokens (the block manager must
     // use the same numbers) and workspaces for max_rows rows per pass; larger batches run in several passes.
-    // Throws specattn::error when there is no CUDA device or memory runs out.
-    cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows);
+    // decode_rows: the sequences the engine decodes together, for which the batch-invariant GEMM algorithms are
+    // chosen (gemm.h). Throws specattn::error when there is no CUDA device or memory runs out.
+    cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows, int64_t decode_rows = 1);
     // One tensor-parallel rank (docs/tensor_parallel.md), on the current CUDA device: `shard` is shard_model(m, rank),
     // `comm` the rank's end of a cuda_collectives_group (cuda_collectives.h); both must outlive the backend. The
     // constructor (its warm-up pass) and forward() are then collectives: every rank of the group runs them, each on
     // its own thread (cuda_tp_backend).
     cuda_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages, int64_t page_size,
-                 int64_t max_rows);
+                 int64_t max_rows, int64_t decode_rows = 1);
     ~cuda_backend() override;
 
     const char * name() const override { return "cuda"; }

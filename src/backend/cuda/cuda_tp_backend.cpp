@@ -38,7 +38,7 @@ void cuda_tp_check_devices(int32_t n_ranks, tp_transport transport) {
 }
 
 cuda_tp_backend::cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pages, int64_t page_size, int64_t max_rows,
-                                 tp_transport transport, std::vector<int> devices)
+                                 tp_transport transport, std::vector<int> devices, int64_t decode_rows)
     : plan_(make_tp_plan(m.hp, n_ranks)) {
     if (devices.empty()) {
         cuda_tp_check_devices(n_ranks, transport);
@@ -67,7 +67,8 @@ cuda_tp_backend::cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pag
     // Concurrently: each rank's warm-up pass meets the others in the collectives.
     run_ranks([&](int32_t r) {
         const auto i = static_cast<size_t>(r);
-        ranks_[i] = std::make_unique<cuda_backend>(shards_[i], plan_[i], group_->rank(r), n_pages, page_size, max_rows);
+        ranks_[i] = std::make_unique<cuda_backend>(shards_[i], plan_[i], group_->rank(r), n_pages, page_size, max_rows,
+                                                   decode_rows);
     });
 }
 

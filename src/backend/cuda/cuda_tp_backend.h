@@ -32,10 +32,11 @@ void cuda_tp_check_devices(int32_t n_ranks, tp_transport transport);
 
 class cuda_tp_backend : public backend {
   public:
-    // devices[r]: rank r's GPU; empty: 0, 1, ... (NCCL) or all 0 (local). Throws specattn::error with one line when
-    // n_ranks does not divide the model's heads, when there are fewer GPUs than ranks, or when NCCL fails.
+    // devices[r]: rank r's GPU; empty: 0, 1, ... (NCCL) or all 0 (local). decode_rows as cuda_backend's. Throws
+    // specattn::error with one line when n_ranks does not divide the model's heads, when there are fewer GPUs than
+    // ranks, or when NCCL fails.
     cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pages, int64_t page_size, int64_t max_rows,
-                    tp_transport transport, std::vector<int> devices = {});
+                    tp_transport transport, std::vector<int> devices = {}, int64_t decode_rows = 1);
     ~cuda_tp_backend() override;
 
     const char * name() const override { return "cuda-tp"; }

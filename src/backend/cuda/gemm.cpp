@@ -138,13 +138,17 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
     return plans_.emplace(key, p).first->second;
 }
 
-void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream) {
+void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream,
+                                   int64_t decode_rows) {
     if (skinny_splits(n, k) > 0) {
         return;
     }
-    constexpr int64_t m_max = 64;
+    SPECATTN_CHECK(decode_rows > 0, "GEMM tuning for %lld decode rows", static_cast<long long>(decode_rows));
+    const int64_t m_decode = decode_rows;
+    const int64_t m_verify = 6 * decode_rows;
+    const int64_t m_max = 8 * std::max<int64_t>(decode_rows, 8);
     std::vector<cublasLtMatmulAlgo_t> cands;
-    for (int64_t m_ref : {int64_t{1}, invariant_ref_m()}) {
+    for (int64_t m_ref : {int64_t{1}, invariant_ref_m(), m_decode, m_verify}) {
         plan ref;
         make_layouts(ref, out, m_ref, n, k);
         for (const cublasLtMatmulAlgo_t & algo : heuristics(ref, 16)) {
@@ -174,7 +178,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     for (const cublasLtMatmulAlgo_t & algo : cands) {
         double score = 0.0;
         bool ok = true;
-        for (int64_t m : {int64_t{1}, int64_t{16}, m_max}) {
+        for (int64_t m : {m_decode, m_verify, m_max}) {
             plan p;
             make_layouts(p, out, m, n, k);
             cublasLtMatmulHeuristicResult_t check{};
@@ -193,7 +197,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
                 SPECATTN_CUDA_CHECK(cudaEventSynchronize(t1));
                 float ms = 0.0f;
                 SPECATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
-                score += (m == 1 ? 1.0 : 0.5) * ms / reps;
+                score += (m == m_decode ? 1.0 : 0.5) * ms / reps;
             }
             release(p);
         }

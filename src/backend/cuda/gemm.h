@@ -44,11 +44,15 @@ class cublaslt_gemm {
 
     // The m whose heuristic choice serves every m of an invariant shape that tune_invariant has not seen.
     static constexpr int64_t invariant_ref_m() { return 16; }
-    // Picks the invariant algorithm of (out, n, k) by timing the heuristic's candidates for a few m on the real
-    // weights w: the fastest at 1 row plus half its time at 16 rows (decode at batch 1, verification). Call before
-    // any invariant run of the shape (not while a stream is being captured); untuned shapes use invariant_ref_m.
-    // Shapes the skinny GEMM serves need no tuning: the call returns at once.
-    void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream);
+    // Picks the invariant algorithm of (out, n, k) by timing the heuristic's candidates on the real weights w at the
+    // rows the engine's passes will have: its time at decode_rows (a decode or draft step of the engine's batch)
+    // plus half its time at 6 × decode_rows (a verification of γ ≈ 5), among the algorithms that also run at
+    // 8 × max(decode_rows, 8) rows. One algorithm cannot be the fastest at 1 row and at 64 (cuBLASLt's choices
+    // differ 2× there on the 8B shapes), so the engine's batch decides; every row is still computed the same way
+    // whatever the pass's size. Call before any invariant run of the shape (not while a stream is being
+    // captured); untuned shapes use invariant_ref_m. Shapes the skinny GEMM serves need no tuning.
+    void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream,
+                        int64_t decode_rows = 1);
 
     // The K split the skinny GEMM uses for an invariant (n, k), 0 when the shape stays on cuBLASLt.
     int32_t skinny_splits(int64_t n, int64_t k) const;

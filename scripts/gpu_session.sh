@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One device call's worth of checks and measurements with prebuilt binaries (scripts/device_prebuilt.sh):
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh tests   # CUDA tests, memcheck, kernel benches
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
+# (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
+# has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_session}
+mkdir -p "$OUT"
+rows=()
+step() { # name limit log cmd...: runs cmd with a timeout, its output to $OUT/log, one summary row
+    local name=$1 limit=$2 log=$3
+    shift 3
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$log" 2>&1
+    local rc=$?
+    rows+=("$(printf '%-28s rc=%-4s %4ss  %s' "$name" "$rc" $((SECONDS - t0)) "$(grep -E 'PASSED|FAILED|ERROR SUMMARY' "$OUT/$log" | tail -1)")")
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+
+case "${1:-}" in
+tests)
+    step test_cuda_ops 240 test_cuda_ops.log test_cuda_ops --gtest_color=no
+    grep -E "^\[  FAILED|^\[ spec|^\[ sampled|bit-identical|Failure" "$OUT/test_cuda_ops.log" | head -40
+    # memcheck over everything but the long end-to-end runs (they repeat the same kernels for minutes under it)
+    step memcheck 170 memcheck.log compute-sanitizer --tool memcheck --leak-check full --error-exitcode 7 \
+        test_cuda_ops --gtest_color=no \
+        --gtest_filter='-cuda_spec.greedy*:models/*:cuda_tp.*engine*:cuda_tp.*preset*:cuda_outputs.sampled*'
+    grep -E "ERROR SUMMARY|LEAK SUMMARY" "$OUT/memcheck.log" | tail -2
+    step gemm_bench 60 gemm_bench.log gemm_bench
+    cat "$OUT/gemm_bench.log"
+    step kernel_bench 90 kernel_bench.log kernel_bench --reps 10
+    tail -40 "$OUT/kernel_bench.log"
+    ;;
+decode)
+    N=${BENCH_N:-48}
+    b() { # name limit args...: one specattn bench run, its JSON to $OUT/name.json
+        local name=$1 limit=$2
+        shift 2
+        local t0=$SECONDS
+        timeout "$limit" specattn bench --device cuda -n "$N" -r 2 --json "$@" >"$OUT/$name.json" 2>"$OUT/$name.err"
+        local rc=$?
+        rows+=("$(printf '%-28s rc=%-4s %4ss  %s' "$name" "$rc" $((SECONDS - t0)) "$(tail -1 "$OUT/$name.err")")")
+    }
+    b llama8b_4k 110 --preset llama-3.1-8b --ctx-len 4096 -b 1,8,32,64 --spec none
+    b llama8b_32k 110 --preset llama-3.1-8b --ctx-len 32768 -b 1,8,24 --spec none,specattn --draft-len 4
+    b llama8b_128k 80 --preset llama-3.1-8b --ctx-len 131000 -b 1,4 --spec none
+    b qwen8b_32k 60 --preset qwen3-8b --ctx-len 32768 -b 1,8 --spec none
+    # sampled decoding at batch 64: tokens drawn on the device against logits copied to the host and sampled there
+    b sampled_device_4k 60 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none,specattn --temp 0.8
+    SPECATTN_HOST_SAMPLING=1 b sampled_host_4k 60 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none --temp 0.8
+    if [ -z "${NO_HF:-}" ]; then
+        t0=$SECONDS
+        PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 32768 \
+            --batch 8 --new-tokens 16 --caches static >"$OUT/hf_llama8b.jsonl" 2>"$OUT/hf_llama8b.err"
+        rc=$?
+        rows+=("$(printf '%-28s rc=%-4s %4ss' hf_32k_b8 "$rc" $((SECONDS - t0)))")
+        cat "$OUT/hf_llama8b.jsonl"
+    fi
+    python3 tools/bench_table.py "$OUT"
+    ;;
+*)
+    echo "usage: $0 tests | decode" >&2
+    exit 2
+    ;;
+esac
+printf '%s\n' "${rows[@]}"
