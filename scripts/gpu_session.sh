@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call's worth of checks and measurements with prebuilt binaries (scripts/device_prebuilt.sh):
-#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh tests   # CUDA tests, memcheck, kernel benches
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh tests   # CUDA tests, memcheck (KERNEL_BENCH=1:
+#                                                                             # and the GEMM / attention benches)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
 # has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
@@ -22,15 +23,18 @@ case "${1:-}" in
 tests)
     step test_cuda_ops 240 test_cuda_ops.log test_cuda_ops --gtest_color=no
     grep -E "^\[  FAILED|^\[ spec|^\[ sampled|bit-identical|Failure" "$OUT/test_cuda_ops.log" | head -40
-    # memcheck over everything but the long end-to-end runs (they repeat the same kernels for minutes under it)
-    step memcheck 170 memcheck.log compute-sanitizer --tool memcheck --leak-check full --error-exitcode 7 \
+    # memcheck over everything but the long end-to-end runs (they repeat the same kernels for minutes under it) and
+    # NCCL's communicator set-up (its own kernel-image probes show up as API errors)
+    step memcheck 200 memcheck.log compute-sanitizer --tool memcheck --leak-check full --error-exitcode 7 \
         test_cuda_ops --gtest_color=no \
-        --gtest_filter='-cuda_spec.greedy*:models/*:cuda_tp.*engine*:cuda_tp.*preset*:cuda_outputs.sampled*'
+        --gtest_filter='-cuda_spec.greedy*:models/*:cuda_tp.one_rank_through_nccl*:cuda_tp.generation*:cuda_outputs.sampled*'
     grep -E "ERROR SUMMARY|LEAK SUMMARY" "$OUT/memcheck.log" | tail -2
-    step gemm_bench 60 gemm_bench.log gemm_bench
-    cat "$OUT/gemm_bench.log"
-    step kernel_bench 90 kernel_bench.log kernel_bench --reps 10
-    tail -40 "$OUT/kernel_bench.log"
+    if [ -n "${KERNEL_BENCH:-}" ]; then
+        step gemm_bench 60 gemm_bench.log gemm_bench
+        cat "$OUT/gemm_bench.log"
+        step kernel_bench 90 kernel_bench.log kernel_bench --reps 10
+        tail -40 "$OUT/kernel_bench.log"
+    fi
     ;;
 decode)
     N=${BENCH_N:-48}

@@ -4,6 +4,7 @@
 // output, collected logits and LSE alone and inside verify passes and batches, bit for bit); the plan's tiles and
 // splits here and in tests/unit; end to end in test_cuda_spec.cpp.
 #include "backend/cuda/attention_plan.h"
+#include "core/check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/gemm.h"
 #include "kernels/paged_kv.h"
@@ -112,6 +113,34 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
                     in_verify.end());
     EXPECT_EQ(alone, in_verify);
     EXPECT_EQ(alone.size(), 3u) << "1028 positions in chunks of 512";
+
+    // A backend's longer chunk: the same, at its multiples.
+    cfg.invariant_chunk = 2048;
+    attention_plan plan;
+    attention_plan_build(verify, cfg, plan);
+    for (const attention_work & w : plan.work) {
+        EXPECT_EQ(w.kv_begin % 2048, 0);
+        EXPECT_LE(w.kv_end - w.kv_begin, 2048);
+    }
+    cfg.invariant_chunk = 1000; // not whole KV blocks
+    EXPECT_THROW(attention_plan_build(verify, cfg, plan), specattn::error);
+}
+
+// The chunk a backend keeps for its life: 512 positions while the batch needs KV splits to fill the card, longer
+// as the batch grows (two waves of CTAs at full context), never beyond 16384. Llama-8B shape: 8 KV heads, H200.
+TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
+    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 32768, 132, 2), 512);
+    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 32768, 132, 2), 2048);
+    EXPECT_EQ(attention_invariant_chunk_for(24, 8, 32768, 132, 2), 8192);
+    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 32768, 132, 2), 16384);
+    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 4096, 132, 2), 2048);
+    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 131072, 132, 2), 1024);
+    EXPECT_EQ(attention_invariant_chunk_for(2, 2, 4096, 132, 2), 512) << "the code model in the GPU spec tests";
+    for (int64_t b : {1, 3, 8, 24, 64, 256}) {
+        const int64_t c = attention_invariant_chunk_for(b, 8, 32768, 132, 2);
+        EXPECT_EQ(c % attention_kv_block, 0);
+        EXPECT_TRUE(c >= 512 && c <= 16384 && (c & (c - 1)) == 0) << c;
+    }
 }
 
 namespace {
@@ -186,7 +215,7 @@ struct pass_row {
     bool collect;
 };
 
-attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows) {
+attn_pass_out run_pass(const attn_world & w, int64_t chunk, const std::vector<pass_row> & rows) {
     const int64_t n_head = w.group * w.n_head_kv;
     const int64_t hd = w.head_dim;
     std::vector<attention_plan_row> plan_rows;
@@ -206,6 +235,7 @@ attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows)
     pc.page_size = w.page_size;
     pc.slot_capacity = 1;
     pc.invariant = true;
+    pc.invariant_chunk = chunk;
     pc.collect_cap = w.cap;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
@@ -247,6 +277,7 @@ attn_pass_out run_pass(const attn_world & w, const std::vector<pass_row> & rows)
 struct inv_case {
     int64_t group, n_head_kv, head_dim, page_size;
     std::vector<int64_t> lens; // sequence 0 is verified; the others share the batch
+    int64_t chunk = attention_invariant_chunk;
 };
 
 } // namespace
@@ -262,6 +293,8 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         {4, 2, 128, 16, {4099, 17, 97}}, {4, 2, 128, 7, {97, 4099}}, {8, 2, 128, 16, {4099, 1}},
         {1, 4, 64, 16, {17, 4099}},      {4, 2, 64, 7, {1, 97}},     {8, 1, 128, 16, {17, 4099, 1}},
         {4, 2, 128, 16, {515, 97}}, // position 508 alone is one chunk; in the verify tile it has an empty second
+        // Longer chunks (a backend decoding a large batch keeps one, attention_invariant_chunk_for)
+        {4, 2, 128, 16, {2051, 4099, 97}, 2048}, {8, 1, 128, 7, {4099, 17}, 4096},
     };
     for (const inv_case & c : cases) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);
@@ -284,20 +317,21 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
                 batch.push_back({static_cast<int32_t>(s), c.lens[s] - nr + i, i == nr - 1});
             }
         }
-        const attn_pass_out in_batch = run_pass(w, batch);
+        const attn_pass_out in_batch = run_pass(w, c.chunk, batch);
         std::vector<pass_row> verify_only(batch.begin() + static_cast<std::ptrdiff_t>(first),
                                           batch.begin() + static_cast<std::ptrdiff_t>(first + n_verify));
-        const attn_pass_out in_verify = run_pass(w, verify_only);
+        const attn_pass_out in_verify = run_pass(w, c.chunk, verify_only);
         const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
         const size_t crow_n = static_cast<size_t>(n_head * w.cap);
         char name_buf[64];
-        std::snprintf(name_buf, sizeof(name_buf), "G%lld D%lld page %lld len %lld", static_cast<long long>(c.group),
-                      static_cast<long long>(c.head_dim), static_cast<long long>(c.page_size),
-                      static_cast<long long>(len0));
+        std::snprintf(name_buf, sizeof(name_buf), "G%lld D%lld page %lld len %lld chunk %lld",
+                      static_cast<long long>(c.group), static_cast<long long>(c.head_dim),
+                      static_cast<long long>(c.page_size), static_cast<long long>(len0),
+                      static_cast<long long>(c.chunk));
         const std::string name = name_buf;
         for (int64_t i = 0; i < n_verify; ++i) {
             const int64_t pos = len0 - n_verify + i;
-            const attn_pass_out alone = run_pass(w, {{0, pos, true}});
+            const attn_pass_out alone = run_pass(w, c.chunk, {{0, pos, true}});
             for (const uint16_t x : alone.out) {
                 ASSERT_FALSE(std::isnan(bf16_to_f32(x))) << name << ": unwritten output, position " << pos;
             }

@@ -135,11 +135,14 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
     static_assert(attention_invariant_chunk % attention_kv_block == 0, "invariant chunks are whole KV blocks");
+    SPECATTN_CHECK(!cfg.invariant || (cfg.invariant_chunk > 0 && cfg.invariant_chunk % attention_kv_block == 0),
+                   "attention plan: an invariant chunk of %lld positions is not a whole number of KV blocks",
+                   static_cast<long long>(cfg.invariant_chunk));
     // Invariant: one work item per chunk [c C, (c + 1) C) from position 0 that the tile's range touches.
     // NOTE(attn): work items spanning several chunks (merged and written chunk by chunk, one wave of long CTAs)
     // measured within ±2% of this on the H200 (2026-11-29), so the plan keeps the simpler one-chunk CTAs.
     for (size_t i = 0; cfg.invariant && i < tiles.size(); ++i) {
-        chunk[i] = attention_invariant_chunk;
+        chunk[i] = cfg.invariant_chunk;
         n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
     }
     for (; !cfg.invariant;) {
@@ -217,6 +220,17 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
     });
     SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= INT32_MAX, "attention plan: too many CTAs");
+}
+
+int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
+                                      int64_t ctas_per_sm) {
+    constexpr int64_t max_chunk = 16384;
+    const int64_t want = 2 * n_sm * ctas_per_sm;
+    int64_t chunk = attention_invariant_chunk;
+    while (chunk < max_chunk && decode_rows * n_head_kv * ceil_div(ctx, 2 * chunk) >= want) {
+        chunk *= 2;
+    }
+    return chunk;
 }
 
 attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,

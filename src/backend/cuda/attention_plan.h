@@ -39,11 +39,22 @@ struct attention_plan_config {
     // grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine weighs
     // exactly 0. The partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
     bool invariant = false;
+    // KV positions per chunk of an invariant plan (a multiple of attention_kv_block): fixed for a backend's life, so
+    // a row's chunks never depend on the pass (attention_invariant_chunk_for).
+    int64_t invariant_chunk = 512;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
 };
 
-// KV positions per split chunk of a batch-invariant plan (a multiple of attention_kv_block).
+// The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;
+
+// The invariant chunk a backend keeps for its life, from the batch it decodes and the context each sequence may
+// reach: the largest power-of-two multiple of 512 positions, at most 16384, that still splits a batch of
+// full-context rows into two waves of resident CTAs (decode_rows · n_head_kv · ceil(ctx / chunk) >= 2 · n_sm ·
+// ctas_per_sm). Small batches keep 512-position chunks (parallelism along KV); large ones get long chunks, so
+// fewer partial rows are written and combined (the heuristic plan's advantage at batch 8-64).
+int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
+                                      int64_t ctas_per_sm);
 
 // The backend uploads segments and work items as int32 words.
 static_assert(sizeof(attention_segment) % sizeof(int32_t) == 0 && sizeof(attention_work) % sizeof(int32_t) == 0);

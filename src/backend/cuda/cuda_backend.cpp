@@ -161,6 +161,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.n_sm = n_sm;
     pc.slot_capacity = slot_capacity;
     pc.invariant = invariant;
+    pc.invariant_chunk = invariant_chunk;
     sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);
     if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace
@@ -319,14 +320,14 @@ void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
 
 cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(m, whole_model_plan(m.hp), nullptr, n_pages, page_size, max_rows)) {
-    impl_->tune_gemms(decode_rows);
+    impl_->fix_invariant_kernels(decode_rows);
     impl_->warm_up(n_pages, page_size);
 }
 
 cuda_backend::cuda_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
                            int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(shard, rank, &comm, n_pages, page_size, max_rows)) {
-    impl_->tune_gemms(decode_rows);
+    impl_->fix_invariant_kernels(decode_rows);
     impl_->warm_up(n_pages, page_size);
 }
 

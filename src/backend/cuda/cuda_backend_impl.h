@@ -20,6 +20,7 @@
 #include "kernels/paged_kv.h"
 #include "model/rope.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <vector>
@@ -146,13 +147,21 @@ struct cuda_backend::impl {
     void init_random_weights();
     void init_random_shard();
     void reduce_sinks_across_ranks(const forward_batch & batch);
-    // The batch-invariant GEMM algorithm of every weight shape, timed on the weights at the engine's decode batch
-    // (cublaslt_gemm::tune_invariant).
+    // What decode, draft and verify passes run, fixed for the backend's life from the batch the engine decodes:
+    // the attention plan's chunk (attention_invariant_chunk_for, for sequences that fill the KV pool) and the
+    // GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
+    void fix_invariant_kernels(int64_t decode_rows) {
+        const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
+        invariant_chunk = attention_invariant_chunk_for(rows, hp.n_head_kv, layout.n_pages * layout.page_size / rows,
+                                                        n_sm, attention_plan_config{}.ctas_per_sm);
+        tune_gemms(rows);
+    }
+    int64_t invariant_chunk = attention_invariant_chunk;
     void tune_gemms(int64_t decode_rows) {
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
         const gemm_out proj_out = tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16;
-        const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
+        const int64_t rows = decode_rows;
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream, rows);
         gemm->tune_invariant(proj_out, hp.n_embd, hp.n_embd_q(), l.wo, stream, rows);
         gemm->tune_invariant(gemm_out::gemm_out_bf16, 2 * hp.n_ff, hp.n_embd, l.w_gate_up, stream, rows);
