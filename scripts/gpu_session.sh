@@ -46,13 +46,13 @@ decode)
         local rc=$?
         rows+=("$(printf '%-28s rc=%-4s %4ss  %s' "$name" "$rc" $((SECONDS - t0)) "$(tail -1 "$OUT/$name.err")")")
     }
-    b llama8b_4k 110 --preset llama-3.1-8b --ctx-len 4096 -b 1,8,32,64 --spec none
+    b llama8b_4k 100 --preset llama-3.1-8b --ctx-len 4096 -b 1,8,32,64 --spec none
     b llama8b_32k 110 --preset llama-3.1-8b --ctx-len 32768 -b 1,8,24 --spec none,specattn --draft-len 4
-    b llama8b_128k 80 --preset llama-3.1-8b --ctx-len 131000 -b 1,4 --spec none
-    b qwen8b_32k 60 --preset qwen3-8b --ctx-len 32768 -b 1,8 --spec none
+    b llama8b_128k 70 --preset llama-3.1-8b --ctx-len 131000 -b 1,4 --spec none
+    b qwen8b_32k 50 --preset qwen3-8b --ctx-len 32768 -b 1,8 --spec none
     # sampled decoding at batch 64: tokens drawn on the device against logits copied to the host and sampled there
     b sampled_device_4k 60 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none,specattn --temp 0.8
-    SPECATTN_HOST_SAMPLING=1 b sampled_host_4k 60 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none --temp 0.8
+    SPECATTN_HOST_SAMPLING=1 b sampled_host_4k 45 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none --temp 0.8
     if [ -z "${NO_HF:-}" ]; then
         t0=$SECONDS
         PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 32768 \
