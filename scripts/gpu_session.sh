@@ -62,6 +62,8 @@ decode)
         cat "$OUT/hf_llama8b.jsonl"
     fi
     python3 tools/bench_table.py "$OUT"
+    # one archive (the device tool returns at most 8 files)
+    (cd "$OUT" && tar czf decode_logs.tgz ./*.json ./*.err ./*.jsonl 2>/dev/null && rm -f ./*.json ./*.err ./*.jsonl)
     ;;
 *)
     echo "usage: $0 tests | decode" >&2
