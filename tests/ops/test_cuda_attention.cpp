@@ -42,6 +42,7 @@ struct attn_case {
     collect_rows collect = collect_rows::collect_rows_none;
     int64_t n_sm = 132;     // 1: no split
     bool invariant = false; // the batch-invariant plan (two row tiles per warp, 512-position chunks)
+    int64_t chunk = attention_invariant_chunk; // its KV chunk (a backend's, attention_invariant_chunk_for)
 };
 
 void PrintTo(const attn_case & c, std::ostream * os) {
@@ -204,6 +205,7 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.sel_cap = sel_cap;
     pc.collect_cap = *std::max_element(c.lens.begin(), c.lens.end()) + 5;
     pc.invariant = c.invariant;
+    pc.invariant_chunk = c.chunk;
     attention_plan plan;
     attention_plan_build(rows, pc, plan);
 
@@ -416,7 +418,12 @@ INSTANTIATE_TEST_SUITE_P(
                   true},
         attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
         attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132, true},
-        attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true}));
+        attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true},
+        // the chunks a backend may keep instead of 512 (short sequences at batch 1; large batches)
+        attn_case{"inv_chunk128_verify_collect_g4_d128", {7, 1}, {4099, 300}, 4, 2, 128, 16, 0, {}, 8, fl, 132, true,
+                  128},
+        attn_case{"inv_chunk4096_mixed_g8_d128_ps7", {1, 7, 1}, {5000, 4099, 97}, 8, 1, 128, 7, 0, {}, 8, fl, 132,
+                  true, 4096}));
 
 // Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a
 // large multiple of one key, so softmax picks that position with weight 1 - 1e-6 and the output must equal its V

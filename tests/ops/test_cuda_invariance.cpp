@@ -135,11 +135,15 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
     EXPECT_EQ(attention_invariant_chunk_for(64, 8, 32768, 132, 2), 16384);
     EXPECT_EQ(attention_invariant_chunk_for(64, 8, 4096, 132, 2), 2048);
     EXPECT_EQ(attention_invariant_chunk_for(1, 8, 131072, 132, 2), 1024);
-    EXPECT_EQ(attention_invariant_chunk_for(2, 2, 4096, 132, 2), 512) << "the code model in the GPU spec tests";
+    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 4200, 132, 2), 128) << "one short sequence: 264 CTAs, one wave";
+    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 4200, 132, 2), 512);
+    EXPECT_EQ(attention_invariant_chunk_for(2, 2, 4096, 132, 2), 128) << "the code model in the GPU spec tests";
     for (int64_t b : {1, 3, 8, 24, 64, 256}) {
-        const int64_t c = attention_invariant_chunk_for(b, 8, 32768, 132, 2);
-        EXPECT_EQ(c % attention_kv_block, 0);
-        EXPECT_TRUE(c >= 512 && c <= 16384 && (c & (c - 1)) == 0) << c;
+        for (int64_t ctx : {1000, 4096, 32768, 131072}) {
+            const int64_t c = attention_invariant_chunk_for(b, 8, ctx, 132, 2);
+            EXPECT_EQ(c % attention_kv_block, 0);
+            EXPECT_TRUE(c >= 128 && c <= 16384 && (c & (c - 1)) == 0) << c;
+        }
     }
 }
 
@@ -294,7 +298,7 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         {1, 4, 64, 16, {17, 4099}},      {4, 2, 64, 7, {1, 97}},     {8, 1, 128, 16, {17, 4099, 1}},
         {4, 2, 128, 16, {515, 97}}, // position 508 alone is one chunk; in the verify tile it has an empty second
         // Longer chunks (a backend decoding a large batch keeps one, attention_invariant_chunk_for)
-        {4, 2, 128, 16, {2051, 4099, 97}, 2048}, {8, 1, 128, 7, {4099, 17}, 4096},
+        {4, 2, 128, 16, {2051, 4099, 97}, 2048}, {8, 1, 128, 7, {4099, 17}, 4096}, {4, 2, 128, 16, {259, 97}, 128},
     };
     for (const inv_case & c : cases) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);

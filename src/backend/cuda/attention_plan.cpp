@@ -225,10 +225,15 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm) {
     constexpr int64_t max_chunk = 16384;
-    const int64_t want = 2 * n_sm * ctas_per_sm;
+    constexpr int64_t min_chunk = 2 * attention_kv_block;
+    const int64_t wave = n_sm * ctas_per_sm;
+    const auto items = [&](int64_t chunk) { return decode_rows * n_head_kv * ceil_div(ctx, chunk); };
     int64_t chunk = attention_invariant_chunk;
-    while (chunk < max_chunk && decode_rows * n_head_kv * ceil_div(ctx, 2 * chunk) >= want) {
+    while (chunk < max_chunk && items(2 * chunk) >= 2 * wave) {
         chunk *= 2;
+    }
+    while (chunk > min_chunk && items(chunk) < wave) { // short contexts at small batch: shorter chunks fill one wave
+        chunk /= 2;
     }
     return chunk;
 }

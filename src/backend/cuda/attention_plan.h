@@ -51,8 +51,9 @@ constexpr int64_t attention_invariant_chunk = 512;
 // The invariant chunk a backend keeps for its life, from the batch it decodes and the context each sequence may
 // reach: the largest power-of-two multiple of 512 positions, at most 16384, that still splits a batch of
 // full-context rows into two waves of resident CTAs (decode_rows · n_head_kv · ceil(ctx / chunk) >= 2 · n_sm ·
-// ctas_per_sm). Small batches keep 512-position chunks (parallelism along KV); large ones get long chunks, so
-// fewer partial rows are written and combined (the heuristic plan's advantage at batch 8-64).
+// ctas_per_sm); below 512 (down to 128) where 512 would not fill one wave (one short sequence). Small batches keep
+// short chunks (parallelism along KV); large ones get long chunks, so fewer partial rows are written and combined
+// (the heuristic plan's advantage at batch 8-64).
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm);
 
