@@ -152,7 +152,9 @@ struct cuda_backend::impl {
     // GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
     void fix_invariant_kernels(int64_t decode_rows) {
         const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
-        invariant_chunk = attention_invariant_chunk_for(rows, hp.n_head_kv, layout.n_pages * layout.page_size / rows,
+        // The whole model's KV heads, so that every tensor-parallel rank splits KV as one rank would (TP = N then
+        // computes each head's attention exactly as TP = 1 does).
+        invariant_chunk = attention_invariant_chunk_for(rows, rank.n_head_kv_total, layout.n_pages * layout.page_size / rows,
                                                         n_sm, attention_plan_config{}.ctas_per_sm);
         tune_gemms(rows);
     }
