@@ -35,8 +35,11 @@ const std::string fixtures = source_dir + "/tests/fixtures/models/";
 // bf16 activations: TP=N adds the ranks' fp32 partial projections in another order than one GEMM and rounds the sum
 // to bf16 once, as TP=1 does; different GEMM shapes may take other K splits. Measured (first GPU run): logits 8.8e-3
 // on the code model, 2.3e-3 on qwen2_bias_tied_f16, 0 on the other checkpoints; shared sinks 1.8e-2 on the code
-// model (softmax weights of a prefill, whose GEMMs are not batch-invariant). Measured values are printed.
-constexpr double tp_logits_tol = 2e-2;
+// model (softmax weights of a prefill, whose GEMMs are not batch-invariant). Measured values are printed. Since the
+// invariant GEMM algorithms are timed at the engine's decode batch and verification size (gemm.h), the code model's
+// sharded shapes take other cuBLASLt algorithms than before and its logits differ by 2.2e-2 (2026-11-29; greedy
+// tokens still equal): the bound is bf16's, 3e-2 like the sinks', not the first run's value.
+constexpr double tp_logits_tol = 3e-2;
 constexpr double tp_sinks_tol = 3e-2;
 
 constexpr int64_t n_pages = 64;
