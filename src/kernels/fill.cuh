@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/paged_kv.h"
 
 namespace specattn {
 
@@ -48,8 +49,8 @@ __global__ void fill_kv_synthetic_kernel(bf16 * k_pool, bf16 * v_pool, const int
         const int64_t h = e / head_dim % n_head_kv;
         const int64_t p = e / (head_dim * n_head_kv) % n_pos;
         const int64_t l = e / (head_dim * n_head_kv * n_pos);
-        const int64_t off = l * layer_elems + static_cast<int64_t>(pages[p / page_size]) * n_head_kv * page_size * head_dim +
-                            (h * page_size + p % page_size) * head_dim + d;
+        const int64_t off =
+            l * layer_elems + paged_kv_page_offset(pages[p / page_size], h, p % page_size, n_head_kv, page_size, head_dim) + d;
         k_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e, 1.0f));
         v_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e + 1, 1.0f));
     }

@@ -1,9 +1,10 @@
 // Paged KV append: copies each row's K and V heads into one layer of the pools at the row's (page, slot).
-// Offsets follow src/kernels/paged_kv.h: ((page * HK + head) * S + slot) * D within the layer
-// (paged_kv_layout::offset minus the layer base); tests/ops checks this against paged_kv_offset.
+// Offsets are paged_kv_page_offset's (src/kernels/paged_kv.h) within the layer; tests/ops checks the result against
+// paged_kv_offset.
 #pragma once
 
 #include "kernels/common.cuh"
+#include "kernels/paged_kv.h"
 
 namespace specattn {
 
@@ -16,7 +17,7 @@ __global__ void kv_append_kernel(const kv_append_params p) {
     for (int64_t i = threadIdx.x; i < p.n_head_kv * half; i += blockDim.x) {
         const int64_t h = i / half;
         const int64_t d = 2 * (i - h * half);
-        const int64_t dst = ((page * p.n_head_kv + h) * p.page_size + slot) * p.head_dim + d;
+        const int64_t dst = paged_kv_page_offset(page, h, slot, p.n_head_kv, p.page_size, p.head_dim) + d;
         const int64_t src = r * p.row_stride + h * p.head_dim + d;
         *reinterpret_cast<__nv_bfloat162 *>(p.k_pool + dst) = *reinterpret_cast<const __nv_bfloat162 *>(p.k + src);
         *reinterpret_cast<__nv_bfloat162 *>(p.v_pool + dst) = *reinterpret_cast<const __nv_bfloat162 *>(p.v + src);

@@ -13,7 +13,20 @@
 
 #include <cstdint>
 
+#ifdef __CUDACC__
+#define SPECATTN_KV_HD __host__ __device__
+#else
+#define SPECATTN_KV_HD
+#endif
+
 namespace specattn {
+
+// Element offset of (page, head, slot, dim 0) within one layer's K or V pool: the formula every backend and kernel
+// uses (kernels that get the layer's base pointer call this one).
+SPECATTN_KV_HD inline int64_t paged_kv_page_offset(int64_t page, int64_t head, int64_t slot, int64_t n_head_kv,
+                                                   int64_t page_size, int64_t head_dim) {
+    return ((page * n_head_kv + head) * page_size + slot) * head_dim;
+}
 
 struct paged_kv_layout {
     int64_t n_layer = 0;
@@ -28,7 +41,7 @@ struct paged_kv_layout {
 
     // Element offset of (layer, page, head, slot, dim 0) in a K or V pool.
     int64_t offset(int64_t layer, int64_t page, int64_t head, int64_t slot) const {
-        return layer * layer_elems() + page * page_elems() + (head * page_size + slot) * head_dim;
+        return layer * layer_elems() + paged_kv_page_offset(page, head, slot, n_head_kv, page_size, head_dim);
     }
 };
 

@@ -161,15 +161,9 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
         }
     }
 
-    // acc[r][mt][i]: feature row0 + 32 warp + 16 r + g + 8 (i / 2), x row 8 mt + 2c + i % 2.
-    const auto store = [&](int64_t row, int tok, float v) {
-        if (OUT_F32) {
-            static_cast<float *>(p.y)[tok * n + row] = v;
-        } else {
-            static_cast<bf16 *>(p.y)[tok * n + row] = __float2bfloat16(v);
-        }
-    };
-    if (p.splits == 1) {
+    // acc[r][mt][i]: feature row0 + 32 warp + 16 r + g + 8 (i / 2), x row 8 mt + 2c + i % 2; put(row, tok, v) for
+    // every result inside the [m, n] output.
+    const auto for_each_result = [&](auto && put) {
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
 #pragma unroll
@@ -179,31 +173,28 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
                     const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
                     const int tok = mt * 8 + 2 * c + i % 2;
                     if (row < n && tok < m) {
-                        store(row, tok, acc[r][mt][i]);
+                        put(row, tok, acc[r][mt][i]);
                     }
                 }
             }
         }
+    };
+    const auto store = [&](int64_t row, int tok, float v) {
+        if (OUT_F32) {
+            static_cast<float *>(p.y)[tok * n + row] = v;
+        } else {
+            static_cast<bf16 *>(p.y)[tok * n + row] = __float2bfloat16(v);
+        }
+    };
+    if (p.splits == 1) {
+        for_each_result(store);
         return;
     }
 
     const int64_t ld = skinny_gemm_partial_ld(n);
     const int64_t split_stride = skinny_gemm_max_rows * ld;
     float * part = p.partial + split * split_stride; // [64, ld]
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-#pragma unroll
-        for (int mt = 0; mt < M_TILES; ++mt) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                const int64_t row = row0 + warp * 32 + r * 16 + g + 8 * (i / 2);
-                const int tok = mt * 8 + 2 * c + i % 2;
-                if (row < n && tok < m) {
-                    __stcg(&part[tok * ld + row], acc[r][mt][i]);
-                }
-            }
-        }
-    }
+    for_each_result([&](int64_t row, int tok, float v) { __stcg(&part[tok * ld + row], v); });
     // The last CTA of the row block sums the splits in index order (the threadFenceReduction pattern): the
     // counter only elects who adds, never what is added in which order.
     __shared__ bool is_last;

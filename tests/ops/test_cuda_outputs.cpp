@@ -37,13 +37,20 @@ struct two_sequences {
     }
 };
 
+// A small checkpoint on the GPU with the two sequences' batch.
+struct gpu_world {
+    model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
+    cuda_backend gpu{m, 16, 16, 64};
+    two_sequences t{m.hp.n_vocab};
+};
+
 } // namespace
 
 TEST(cuda_outputs, device_argmax_equals_the_host_argmax_of_the_logits) {
     SPECATTN_REQUIRE_GPU();
-    const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
-    cuda_backend gpu(m, 16, 16, 64);
-    two_sequences t(m.hp.n_vocab);
+    gpu_world w;
+    cuda_backend & gpu = w.gpu;
+    two_sequences & t = w.t;
     std::vector<int32_t> host;
     gpu.backend::forward_argmax(t.batch, t.kv, host); // forward() + argmax on the host
     std::vector<int32_t> device;
@@ -54,9 +61,9 @@ TEST(cuda_outputs, device_argmax_equals_the_host_argmax_of_the_logits) {
 
 TEST(cuda_outputs, device_sampling_draws_what_the_host_draws_from_the_same_logits) {
     SPECATTN_REQUIRE_GPU();
-    const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
-    cuda_backend gpu(m, 16, 16, 64);
-    two_sequences t(m.hp.n_vocab);
+    gpu_world w;
+    cuda_backend & gpu = w.gpu;
+    two_sequences & t = w.t;
     // One row per filter (and greedy among sampled rows), at uniforms spread over [0, 1).
     std::vector<sampling_params> params(7);
     params[0].temperature = 0.0f;
@@ -87,9 +94,9 @@ TEST(cuda_outputs, device_sampling_draws_what_the_host_draws_from_the_same_logit
 
 TEST(cuda_outputs, sampling_requests_of_the_wrong_size_are_errors) {
     SPECATTN_REQUIRE_GPU();
-    const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
-    cuda_backend gpu(m, 16, 16, 64);
-    two_sequences t(m.hp.n_vocab);
+    gpu_world w;
+    cuda_backend & gpu = w.gpu;
+    two_sequences & t = w.t;
     std::vector<int32_t> ids;
     const std::vector<sampling_params> params(3);
     EXPECT_THROW(gpu.forward_sample(t.batch, t.kv, params, std::vector<double>(3, 0.5), ids), error);

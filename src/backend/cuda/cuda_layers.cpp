@@ -33,19 +33,26 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     }
     timer.mark("embed", stream);
 
+    // xn = RMSNorm(x += residual) · weight over n_rows rows (those `rows` names, when given); the stream's residual
+    // deltas (attention and MLP outputs) join x here.
+    const auto norm = [&](const float * weight, const bf16 * residual, const int32_t * rows, int64_t n_rows) {
+        rmsnorm_params np;
+        np.x = x_d;
+        np.residual = residual;
+        np.weight = weight;
+        np.rows = rows;
+        np.out = xn_d;
+        np.n_rows = n_rows;
+        np.n = n_embd;
+        np.eps = hp.norm_eps;
+        launch_rmsnorm(np, stream);
+    };
+
     const int64_t layer_elems = layout.layer_elems();
     for (int64_t il = 0; il < hp.n_layer; ++il) {
         const cuda_layer & l = layers[static_cast<size_t>(il)];
 
-        rmsnorm_params np;
-        np.x = x_d;
-        np.residual = il == 0 ? nullptr : proj_d; // the previous layer's MLP output joins the stream here
-        np.weight = l.attn_norm;
-        np.out = xn_d;
-        np.n_rows = n;
-        np.n = n_embd;
-        np.eps = hp.norm_eps;
-        launch_rmsnorm(np, stream);
+        norm(l.attn_norm, il == 0 ? nullptr : proj_d, nullptr, n); // the previous layer's MLP output joins here
 
         timer.mark("norm", stream);
         gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream, invariant);
@@ -121,9 +128,7 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         reduce_proj(n, invariant); // the heads' partial O projections
         timer.mark("all-reduce", stream);
 
-        np.residual = proj_d;
-        np.weight = l.ffn_norm;
-        launch_rmsnorm(np, stream);
+        norm(l.ffn_norm, proj_d, nullptr, n);
 
         timer.mark("norm", stream);
         gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream, invariant);
@@ -146,16 +151,7 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         return;
     }
     // Only the rows whose logits are wanted: the last MLP's output joins them, they are normed and projected.
-    rmsnorm_params fp;
-    fp.x = x_d;
-    fp.residual = proj_d;
-    fp.weight = out_norm;
-    fp.rows = md + off.out_rows;
-    fp.out = xn_d;
-    fp.n_rows = n_out;
-    fp.n = n_embd;
-    fp.eps = hp.norm_eps;
-    launch_rmsnorm(fp, stream);
+    norm(out_norm, proj_d, md + off.out_rows, n_out);
     timer.mark("norm", stream);
     if (!tp) {
         gemm->run(xn_d, lm_head, logits.as<float>(), gemm_out::gemm_out_f32, n_out, hp.n_vocab, n_embd, stream,

@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/tp_ops.h"
 #include "core/check.h"
+#include "kernels/paged_kv.h"
 
 #include <algorithm>
 
@@ -60,9 +61,9 @@ __global__ void tp_kv_scatter_kernel(const bf16 * src, bf16 * pool, const int32_
         const int64_t page = p / page_size;
         const int64_t slot = p % page_size;
         const int64_t from =
-            l * src_layer_elems + ((page * n_head_kv_total + head_begin + h) * page_size + slot) * head_dim + d;
-        const int64_t to = l * pool_layer_elems +
-                           ((static_cast<int64_t>(pages[page]) * n_head_kv + h) * page_size + slot) * head_dim + d;
+            l * src_layer_elems + paged_kv_page_offset(page, head_begin + h, slot, n_head_kv_total, page_size, head_dim) + d;
+        const int64_t to =
+            l * pool_layer_elems + paged_kv_page_offset(pages[page], h, slot, n_head_kv, page_size, head_dim) + d;
         pool[to] = src[from];
     }
 }
