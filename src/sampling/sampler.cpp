@@ -196,8 +196,22 @@ int32_t draw_from(const std::vector<float> & probs, double u) {
     return inverse_cdf(probs, u * total);
 }
 
-double sampler::uniform() {
-    return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+namespace {
+
+double to_uniform(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
+
+} // namespace
+
+double sampler::uniform() { return to_uniform(rng_()); }
+
+std::vector<double> sampler::peek_uniforms(int64_t n) const {
+    std::mt19937_64 ahead = rng_;
+    std::vector<double> u;
+    u.reserve(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    for (int64_t i = 0; i < n; ++i) {
+        u.push_back(to_uniform(ahead()));
+    }
+    return u;
 }
 
 } // namespace specattn

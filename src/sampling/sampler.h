@@ -58,6 +58,9 @@ class sampler {
 
     // A uniform double in [0, 1) from the top 53 bits of one mt19937_64 output.
     double uniform();
+    // The next n uniforms, without drawing them (a copy of the generator does): a backend that runs the acceptance
+    // rule gets every uniform it may use, and the caller then draws as many as the rule used.
+    std::vector<double> peek_uniforms(int64_t n) const;
 
     const sampling_params & params() const { return params_; }
 

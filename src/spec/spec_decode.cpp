@@ -182,10 +182,7 @@ void spec_decode(backend & be, kv_block_manager & kv, const model_hparams & hp, 
                 v.first_out = st.out_offset;
                 v.first_hold = hold_slot(i, 0);
                 v.drafts = st.drafts;
-                sampler ahead = *s.target;
-                for (int64_t k = 0; k <= st.gamma; ++k) {
-                    v.uniforms.push_back(ahead.uniform());
-                }
+                v.uniforms = s.target->peek_uniforms(st.gamma + 1);
                 held.push_back(std::move(v));
             }
             be.forward_accept(batch, kv, row_params, held, outcomes);

@@ -158,6 +158,17 @@ TEST(cuda_outputs, sampled_decoding_on_the_device_equals_sampling_on_the_host) {
             EXPECT_EQ(dev[i].tokens, host[i].tokens) << spec_method_name(m) << ", sequence " << i;
         }
         EXPECT_EQ(sd.spec.accepted, sh.spec.accepted) << spec_method_name(m);
+        // Requests that end right after the prompt's token: every verification has no drafts (none held yet).
+        std::vector<request> short_reqs = reqs;
+        for (request & r : short_reqs) {
+            r.max_tokens = 2;
+        }
+        run_stats s2;
+        const std::vector<result> dev2 = on_device.generate(short_reqs, s2, nullptr, sp);
+        const std::vector<result> host2 = on_host.generate(short_reqs, s2, nullptr, sp);
+        for (size_t i = 0; i < reqs.size(); ++i) {
+            EXPECT_EQ(dev2[i].tokens, host2[i].tokens) << spec_method_name(m) << ", two tokens, sequence " << i;
+        }
         std::printf("[ sampled spec ] %s: acceptance %.3f on the device, %.3f on the host\n", spec_method_name(m),
                     sd.spec.acceptance_rate(), sh.spec.acceptance_rate());
     }

@@ -142,16 +142,19 @@ void device_sampler::accept(const std::vector<held_verification> & v, std::vecto
     for (size_t i = 0; i < v.size(); ++i) {
         const held_verification & s = v[i];
         const auto n_drafts = static_cast<int64_t>(s.drafts.size());
-        SPECATTN_CHECK(s.first_hold >= 0 && s.first_hold + n_drafts <= held_cap_ && s.first_out >= 0 &&
-                           s.first_out + n_drafts + 1 <= target_rows_ &&
+        // Slots are read only for drafts: a verification without drafts (its sequence's last token) names none.
+        SPECATTN_CHECK((n_drafts == 0 || (s.first_hold >= 0 && s.first_hold + n_drafts <= held_cap_)) &&
+                           s.first_out >= 0 && s.first_out + n_drafts + 1 <= target_rows_ &&
                            static_cast<int64_t>(s.uniforms.size()) == n_drafts + 1,
                        "verification %zu: %lld drafts at held slot %d, target row %lld, %zu uniforms do not fit", i,
                        static_cast<long long>(n_drafts), s.first_hold, static_cast<long long>(s.first_out),
                        s.uniforms.size());
         seqs[i].p_row0 = checked_i32(s.first_out, "target row");
-        seqs[i].q_row0 = s.first_hold;
+        seqs[i].q_row0 = n_drafts > 0 ? s.first_hold : 0;
         seqs[i].n_drafts = static_cast<int32_t>(n_drafts);
-        std::copy(s.drafts.begin(), s.drafts.end(), drafts + s.first_hold);
+        if (n_drafts > 0) {
+            std::copy(s.drafts.begin(), s.drafts.end(), drafts + s.first_hold);
+        }
         std::copy(s.uniforms.begin(), s.uniforms.end(), u + s.first_out);
     }
     SPECATTN_CUDA_CHECK(cudaMemcpyAsync(dev_.as<void>(), h, bytes, cudaMemcpyHostToDevice, stream));

@@ -385,6 +385,20 @@ TEST(sampler, sample_from_never_returns_zero_probability) {
     EXPECT_EQ(s.sample_from({0.0f, 0.0f, 2.5f}), 2);
 }
 
+TEST(sampler, peek_uniforms_are_the_next_draws_and_draw_nothing) {
+    sampler a(make_params(1.0f, 0, 1.0f, 0.0f, 21));
+    sampler b(make_params(1.0f, 0, 1.0f, 0.0f, 21));
+    a.uniform();
+    b.uniform();
+    const std::vector<double> ahead = a.peek_uniforms(5);
+    ASSERT_EQ(ahead.size(), 5u);
+    for (double u : ahead) {
+        EXPECT_EQ(u, b.uniform());
+    }
+    EXPECT_EQ(a.uniform(), ahead[0]) << "peeking does not advance the sampler";
+    EXPECT_TRUE(a.peek_uniforms(0).empty());
+}
+
 TEST(sampler, draw_from_is_sample_from_with_the_uniform_given) {
     // A backend that samples on the device gets the uniform the sequence's sampler draws on the host.
     const std::vector<float> probs = {0.0f, 0.25f, 0.0f, 0.125f, 0.5f, 0.0f, 0.125f};
