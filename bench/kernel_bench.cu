@@ -1,7 +1,8 @@
 // Kernel benchmark of the paged attention kernel (decode, verify, verify + Collect-2-Query, sparse draft, prefill
 // chunk) against the card's measured copy bandwidth, under the heuristic plan (prefill passes; split by the grid)
 // and, for decode, verify and draft, also under the batch-invariant plan the engine's decode steps use (column
-// "plan": heur / inv).
+// "plan": heur / inv at 512-position chunks / inv<C> at the chunk C an engine decoding that batch and context keeps,
+// attention_invariant_chunk_for, where it is not 512).
 //
 //     kernel_bench [--reps N] [--quick] [--only mode:B:ctx:plan]   (on the GPU machine; no arguments needed)
 //
@@ -131,7 +132,16 @@ struct config {
     int64_t batch;
     int64_t ctx;            // tokens per sequence, the rows included
     bool invariant = false; // attention_plan_config::invariant
+    int64_t chunk = attention_invariant_chunk; // its KV chunk (an engine decoding `batch` keeps a longer one)
 };
+
+// heur (heuristic plan), inv (invariant, 512-position chunks) or inv<chunk> (an engine's longer or shorter chunk).
+std::string plan_name(const config & c) {
+    if (!c.invariant) {
+        return "heur";
+    }
+    return c.chunk == attention_invariant_chunk ? "inv" : string_format("inv%lld", static_cast<long long>(c.chunk));
+}
 
 constexpr int64_t n_head = 32;
 constexpr int64_t n_head_kv = 8;
@@ -282,6 +292,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.sel_cap = sel_cap;
     pc.collect_cap = cfg.m == mode::mode_verify_collect ? cfg.ctx : 0;
     pc.invariant = cfg.invariant;
+    pc.invariant_chunk = cfg.chunk;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 
@@ -424,9 +435,14 @@ int main(int argc, char ** argv) {
         const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 8} : std::vector<int64_t>{1, 8, 64};
         for (int64_t ctx : ctxs) {
             for (int64_t b : batches) {
+                // The chunk an engine decoding b sequences of ctx tokens keeps (attention_invariant_chunk_for).
+                const int64_t eng = attention_invariant_chunk_for(b, n_head_kv, ctx, prop.multiProcessorCount, 2);
                 for (mode m : {mode::mode_decode, mode::mode_verify, mode::mode_verify_collect, mode::mode_sparse}) {
                     configs.push_back({m, b, ctx, false});
                     configs.push_back({m, b, ctx, true});
+                    if (eng != attention_invariant_chunk) {
+                        configs.push_back({m, b, ctx, true, eng});
+                    }
                 }
             }
         }
@@ -437,7 +453,7 @@ int main(int argc, char ** argv) {
         for (const config & c : configs) {
             if (!only.empty() &&
                 only != string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
-                                      static_cast<long long>(c.ctx), c.invariant ? "inv" : "heur")) {
+                                      static_cast<long long>(c.ctx), plan_name(c).c_str())) {
                 continue;
             }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
@@ -449,8 +465,8 @@ int main(int argc, char ** argv) {
             const result r = run(c, reps, prop, false);
             char line[256];
             std::snprintf(line, sizeof(line),
-                          "| %-15s | %-4s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
-                          mode_name(c.m), c.invariant ? "inv" : "heur", static_cast<long long>(c.batch),
+                          "| %-15s | %-8s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
+                          mode_name(c.m), plan_name(c).c_str(), static_cast<long long>(c.batch),
                           static_cast<long long>(c.ctx / 1024), r.t.median_ms * 1e3, r.t.std_ms * 1e3, r.bytes / 1e6,
                           r.gbps, 100.0 * r.gbps / copy_gbps, static_cast<long long>(r.ctas),
                           static_cast<long long>(r.splits));
