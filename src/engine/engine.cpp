@@ -119,7 +119,10 @@ engine::engine(const engine_params & params, const load_progress_fn & progress) 
     SPECATTN_CHECK(params_.page_size > 0 && params_.page_size <= 1024, "KV page size must be in [1, 1024]");
     const int64_t n_pages = params_.n_seq_max * kv_pages_for(n_ctx_, params_.page_size);
     kv_ = std::make_unique<kv_block_manager>(n_pages, params_.page_size);
-    if (params_.device == "cuda") {
+    if (params_.make_backend) {
+        backend_ = params_.make_backend(model_, n_pages, params_.page_size);
+        SPECATTN_CHECK(backend_ != nullptr, "engine: the caller's backend factory made no backend");
+    } else if (params_.device == "cuda") {
 #ifdef SPECATTN_HAS_CUDA
         // Workspaces for a whole prefill chunk or one row per sequence, whichever is larger.
         const int64_t max_rows = std::max(params_.n_batch, params_.n_seq_max);

@@ -27,6 +27,8 @@ struct engine_params {
     int n_threads = 0;          // 0: all cores
     std::string device = "cpu"; // "cpu" (the reference backend) or "cuda" (needs a build with SPECATTN_CUDA)
     int32_t tp = 1;             // tensor-parallel ranks (docs/tensor_parallel.md): CPU, simulated; CUDA, a GPU each
+    // A backend of the caller's instead of the device's (tests): given the model, the KV pool's pages and page size.
+    std::function<std::unique_ptr<backend>(const model &, int64_t n_pages, int64_t page_size)> make_backend;
 };
 
 struct request {

@@ -24,6 +24,11 @@ accept_result accept_greedy_ids(const std::vector<int32_t> & drafts, const int32
 
 accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vector<std::vector<float>> & p,
                              const std::vector<std::vector<float>> & q, sampler & rng) {
+    return accept_sampled(drafts, p, q, [&rng] { return rng.uniform(); });
+}
+
+accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vector<std::vector<float>> & p,
+                             const std::vector<std::vector<float>> & q, const std::function<double()> & uniform) {
     accept_result r;
     const auto n = static_cast<int64_t>(drafts.size());
     while (r.n_accepted < n) {
@@ -32,7 +37,7 @@ accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vec
         const double pd = p[i][d];
         const double qd = q[i][d];
         // u < p/q, written without dividing: q(d) > 0 because d was drawn from q.
-        if (rng.uniform() * qd < pd) {
+        if (uniform() * qd < pd) {
             ++r.n_accepted;
             continue;
         }
@@ -44,10 +49,10 @@ accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vec
         }
         // unnormalized is fine: sample_from scales by the sum. A rejection with no residual mass can only come from
         // fp32 rounding of p ≈ q; p itself is then the right distribution.
-        r.next = rng.sample_from(mass > 0.0 ? residual : p[i]);
+        r.next = draw_from(mass > 0.0 ? residual : p[i], uniform());
         return r;
     }
-    r.next = rng.sample_from(p[static_cast<size_t>(n)]);
+    r.next = draw_from(p[static_cast<size_t>(n)], uniform());
     return r;
 }
 

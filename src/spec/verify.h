@@ -9,6 +9,7 @@
 #include "sampling/sampler.h"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace specattn {
@@ -27,5 +28,9 @@ accept_result accept_greedy_ids(const std::vector<int32_t> & drafts, const int32
 // the residual / bonus token (independent of the stream the drafts were drawn with).
 accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vector<std::vector<float>> & p,
                              const std::vector<std::vector<float>> & q, sampler & rng);
+// The same rule with the uniforms taken from `uniform` in the same order (a test's emulation of a backend that runs
+// it with uniforms drawn beforehand: backend::forward_accept).
+accept_result accept_sampled(const std::vector<int32_t> & drafts, const std::vector<std::vector<float>> & p,
+                             const std::vector<std::vector<float>> & q, const std::function<double()> & uniform);
 
 } // namespace specattn
