@@ -111,6 +111,12 @@ class backend {
     virtual int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) = 0;
     // Forgets the selection and the sinks of a finished sequence (its id may be reused).
     virtual void release_selection(int32_t seq) = 0;
+
+  protected:
+    // Throws unless there is one sampling configuration (each valid) and, when given, one uniform per logit row of
+    // the batch: what forward_sample and forward_accept take.
+    static void check_sampling_rows(const forward_batch & batch, const std::vector<sampling_params> & params,
+                                    const std::vector<double> * uniforms);
 };
 
 } // namespace specattn

@@ -256,7 +256,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
     std::vector<double> uniforms;
     auto next_tokens = [&](const std::vector<size_t> & rows_of) {
         const bool greedy = std::all_of(rows_of.begin(), rows_of.end(),
-                                        [&](size_t i) { return seqs[i].smp->params().temperature <= 0.0f; });
+                                        [&](size_t i) { return is_greedy(seqs[i].smp->params()); });
         if (greedy) {
             backend_->forward_argmax(batch, *kv_, ids);
             return;
@@ -266,7 +266,7 @@ std::vector<result> engine::generate(const std::vector<request> & requests, run_
         for (size_t i : rows_of) {
             sampler & smp = *seqs[i].smp;
             row_params.push_back(smp.params());
-            uniforms.push_back(smp.params().temperature <= 0.0f ? 0.0 : smp.uniform());
+            uniforms.push_back(is_greedy(smp.params()) ? 0.0 : smp.uniform());
         }
         backend_->forward_sample(batch, *kv_, row_params, uniforms, ids);
     };

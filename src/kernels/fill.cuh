@@ -37,18 +37,21 @@ __global__ void fill_f32_kernel(float * p, int64_t n, float value) {
     }
 }
 
-// Element e of the logical [L][n_pos][HK][D] K/V of one sequence, stored at its page: K gets hash (seed, 2e),
-// V (seed, 2e + 1).
+// Element e of the logical [L][n_pos][HK_total][D] K/V of one sequence: K gets hash (seed, 2e), V (seed, 2e + 1).
+// The pool holds KV heads [head_begin, head_begin + n_head_kv) of them (all of them, or a tensor-parallel rank's),
+// each written at its page: a rank's values are therefore the one-rank model's.
 __global__ void fill_kv_synthetic_kernel(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos,
-                                         int64_t n_layer, int64_t layer_elems, int64_t n_head_kv, int64_t page_size,
-                                         int64_t head_dim, uint64_t seed) {
-    const int64_t n = n_layer * n_pos * n_head_kv * head_dim;
-    for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
-         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t d = e % head_dim;
-        const int64_t h = e / head_dim % n_head_kv;
-        const int64_t p = e / (head_dim * n_head_kv) % n_pos;
-        const int64_t l = e / (head_dim * n_head_kv * n_pos);
+                                         int64_t n_layer, int64_t layer_elems, int64_t n_head_kv_total,
+                                         int64_t head_begin, int64_t n_head_kv, int64_t page_size, int64_t head_dim,
+                                         uint64_t seed) {
+    const int64_t n = n_layer * n_pos * n_head_kv * head_dim; // the pool's own elements
+    for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+         i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+        const int64_t d = i % head_dim;
+        const int64_t h = i / head_dim % n_head_kv;
+        const int64_t p = i / (head_dim * n_head_kv) % n_pos;
+        const int64_t l = i / (head_dim * n_head_kv * n_pos);
+        const int64_t e = ((l * n_pos + p) * n_head_kv_total + head_begin + h) * head_dim + d; // logical element
         const int64_t off =
             l * layer_elems + paged_kv_page_offset(pages[p / page_size], h, p % page_size, n_head_kv, page_size, head_dim) + d;
         k_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e, 1.0f));

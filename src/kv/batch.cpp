@@ -29,6 +29,17 @@ void forward_batch::check_sinks() const {
     }
 }
 
+void backend::check_sampling_rows(const forward_batch & batch, const std::vector<sampling_params> & params,
+                                  const std::vector<double> * uniforms) {
+    const size_t n_out = batch.logit_rows.size();
+    SPECATTN_CHECK(params.size() == n_out && (uniforms == nullptr || uniforms->size() == n_out),
+                   "%zu sampling configurations and %zu uniforms for %zu logit rows", params.size(),
+                   uniforms != nullptr ? uniforms->size() : n_out, n_out);
+    for (const sampling_params & p : params) {
+        validate(p);
+    }
+}
+
 void backend::forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids) {
     std::vector<float> logits;
     forward(batch, kv, logits);
@@ -46,10 +57,8 @@ void backend::forward_argmax(const forward_batch & batch, const kv_block_manager
 void backend::forward_sample(const forward_batch & batch, const kv_block_manager & kv,
                              const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
                              std::vector<int32_t> & ids) {
+    check_sampling_rows(batch, params, &uniforms);
     const size_t n_out = batch.logit_rows.size();
-    SPECATTN_CHECK(params.size() == n_out && uniforms.size() == n_out,
-                   "forward_sample: %zu sampling parameters and %zu uniforms for %zu logit rows", params.size(),
-                   uniforms.size(), n_out);
     std::vector<float> logits;
     forward(batch, kv, logits);
     ids.resize(n_out);
@@ -60,7 +69,7 @@ void backend::forward_sample(const forward_batch & batch, const kv_block_manager
     std::vector<float> probs;
     for (size_t j = 0; j < n_out; ++j) {
         const float * row = logits.data() + static_cast<int64_t>(j) * n_vocab;
-        if (params[j].temperature <= 0.0f) {
+        if (is_greedy(params[j])) {
             ids[j] = argmax(row, n_vocab);
         } else {
             sampling_probs(row, n_vocab, params[j], probs);

@@ -62,7 +62,7 @@ void sampling_probs(const float * logits, int64_t n, const sampling_params & p, 
     validate(p);
     check_vocab_size(n, "sampling");
     probs.assign(static_cast<size_t>(n), 0.0f);
-    if (p.temperature <= 0.0f) {
+    if (is_greedy(p)) {
         probs[static_cast<size_t>(argmax(logits, n))] = 1.0f;
         return;
     }
@@ -142,7 +142,7 @@ sampler::sampler(const sampling_params & p) : params_(p), rng_(p.seed) {
 }
 
 int32_t sampler::sample(const float * logits, int64_t n) {
-    if (params_.temperature <= 0.0f) {
+    if (is_greedy(params_)) {
         return argmax(logits, n);
     }
     sampling_probs(logits, n, params_, probs_);

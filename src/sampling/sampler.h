@@ -25,6 +25,9 @@ struct sampling_params {
     uint64_t seed = 0;
 };
 
+// Greedy decoding: the argmax, no random draw (temperature <= 0).
+inline bool is_greedy(const sampling_params & p) { return p.temperature <= 0.0f; }
+
 // Throws specattn::error naming the command-line flag (--temp, --top-k, --top-p, --min-p) of a bad value.
 void validate(const sampling_params & p);
 

@@ -19,7 +19,7 @@ struct iteration_state {
     int64_t out_offset = 0;              // first logit row of this sequence in the verify output
 };
 
-bool is_greedy(const sampler & s) { return s.params().temperature <= 0.0f; }
+bool is_greedy(const sampler & s) { return is_greedy(s.params()); }
 
 } // namespace
 

@@ -69,7 +69,7 @@ class single_rank_collectives : public collectives {
 
 // Runs fn(r) for every rank r on its own thread and waits for all. When a rank throws, on_failure() runs once (it
 // must release the ranks waiting in a collective, so that they throw too) and the first rank's exception is
-// rethrown here: a bad input fails instead of hanging. One rank runs on the calling thread.
+// rethrown here: a bad input fails instead of hanging. A group of one runs on the calling thread.
 void run_rank_threads(int32_t n_ranks, const std::function<void(int32_t rank)> & fn,
                       const std::function<void()> & on_failure);
 

@@ -45,6 +45,10 @@ tp_range head_elems(tp_range h, int64_t head_dim) {
 
 } // namespace
 
+tp_range tp_vocab_block(int64_t n_vocab, int64_t chunk, int32_t r) {
+    return {std::min(n_vocab, r * chunk), std::min(n_vocab, (r + 1) * chunk)};
+}
+
 std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks) {
     SPECATTN_CHECK(n_ranks >= 1, "--tp must be at least 1 (got %d)", n_ranks);
     // NOTE(tp): replicating KV heads (vLLM's answer when N > HK) is future work; until then every rank owns whole
@@ -64,7 +68,7 @@ std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks
         p.heads = balanced_part(hp.n_head, r, n_ranks);
         p.kv_heads = balanced_part(hp.n_head_kv, r, n_ranks);
         p.ff = balanced_part(hp.n_ff, r, n_ranks);
-        p.vocab = {std::min(hp.n_vocab, r * vocab_chunk), std::min(hp.n_vocab, (r + 1) * vocab_chunk)};
+        p.vocab = tp_vocab_block(hp.n_vocab, vocab_chunk, r);
         p.vocab_chunk = vocab_chunk;
         p.n_head_kv_total = hp.n_head_kv;
         p.n_ff_total = hp.n_ff;

@@ -35,6 +35,10 @@ struct tp_rank_plan {
     int64_t n_ff_total = 0;      // the model's MLP rows (a preset's rank generates the whole matrix, keeps its part)
 };
 
+// Rank r's vocabulary block: ids [r·chunk, (r+1)·chunk) clipped to the vocabulary (the last block is shorter, or
+// empty). A rank's LM-head output is sent padded to `chunk` columns; this says which of them are real.
+tp_range tp_vocab_block(int64_t n_vocab, int64_t chunk, int32_t r);
+
 // Every rank's share. Throws specattn::error with one line when n_ranks does not divide the heads.
 std::vector<tp_rank_plan> make_tp_plan(const model_hparams & hp, int32_t n_ranks);
 

@@ -12,6 +12,7 @@
 #include "common/model_reference.h"
 #include "common/spec_cases.h"
 #include "common/test_tokens.h"
+#include "common/tp_sinks.h"
 #include "core/check.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -206,17 +207,6 @@ std::vector<request> code_requests(const engine & eng) {
     return reqs;
 }
 
-// [n_layer][n_kv][domain] part [kv_begin, kv_end) of a per-KV-head sink of n_head_kv heads.
-std::vector<float> kv_head_part(const std::vector<float> & score, int64_t n_layer, int64_t n_head_kv, tp_range kv_heads,
-                                int64_t domain) {
-    std::vector<float> out;
-    for (int64_t l = 0; l < n_layer; ++l) {
-        const float * first = score.data() + (l * n_head_kv + kv_heads.begin) * domain;
-        out.insert(out.end(), first, first + kv_heads.size() * domain);
-    }
-    return out;
-}
-
 // The scenario on N ranks of `transport` (devices as given) against the plain backend.
 void expect_scenario_close(const std::string & path, int32_t n_ranks, tp_transport transport,
                            const std::vector<int> & devices, double logits_tol = tp_logits_tol,
@@ -239,7 +229,7 @@ void expect_scenario_close(const std::string & path, int32_t n_ranks, tp_transpo
             ASSERT_EQ(shared.size(), shared_one.size());
             const double e_shared = max_rel_error(shared.data(), shared_one);
             const std::vector<float> part =
-                kv_head_part(per_kv_one, hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 120);
+                test::kv_head_part(per_kv_one, hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 120);
             const std::vector<float> per_kv = tp.rank(r).sink_scores(seq, 1);
             ASSERT_EQ(per_kv.size(), part.size());
             const double e_kv = max_rel_error(per_kv.data(), part);

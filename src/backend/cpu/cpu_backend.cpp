@@ -289,10 +289,9 @@ void cpu_backend::lm_head(const float * h, int64_t n_out, std::vector<float> & l
     std::vector<float> recv(static_cast<size_t>(rank_.n_ranks * n_out * chunk)); // [n_ranks, n_out, chunk]
     comm_->all_gather(send.data(), n_out * chunk, recv.data());
     for (int32_t r = 0; r < rank_.n_ranks; ++r) {
-        const int64_t begin = std::min(n_vocab, r * chunk);
-        const int64_t size = std::min(n_vocab, (r + 1) * chunk) - begin;
+        const tp_range block = tp_vocab_block(n_vocab, chunk, r);
         for (int64_t i = 0; i < n_out; ++i) {
-            std::copy_n(recv.data() + (r * n_out + i) * chunk, size, logits.data() + i * n_vocab + begin);
+            std::copy_n(recv.data() + (r * n_out + i) * chunk, block.size(), logits.data() + i * n_vocab + block.begin);
         }
     }
 }

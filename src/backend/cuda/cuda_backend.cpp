@@ -235,58 +235,59 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
         enqueue_layers(n, n_out, md, pc, invariant);
     }
 
-    if (n_out == 0) {
-        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream)); // the next pass reuses the metadata buffer
-        timer.end(host_s);
-        sel.end_pass();
-        return;
-    }
-    // The one host synchronization of a pass: the logits, or only their argmax ids (greedy decoding).
+    finish_pass(out, outs, host_s);
+}
+
+// The pass's outputs, after its launches: nothing (no logit rows), the logits, token ids (argmax or drawn), or a
+// verification's target distributions kept on the device; then the pass's one host synchronization.
+void cuda_backend::impl::finish_pass(const outputs & out, const std::vector<std::pair<int64_t, int32_t>> & outs,
+                                     double host_s) {
+    const auto n_out = static_cast<int64_t>(outs.size());
     const size_t row_bytes = static_cast<size_t>(hp.n_vocab) * sizeof(float);
-    // Per-pass vectors of the sampled rows' parameters, uniforms and held slots, in pass order.
-    std::vector<sampling_params> pp;
-    std::vector<double> pu;
-    std::vector<int32_t> ph;
-    for (const auto & [j, r] : outs) {
-        if (out.params != nullptr) {
+    if (n_out > 0 && out.params != nullptr) { // sampled on the device: the rows' parameters etc. in pass order
+        std::vector<sampling_params> pp;
+        std::vector<double> pu;
+        std::vector<int32_t> ph;
+        for (const auto & [j, r] : outs) {
             pp.push_back(out.params[j]);
+            if (out.uniforms != nullptr) {
+                pu.push_back(out.uniforms[j]);
+            }
+            if (out.holds != nullptr) {
+                ph.push_back(out.holds[j]);
+            }
         }
-        if (out.uniforms != nullptr) {
-            pu.push_back(out.uniforms[j]);
-        }
-        if (out.holds != nullptr) {
-            ph.push_back(out.holds[j]);
-        }
-    }
-    if (out.params != nullptr && out.ids == nullptr) { // a verification's target distributions, kept on the device
-        for (size_t k = 0; k < outs.size(); ++k) {
-            SPECATTN_CHECK(outs[k].first == outs[0].first + static_cast<int64_t>(k),
-                           "a verification's logit rows must be in batch order");
-        }
-        sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
-        timer.mark("target probs", stream);
-    } else if (out.ids != nullptr) { // token ids: drawn (sampling) or the argmax (greedy)
-        if (out.params != nullptr) {
-            sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(), stream);
+        if (out.ids == nullptr) { // a verification's target distributions, kept on the device
+            for (size_t k = 0; k < outs.size(); ++k) {
+                SPECATTN_CHECK(outs[k].first == outs[0].first + static_cast<int64_t>(k),
+                               "a verification's logit rows must be in batch order");
+            }
+            sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
+            timer.mark("target probs", stream);
         } else {
-            argmax_params am;
-            am.logits = logits.as<float>();
-            am.out = ids.as<int32_t>();
-            am.n_rows = n_out;
-            am.n_vocab = hp.n_vocab;
-            launch_argmax(am, stream);
+            sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(), stream);
         }
+    } else if (n_out > 0 && out.ids != nullptr) { // greedy
+        argmax_params am;
+        am.logits = logits.as<float>();
+        am.out = ids.as<int32_t>();
+        am.n_rows = n_out;
+        am.n_vocab = hp.n_vocab;
+        launch_argmax(am, stream);
+    }
+    if (n_out > 0 && out.ids != nullptr) {
         SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(), static_cast<size_t>(n_out) * sizeof(int32_t),
                                             cudaMemcpyDeviceToHost, stream));
         timer.mark("tokens+d2h", stream);
-    } else {
+    } else if (n_out > 0 && out.logits != nullptr) {
         SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
                                             static_cast<size_t>(n_out) * row_bytes, cudaMemcpyDeviceToHost, stream));
         timer.mark("logits d2h", stream);
     }
+    // The pass's one host synchronization (the next pass also reuses the metadata buffer).
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     timer.end(host_s);
-    sel.end_pass();
+    sel_state->end_pass();
     // Row k of the LM head's output belongs to output index outs[k].first of the whole batch.
     for (size_t k = 0; k < outs.size(); ++k) {
         if (out.ids != nullptr) {
@@ -375,14 +376,8 @@ void cuda_backend::forward_sample_held(const forward_batch & batch, const kv_blo
 void cuda_backend::sample(const forward_batch & batch, const kv_block_manager & kv,
                           const std::vector<sampling_params> & params, const std::vector<double> & uniforms,
                           const int32_t * holds, std::vector<int32_t> & ids) {
-    const size_t n_out = batch.logit_rows.size();
-    SPECATTN_CHECK(params.size() == n_out && uniforms.size() == n_out,
-                   "forward_sample: %zu sampling parameters and %zu uniforms for %zu logit rows", params.size(),
-                   uniforms.size(), n_out);
-    for (const sampling_params & p : params) {
-        validate(p);
-    }
-    ids.resize(n_out);
+    check_sampling_rows(batch, params, &uniforms);
+    ids.resize(batch.logit_rows.size());
     outputs o;
     o.ids = ids.data();
     o.params = params.data();
@@ -394,11 +389,7 @@ void cuda_backend::sample(const forward_batch & batch, const kv_block_manager & 
 void cuda_backend::forward_accept(const forward_batch & batch, const kv_block_manager & kv,
                                   const std::vector<sampling_params> & params, const std::vector<held_verification> & v,
                                   std::vector<accept_outcome> & out) {
-    SPECATTN_CHECK(params.size() == batch.logit_rows.size(), "forward_accept: %zu sampling parameters for %zu logit rows",
-                   params.size(), batch.logit_rows.size());
-    for (const sampling_params & p : params) {
-        validate(p);
-    }
+    check_sampling_rows(batch, params, nullptr);
     outputs o;
     o.params = params.data();
     o.n_total = static_cast<int64_t>(params.size());
@@ -466,34 +457,10 @@ void cuda_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_
     SPECATTN_CUDA_CHECK(cudaMemcpy(pages_dev.as<void>(), pages.data(), pages.size() * sizeof(int32_t),
                                    cudaMemcpyHostToDevice));
     const paged_kv_layout & l = impl_->layout;
-    if (!impl_->tp) {
-        launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n,
-                                 l.n_layer, l.layer_elems(), l.n_head_kv, l.page_size, l.head_dim, seed, impl_->stream);
-        SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
-        return;
-    }
-    // A tensor-parallel rank: the context of all the model's KV heads on scratch pages 0, 1, ... (the values are a
-    // function of the logical element, so the same as TP=1's), then its own heads copied to the sequence's pages.
-    const tp_rank_plan & rk = impl_->rank;
-    const int64_t n_src_pages = (n + l.page_size - 1) / l.page_size;
-    const int64_t src_layer_elems = n_src_pages * rk.n_head_kv_total * l.page_size * l.head_dim;
-    std::vector<int32_t> src_pages(static_cast<size_t>(n_src_pages));
-    for (int64_t p = 0; p < n_src_pages; ++p) {
-        src_pages[static_cast<size_t>(p)] = checked_i32(p, "synthetic context page");
-    }
-    device_buffer src_pages_dev(src_pages.size() * sizeof(int32_t));
-    SPECATTN_CUDA_CHECK(cudaMemcpy(src_pages_dev.as<void>(), src_pages.data(), src_pages.size() * sizeof(int32_t),
-                                   cudaMemcpyHostToDevice));
-    device_buffer k_src(static_cast<size_t>(l.n_layer * src_layer_elems) * sizeof(bf16));
-    device_buffer v_src(k_src.bytes());
-    launch_fill_kv_synthetic(k_src.as<bf16>(), v_src.as<bf16>(), src_pages_dev.as<int32_t>(), n, l.n_layer,
-                             src_layer_elems, rk.n_head_kv_total, l.page_size, l.head_dim, seed, impl_->stream);
-    for (int i = 0; i < 2; ++i) {
-        launch_tp_kv_scatter(i == 0 ? k_src.as<bf16>() : v_src.as<bf16>(),
-                             i == 0 ? impl_->k_pool.as<bf16>() : impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n,
-                             l.n_layer, n_src_pages, rk.n_head_kv_total, rk.kv_heads.begin, l.n_head_kv,
-                             l.layer_elems(), l.page_size, l.head_dim, impl_->stream);
-    }
+    const tp_rank_plan & rk = impl_->rank; // the whole model's heads, of which this backend holds kv_heads
+    launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n, l.n_layer,
+                             l.layer_elems(), rk.n_head_kv_total, rk.kv_heads.begin, l.n_head_kv, l.page_size,
+                             l.head_dim, seed, impl_->stream);
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
 }
 

@@ -102,6 +102,7 @@ struct cuda_backend::impl {
     attention_plan plan;
     std::vector<attention_plan_row> plan_rows;
     std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
+    int64_t invariant_chunk = attention_invariant_chunk; // the invariant attention plan's, fixed at construction
     stage_timer timer;                         // SPECATTN_CUDA_PROFILE=1
     // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
     // their launches depend on besides the metadata's contents (see run_pass).
@@ -142,6 +143,8 @@ struct cuda_backend::impl {
     // Rows [r_begin, r_end) of the batch; their logit rows' outputs go to `out` at their index in the whole batch.
     void run_pass(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
                   const outputs & out);
+    // outs: (output index in the batch, row of the pass) of the pass's logit rows.
+    void finish_pass(const outputs & out, const std::vector<std::pair<int64_t, int32_t>> & outs, double host_s);
     void warm_up(int64_t n_pages, int64_t page_size);
     void upload_weights();
     void init_random_weights();
@@ -156,20 +159,17 @@ struct cuda_backend::impl {
         // computes each head's attention exactly as TP = 1 does).
         invariant_chunk = attention_invariant_chunk_for(rows, rank.n_head_kv_total, layout.n_pages * layout.page_size / rows,
                                                         n_sm, attention_plan_config{}.ctas_per_sm);
-        tune_gemms(rows);
-    }
-    int64_t invariant_chunk = attention_invariant_chunk;
-    void tune_gemms(int64_t decode_rows) {
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
-        const gemm_out proj_out = tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16;
-        const int64_t rows = decode_rows;
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream, rows);
-        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_embd_q(), l.wo, stream, rows);
+        gemm->tune_invariant(proj_out(), hp.n_embd, hp.n_embd_q(), l.wo, stream, rows);
         gemm->tune_invariant(gemm_out::gemm_out_bf16, 2 * hp.n_ff, hp.n_embd, l.w_gate_up, stream, rows);
-        gemm->tune_invariant(proj_out, hp.n_embd, hp.n_ff, l.w_down, stream, rows);
+        gemm->tune_invariant(proj_out(), hp.n_embd, hp.n_ff, l.w_down, stream, rows);
         gemm->tune_invariant(gemm_out::gemm_out_f32, lm_rows(), hp.n_embd, lm_head, stream, rows);
     }
+    // The O and down projections' output type: bf16, or fp32 partial sums on a tensor-parallel rank (reduce_proj
+    // rounds their sum once).
+    gemm_out proj_out() const { return tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16; }
     // The LM head's output rows on this rank: the vocabulary, or the rank's block of it.
     int64_t lm_rows() const { return tp ? rank.vocab_chunk : hp.n_vocab; }
     // A projection's output (bf16 [n, E]) after the all-reduce over the ranks; src is proj (one rank) or

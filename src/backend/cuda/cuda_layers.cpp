@@ -2,7 +2,6 @@
 // graph captures them; and the cross-rank reduction of shared score sinks after a tensor-parallel forward.
 #include "backend/cuda/cuda_backend_impl.h"
 
-#include <algorithm>
 #include <cmath>
 
 namespace specattn {
@@ -48,88 +47,92 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         launch_rmsnorm(np, stream);
     };
 
-    const int64_t layer_elems = layout.layer_elems();
-    for (int64_t il = 0; il < hp.n_layer; ++il) {
-        const cuda_layer & l = layers[static_cast<size_t>(il)];
-
-        norm(l.attn_norm, il == 0 ? nullptr : proj_d, nullptr, n); // the previous layer's MLP output joins here
-
-        timer.mark("norm", stream);
-        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream, invariant);
-        timer.mark("gemm qkv", stream);
-
-        qkv_prep_params qp;
-        qp.qkv = qkv_d;
-        qp.bias = l.bqkv;
-        qp.q_norm = l.q_norm;
-        qp.k_norm = l.k_norm;
-        qp.inv_freq = inv_freq;
-        qp.positions = md + off.positions;
-        qp.n_rows = n;
-        qp.n_head = hp.n_head;
-        qp.n_head_kv = hp.n_head_kv;
-        qp.head_dim = hd;
-        switch (hp.rope.layout) {
-        case rope_layout::rope_layout_interleaved:
-            qp.pairs = rope_pairs::rope_pairs_interleaved;
-            break;
-        case rope_layout::rope_layout_half_split:
-            qp.pairs = rope_pairs::rope_pairs_half_split;
-            break;
-        }
-        qp.eps = hp.norm_eps;
-        launch_qkv_prep(qp, stream);
-
-        bf16 * k_layer = k_pool.as<bf16>() + il * layer_elems; // [P, HK, S, D]
-        bf16 * v_layer = v_pool.as<bf16>() + il * layer_elems;
-        kv_append_params kp;
-        kp.k = qkv_d + hp.n_embd_q();
-        kp.v = qkv_d + hp.n_embd_q() + hp.n_embd_kv();
-        kp.row_stride = n_qkv;
-        kp.k_pool = k_layer;
-        kp.v_pool = v_layer;
-        kp.page = md + off.kv_page;
-        kp.slot = md + off.kv_slot;
-        kp.n_rows = n;
-        kp.n_head_kv = hp.n_head_kv;
-        kp.page_size = layout.page_size;
-        kp.head_dim = hd;
-        launch_kv_append(kp, stream);
-        sel.after_kv_append(il, k_layer, stream);
-
-        attention_plan_device apd;
-        apd.page_table = md + off.page_table;
-        apd.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
-        apd.work = reinterpret_cast<const attention_work *>(md + off.work);
-        apd.row_slot = md + off.row_slot;
-        apd.row_n_split = md + off.row_n_split;
+    // The launches' parameters that every layer shares; the loop sets the layer's weights and KV pools.
+    qkv_prep_params qp;
+    qp.qkv = qkv_d;
+    qp.inv_freq = inv_freq;
+    qp.positions = md + off.positions;
+    qp.n_rows = n;
+    qp.n_head = hp.n_head;
+    qp.n_head_kv = hp.n_head_kv;
+    qp.head_dim = hd;
+    switch (hp.rope.layout) {
+    case rope_layout::rope_layout_interleaved:
+        qp.pairs = rope_pairs::rope_pairs_interleaved;
+        break;
+    case rope_layout::rope_layout_half_split:
+        qp.pairs = rope_pairs::rope_pairs_half_split;
+        break;
+    }
+    qp.eps = hp.norm_eps;
+    kv_append_params kp;
+    kp.k = qkv_d + hp.n_embd_q();
+    kp.v = qkv_d + hp.n_embd_q() + hp.n_embd_kv();
+    kp.row_stride = n_qkv;
+    kp.page = md + off.kv_page;
+    kp.slot = md + off.kv_slot;
+    kp.n_rows = n;
+    kp.n_head_kv = hp.n_head_kv;
+    kp.page_size = layout.page_size;
+    kp.head_dim = hd;
+    attention_plan_device apd;
+    apd.page_table = md + off.page_table;
+    apd.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
+    apd.work = reinterpret_cast<const attention_work *>(md + off.work);
+    apd.row_slot = md + off.row_slot;
+    apd.row_n_split = md + off.row_n_split;
+    const attention_params ap_pass = [&] {
         attention_params ap = attention_params_from_plan(plan, pc, apd);
         ap.q = qkv_d;
         ap.q_row_stride = n_qkv;
-        ap.k_pool = k_layer;
-        ap.v_pool = v_layer;
         ap.partial_o = partial_o.as<float>();
         ap.partial_lse = partial_lse.as<float>();
         ap.out = attn.as<bf16>();
         ap.head_dim = hd;
         ap.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+        return ap;
+    }();
+    // The O and down projections write the residual delta: bf16, or a rank's fp32 partial sums (reduce_proj).
+    void * proj_dst = tp ? proj_partial.as<void>() : proj_d;
+
+    const int64_t layer_elems = layout.layer_elems();
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+        const cuda_layer & l = layers[static_cast<size_t>(il)];
+        bf16 * k_layer = k_pool.as<bf16>() + il * layer_elems; // [P, HK, S, D]
+        bf16 * v_layer = v_pool.as<bf16>() + il * layer_elems;
+
+        norm(l.attn_norm, il == 0 ? nullptr : proj_d, nullptr, n); // the previous layer's MLP output joins here
+        timer.mark("norm", stream);
+        gemm->run(xn_d, l.wqkv, qkv_d, gemm_out::gemm_out_bf16, n, n_qkv, n_embd, stream, invariant);
+        timer.mark("gemm qkv", stream);
+
+        qp.bias = l.bqkv;
+        qp.q_norm = l.q_norm;
+        qp.k_norm = l.k_norm;
+        launch_qkv_prep(qp, stream);
+        kp.k_pool = k_layer;
+        kp.v_pool = v_layer;
+        launch_kv_append(kp, stream);
+        sel.after_kv_append(il, k_layer, stream);
         timer.mark("rope+append", stream);
+
         sel.before_attention(il, qkv_d, n_qkv, apd.page_table, stream);
         timer.mark("quest", stream);
+        attention_params ap = ap_pass;
+        ap.k_pool = k_layer;
+        ap.v_pool = v_layer;
         sel.attention_fields(il, ap);
         launch_attention(ap, stream);
         timer.mark("attention", stream);
         sel.after_attention(il, stream);
         timer.mark("score reduce", stream);
 
-        gemm->run(attn.as<bf16>(), l.wo, tp ? proj_partial.as<void>() : proj_d,
-                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_embd_q(), stream, invariant);
+        gemm->run(attn.as<bf16>(), l.wo, proj_dst, proj_out(), n, n_embd, hp.n_embd_q(), stream, invariant);
         timer.mark("gemm o", stream);
         reduce_proj(n, invariant); // the heads' partial O projections
         timer.mark("all-reduce", stream);
 
         norm(l.ffn_norm, proj_d, nullptr, n);
-
         timer.mark("norm", stream);
         gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream, invariant);
         timer.mark("gemm gate/up", stream);
@@ -140,8 +143,7 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         sp.n_ff = hp.n_ff;
         launch_swiglu(sp, stream);
         timer.mark("swiglu", stream);
-        gemm->run(act.as<bf16>(), l.w_down, tp ? proj_partial.as<void>() : proj_d,
-                  tp ? gemm_out::gemm_out_f32 : gemm_out::gemm_out_bf16, n, n_embd, hp.n_ff, stream, invariant);
+        gemm->run(act.as<bf16>(), l.w_down, proj_dst, proj_out(), n, n_embd, hp.n_ff, stream, invariant);
         timer.mark("gemm down", stream);
         reduce_proj(n, invariant); // the MLP rows' partial down projections
         timer.mark("all-reduce", stream);
@@ -166,14 +168,14 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     comm->all_gather(logits_local.as<void>(), logits_gather.as<void>(), tp_dtype::tp_dtype_f32, n_out * chunk,
                      {stream, invariant});
     for (int32_t r = 0; r < rank.n_ranks; ++r) {
-        const int64_t begin = std::min(hp.n_vocab, r * chunk);
-        const int64_t size = std::min(hp.n_vocab, (r + 1) * chunk) - begin;
-        if (size > 0) {
-            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(logits.as<float>() + begin, static_cast<size_t>(hp.n_vocab) * sizeof(float),
+        const tp_range block = tp_vocab_block(hp.n_vocab, chunk, r);
+        if (block.size() > 0) {
+            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(logits.as<float>() + block.begin,
+                                                  static_cast<size_t>(hp.n_vocab) * sizeof(float),
                                                   logits_gather.as<float>() + r * n_out * chunk,
                                                   static_cast<size_t>(chunk) * sizeof(float),
-                                                  static_cast<size_t>(size) * sizeof(float), static_cast<size_t>(n_out),
-                                                  cudaMemcpyDeviceToDevice, stream));
+                                                  static_cast<size_t>(block.size()) * sizeof(float),
+                                                  static_cast<size_t>(n_out), cudaMemcpyDeviceToDevice, stream));
         }
     }
     timer.mark("logits all-gather", stream);

@@ -24,10 +24,12 @@ void launch_argmax(const argmax_params & p, cudaStream_t stream);
 void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 void launch_fill_f32(float * p, int64_t n, float value, cudaStream_t stream);
 // Synthetic K/V of positions [0, n_pos) of one sequence (its pages), every layer: uniform in [-1, 1) from a hash of
-// (seed, logical element index), so the values do not depend on which pages the sequence holds.
+// (seed, logical element index over all n_head_kv_total heads), so the values depend neither on which pages the
+// sequence holds nor on how the heads are split among tensor-parallel ranks; the pools hold heads
+// [head_begin, head_begin + n_head_kv).
 void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
-                              int64_t layer_elems, int64_t n_head_kv, int64_t page_size, int64_t head_dim,
-                              uint64_t seed, cudaStream_t stream);
+                              int64_t layer_elems, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
+                              int64_t page_size, int64_t head_dim, uint64_t seed, cudaStream_t stream);
 
 // Skinny GEMM (kernels/skinny_gemm.cuh, ops_gemm.cu) for the batch-invariant decode / draft / verify projections.
 // Supported: K a multiple of 8, any N, any number of rows (chunks of 64 in stream order).

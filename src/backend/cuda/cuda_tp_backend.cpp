@@ -39,7 +39,7 @@ void cuda_tp_check_devices(int32_t n_ranks, tp_transport transport) {
 
 cuda_tp_backend::cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pages, int64_t page_size, int64_t max_rows,
                                  tp_transport transport, std::vector<int> devices, int64_t decode_rows)
-    : plan_(make_tp_plan(m.hp, n_ranks)) {
+    : tp_backend(m, n_ranks) {
     if (devices.empty()) {
         cuda_tp_check_devices(n_ranks, transport);
         for (int32_t r = 0; r < n_ranks; ++r) {
@@ -48,10 +48,6 @@ cuda_tp_backend::cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pag
     }
     SPECATTN_CHECK(static_cast<int32_t>(devices.size()) == n_ranks, "%zu GPUs given for %d ranks", devices.size(),
                    n_ranks);
-    shards_.reserve(plan_.size());
-    for (const tp_rank_plan & r : plan_) {
-        shards_.push_back(shard_model(m, r));
-    }
     // Scratch for a whole [max_rows, n_embd] fp32 all-reduce of every rank in one chunk (sinks go in chunks).
     const size_t scratch = static_cast<size_t>(n_ranks) * static_cast<size_t>(max_rows * m.hp.n_embd) * sizeof(float);
     switch (transport) {
@@ -62,8 +58,6 @@ cuda_tp_backend::cuda_tp_backend(const model & m, int32_t n_ranks, int64_t n_pag
         group_ = make_cuda_local_group(n_ranks, devices[0], scratch);
         break;
     }
-    ranks_.resize(plan_.size());
-    rank_logits_.resize(plan_.size());
     // Concurrently: each rank's warm-up pass meets the others in the collectives.
     run_ranks([&](int32_t r) {
         const auto i = static_cast<size_t>(r);
@@ -82,7 +76,7 @@ cuda_tp_backend::~cuda_tp_backend() {
 void cuda_tp_backend::run_ranks(const std::function<void(int32_t)> & fn) {
     SPECATTN_CHECK(!failed_, "a tensor-parallel rank failed earlier and its collectives were aborted: start again");
     run_rank_threads(
-        static_cast<int32_t>(plan_.size()),
+        n_ranks(),
         [&](int32_t r) {
             SPECATTN_CUDA_CHECK(cudaSetDevice(group_->device(r)));
             fn(r);
@@ -98,32 +92,6 @@ void cuda_tp_backend::each_rank(const std::function<void(int32_t)> & fn) {
         SPECATTN_CUDA_CHECK(cudaSetDevice(group_->device(r)));
         fn(r);
     }
-}
-
-void cuda_tp_backend::forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) {
-    run_ranks([&](int32_t r) {
-        ranks_[static_cast<size_t>(r)]->forward(batch, kv, r == 0 ? logits : rank_logits_[static_cast<size_t>(r)]);
-    });
-}
-
-void cuda_tp_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) {
-    each_rank([&](int32_t r) { ranks_[static_cast<size_t>(r)]->synthetic_kv(kv, seq, n, seed); });
-}
-
-void cuda_tp_backend::set_selection(int32_t seq, const std::vector<int32_t> & positions) {
-    each_rank([&](int32_t r) { ranks_[static_cast<size_t>(r)]->set_selection(seq, positions); });
-}
-
-int64_t cuda_tp_backend::select_top_k(int32_t seq, int32_t sink, int64_t k) {
-    int64_t n = 0;
-    each_rank([&](int32_t r) {
-        n = ranks_[static_cast<size_t>(r)]->select_top_k(seq, sink, k); // the same on every rank: k and the domain
-    });
-    return n;
-}
-
-void cuda_tp_backend::release_selection(int32_t seq) {
-    each_rank([&](int32_t r) { ranks_[static_cast<size_t>(r)]->release_selection(seq); });
 }
 
 } // namespace specattn

@@ -7,10 +7,9 @@
 // picks the second for an engine; set at all, it also sends --tp 1 through the chosen transport.
 #pragma once
 
-#include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_collectives.h"
-#include "tp/tp_plan.h"
+#include "backend/tp_backend.h"
 
 #include <memory>
 #include <vector>
@@ -30,7 +29,7 @@ bool tp_transport_forced();
 // Throws one line unless n_ranks GPUs are there for the transport (before a model is loaded).
 void cuda_tp_check_devices(int32_t n_ranks, tp_transport transport);
 
-class cuda_tp_backend : public backend {
+class cuda_tp_backend : public tp_backend<cuda_backend> {
   public:
     // devices[r]: rank r's GPU; empty: 0, 1, ... (NCCL) or all 0 (local). decode_rows as cuda_backend's. Throws
     // specattn::error with one line when n_ranks does not divide the model's heads, when there are fewer GPUs than
@@ -40,32 +39,16 @@ class cuda_tp_backend : public backend {
     ~cuda_tp_backend() override;
 
     const char * name() const override { return "cuda-tp"; }
-    void forward(const forward_batch & batch, const kv_block_manager & kv, std::vector<float> & logits) override;
-    void synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_t n, uint64_t seed) override;
-    // Rank-local, as in cpu_tp_backend: every rank holds the same lists (a shared sink was all-reduced in the
-    // forward that filled it) or its own KV heads' (a per-KV-head sink).
-    void set_selection(int32_t seq, const std::vector<int32_t> & positions) override;
-    int64_t select_top_k(int32_t seq, int32_t sink, int64_t k) override;
-    void release_selection(int32_t seq) override;
-
-    int32_t n_ranks() const { return static_cast<int32_t>(ranks_.size()); }
-    const tp_rank_plan & plan(int32_t r) const { return plan_[static_cast<size_t>(r)]; }
-    // Inspection, for tests: rank r's backend (call with rank r's device current).
-    cuda_backend & rank(int32_t r) { return *ranks_[static_cast<size_t>(r)]; }
+    // Rank r's GPU (make it current before calling rank(r)).
     int device(int32_t r) const { return group_->device(r); }
 
   private:
-    // fn(r) for every rank on its own thread, with the rank's device current; a failure aborts the group.
-    void run_ranks(const std::function<void(int32_t)> & fn);
-    // fn(r) for every rank in turn on this thread, with the rank's device current (rank-local calls).
-    void each_rank(const std::function<void(int32_t)> & fn);
+    // With the rank's device current; a failure aborts the group (and the backend cannot be used again).
+    void run_ranks(const std::function<void(int32_t)> & fn) override;
+    void each_rank(const std::function<void(int32_t)> & fn) override;
 
-    std::vector<tp_rank_plan> plan_;
-    std::vector<model> shards_; // ranks_ refer to them: filled once, never resized
     std::unique_ptr<cuda_collectives_group> group_;
-    std::vector<std::unique_ptr<cuda_backend>> ranks_;
-    std::vector<std::vector<float>> rank_logits_; // every rank gathers all logits; rank 0's are returned
-    bool failed_ = false;                         // a rank failed: the group was aborted
+    bool failed_ = false; // a rank failed: the group was aborted
 };
 
 } // namespace specattn

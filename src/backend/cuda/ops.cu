@@ -76,10 +76,15 @@ void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, c
 }
 
 void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
-                              int64_t layer_elems, int64_t n_head_kv, int64_t page_size, int64_t head_dim,
-                              uint64_t seed, cudaStream_t stream) {
-    fill_kv_synthetic_kernel<<<2048, 256, 0, stream>>>(k_pool, v_pool, pages, n_pos, n_layer, layer_elems, n_head_kv,
-                                                       page_size, head_dim, seed);
+                              int64_t layer_elems, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
+                              int64_t page_size, int64_t head_dim, uint64_t seed, cudaStream_t stream) {
+    SPECATTN_CHECK(head_begin >= 0 && head_begin + n_head_kv <= n_head_kv_total,
+                   "synthetic K/V: heads [%lld, %lld) outside the model's %lld",
+                   static_cast<long long>(head_begin), static_cast<long long>(head_begin + n_head_kv),
+                   static_cast<long long>(n_head_kv_total));
+    fill_kv_synthetic_kernel<<<2048, 256, 0, stream>>>(k_pool, v_pool, pages, n_pos, n_layer, layer_elems,
+                                                       n_head_kv_total, head_begin, n_head_kv, page_size, head_dim,
+                                                       seed);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -2,7 +2,6 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/tp_ops.h"
 #include "core/check.h"
-#include "kernels/paged_kv.h"
 
 #include <algorithm>
 
@@ -47,27 +46,6 @@ __global__ void tp_embed_kernel(const bf16 * table, const int32_t * tokens, int6
     }
 }
 
-__global__ void tp_kv_scatter_kernel(const bf16 * src, bf16 * pool, const int32_t * pages, int64_t n_pos,
-                                     int64_t n_layer, int64_t n_src_pages, int64_t n_head_kv_total, int64_t head_begin,
-                                     int64_t n_head_kv, int64_t pool_layer_elems, int64_t page_size, int64_t head_dim) {
-    const int64_t n = n_layer * n_pos * n_head_kv * head_dim;
-    const int64_t src_layer_elems = n_src_pages * n_head_kv_total * page_size * head_dim;
-    for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
-         e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-        const int64_t d = e % head_dim;
-        const int64_t h = e / head_dim % n_head_kv;
-        const int64_t p = e / (head_dim * n_head_kv) % n_pos;
-        const int64_t l = e / (head_dim * n_head_kv * n_pos);
-        const int64_t page = p / page_size;
-        const int64_t slot = p % page_size;
-        const int64_t from =
-            l * src_layer_elems + paged_kv_page_offset(page, head_begin + h, slot, n_head_kv_total, page_size, head_dim) + d;
-        const int64_t to =
-            l * pool_layer_elems + paged_kv_page_offset(pages[page], h, slot, n_head_kv, page_size, head_dim) + d;
-        pool[to] = src[from];
-    }
-}
-
 } // namespace
 
 void launch_tp_sum(const tp_sum_params & p, cudaStream_t stream) {
@@ -84,19 +62,6 @@ void launch_tp_embed(const bf16 * table, const int32_t * tokens, int64_t vocab_b
                      int64_t n_rows, int64_t n_embd, cudaStream_t stream) {
     tp_embed_kernel<<<tp_grid(n_rows * n_embd), tp_threads, 0, stream>>>(table, tokens, vocab_begin, vocab_end, out,
                                                                          n_rows, n_embd);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
-}
-
-void launch_tp_kv_scatter(const bf16 * src, bf16 * pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
-                          int64_t n_src_pages, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
-                          int64_t pool_layer_elems, int64_t page_size, int64_t head_dim, cudaStream_t stream) {
-    const int64_t n = n_layer * n_pos * n_head_kv * head_dim;
-    if (n == 0) {
-        return;
-    }
-    tp_kv_scatter_kernel<<<tp_grid(n), tp_threads, 0, stream>>>(src, pool, pages, n_pos, n_layer, n_src_pages,
-                                                                n_head_kv_total, head_begin, n_head_kv,
-                                                                pool_layer_elems, page_size, head_dim);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 

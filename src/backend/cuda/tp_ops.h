@@ -1,5 +1,5 @@
 // The few kernels tensor parallelism adds to the CUDA backend (docs/tensor_parallel.md): the rank-ordered sum that
-// finishes an all-reduce, the embedding of a vocabulary slice, and the copy of a synthetic context's own KV heads.
+// finishes an all-reduce and the embedding of a vocabulary slice.
 // NOTE(tp): the kernels live in ops_tp.cu rather than src/kernels/: they are a few lines each, used only here, and
 // their params are these launchers' arguments.
 #pragma once
@@ -32,12 +32,5 @@ void launch_tp_sum(const tp_sum_params & p, cudaStream_t stream);
 // table: [vocab_end - vocab_begin, n_embd] bf16  tokens: [n_rows]  out: [n_rows, n_embd] fp32
 void launch_tp_embed(const bf16 * table, const int32_t * tokens, int64_t vocab_begin, int64_t vocab_end, float * out,
                      int64_t n_rows, int64_t n_embd, cudaStream_t stream);
-
-// KV heads [head_begin, head_begin + n_head_kv) of a context laid out with all n_head_kv_total heads on consecutive
-// pages 0, 1, ... (src), copied to a rank's pool at the sequence's pages.
-// src: [n_layer][n_src_pages][n_head_kv_total][page_size][head_dim]  pool: [n_layer][P][n_head_kv][page_size][head_dim]
-void launch_tp_kv_scatter(const bf16 * src, bf16 * pool, const int32_t * pages, int64_t n_pos, int64_t n_layer,
-                          int64_t n_src_pages, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
-                          int64_t pool_layer_elems, int64_t page_size, int64_t head_dim, cudaStream_t stream);
 
 } // namespace specattn

@@ -7,6 +7,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_tp_backend.h"
 #include "common/model_reference.h"
+#include "common/tp_sinks.h"
 #include "core/check.h"
 #include "model/model.h"
 
@@ -44,17 +45,6 @@ void expect_close(const std::vector<float> & got, const std::vector<float> & wan
                   const std::string & what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     EXPECT_LE(max_rel_error(got.data(), want), tol) << what;
-}
-
-// The [n_layer, n_kv, domain] slice [kv_begin, kv_end) of a per-KV-head sink of n_head_kv heads.
-std::vector<float> kv_head_part(const std::vector<float> & score, int64_t n_layer, int64_t n_head_kv, tp_range kv_heads,
-                                int64_t domain) {
-    std::vector<float> out;
-    for (int64_t l = 0; l < n_layer; ++l) {
-        const float * first = score.data() + (l * n_head_kv + kv_heads.begin) * domain;
-        out.insert(out.end(), first, first + kv_heads.size() * domain);
-    }
-    return out;
 }
 
 } // namespace
@@ -113,7 +103,7 @@ TEST(tp_backend, logits_sinks_and_selections_equal_one_rank) {
                              "shared sink " + std::to_string(id) + " on rank " + std::to_string(r));
             }
             const std::vector<float> part =
-                kv_head_part(*one.sink_scores(seq, 7), hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 10);
+                test::kv_head_part(*one.sink_scores(seq, 7), hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 10);
             expect_close(*rank.sink_scores(seq, 7), part, 1e-5, "per-KV-head sink on rank " + std::to_string(r));
         }
 
