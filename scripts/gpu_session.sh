@@ -3,6 +3,7 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh tests   # CUDA tests, memcheck (KERNEL_BENCH=1:
 #                                                                             # and the GEMM / attention benches)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
 # has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
 set -uo pipefail
@@ -65,8 +66,19 @@ decode)
     # one archive (the device tool returns at most 8 files)
     (cd "$OUT" && tar czf decode_logs.tgz ./*.json ./*.err ./*.jsonl 2>/dev/null && rm -f ./*.json ./*.err ./*.jsonl)
     ;;
+profile)
+    # each kernel's own duration (Nsight Compute, clocks left alone) over a few batch-1 decode steps of the 8B
+    # preset; tools/ncu_summary.py groups them per step. Sum of kernels vs the graph-replayed step = launch gaps.
+    for ctx in ${PROFILE_CTX:-4096 32768}; do
+        step "ncu_$ctx" 200 "ncu_$ctx.log" ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+            --print-units base --log-file "$OUT/ncu_$ctx.csv" \
+            specattn bench --device cuda --preset llama-3.1-8b --ctx-len "$ctx" -b 1 -n 4 -r 1 --spec none
+        python3 tools/ncu_summary.py "$OUT/ncu_$ctx.csv" --steps-of 'argmax' | tee "$OUT/ncu_$ctx.txt"
+        gzip -f "$OUT/ncu_$ctx.csv"
+    done
+    ;;
 *)
-    echo "usage: $0 tests | decode" >&2
+    echo "usage: $0 tests | decode | profile" >&2
     exit 2
     ;;
 esac

@@ -62,13 +62,16 @@ int32_t argmax_of(const float * row, int64_t n) {
 
 struct scenario_out {
     std::vector<std::vector<float>> logits; // per pass
-    std::vector<int32_t> tokens;            // greedy tokens chosen from the passes
+    std::vector<int32_t> tokens;            // greedy tokens chosen from the passes (the prefill's first)
 };
 
 // A prefill of 150 rows in three passes with a shared and a per-KV-head sink, then eight greedy steps: draft rows
 // reading the held top-16 list of the shared sink and verification passes of three rows that refill it (decode-like
-// passes: batch-invariant, captured and replayed as graphs). after_prefill inspects the sinks.
-scenario_out run_scenario(backend & be, int64_t n_vocab, const std::function<void(int32_t seq)> & after_prefill) {
+// passes: batch-invariant, captured and replayed as graphs). after_prefill inspects the sinks. Each step's input
+// token is the backend's own greedy choice, or feed's (a reference run's tokens): once near-tied random logits pick
+// another token, the two runs' later passes see other inputs and their logits cannot be compared.
+scenario_out run_scenario(backend & be, int64_t n_vocab, const std::function<void(int32_t seq)> & after_prefill,
+                          const std::vector<int32_t> * feed = nullptr) {
     kv_block_manager kv(n_pages, page_size);
     const int32_t seq = kv.add_sequence();
     const std::vector<int32_t> toks = test::spread_tokens(200, n_vocab);
@@ -101,6 +104,10 @@ scenario_out run_scenario(backend & be, int64_t n_vocab, const std::function<voi
     int64_t recent_from = 140;
     int64_t pos = 150;
     int32_t next = argmax_of(logits.data(), n_vocab);
+    out.tokens.push_back(next);
+    if (feed != nullptr) {
+        next = feed->at(0);
+    }
     for (int step = 0; step < 8; ++step) {
         b.clear();
         if (step % 3 == 2) { // verification: three dense rows refill the shared sink
@@ -131,6 +138,9 @@ scenario_out run_scenario(backend & be, int64_t n_vocab, const std::function<voi
         }
         out.logits.push_back(logits);
         out.tokens.push_back(next);
+        if (feed != nullptr) {
+            next = feed->at(static_cast<size_t>(step) + 1);
+        }
     }
     return out;
 }
@@ -222,23 +232,27 @@ void expect_scenario_close(const std::string & path, int32_t n_ranks, tp_transpo
         per_kv_one = one.sink_scores(seq, 1);
     });
     cuda_tp_backend tp(m, n_ranks, n_pages, page_size, max_rows, transport, devices);
-    const scenario_out got = run_scenario(tp, hp.n_vocab, [&](int32_t seq) {
-        for (int32_t r = 0; r < n_ranks; ++r) {
-            ASSERT_EQ(cudaSetDevice(tp.device(r)), cudaSuccess);
-            const std::vector<float> shared = tp.rank(r).sink_scores(seq, 0);
-            ASSERT_EQ(shared.size(), shared_one.size());
-            const double e_shared = max_rel_error(shared.data(), shared_one);
-            const std::vector<float> part =
-                test::kv_head_part(per_kv_one, hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 120);
-            const std::vector<float> per_kv = tp.rank(r).sink_scores(seq, 1);
-            ASSERT_EQ(per_kv.size(), part.size());
-            const double e_kv = max_rel_error(per_kv.data(), part);
-            std::printf("[ tp %d ] rank %d sinks: shared %.3g, per-KV-head part %.3g\n", n_ranks, r, e_shared, e_kv);
-            EXPECT_LE(e_shared, sinks_tol) << "rank " << r;
-            EXPECT_LE(e_kv, sinks_tol) << "rank " << r;
-        }
-        ASSERT_EQ(cudaSetDevice(tp.device(0)), cudaSuccess);
-    });
+    const scenario_out got = run_scenario(
+        tp, hp.n_vocab,
+        [&](int32_t seq) {
+            for (int32_t r = 0; r < n_ranks; ++r) {
+                ASSERT_EQ(cudaSetDevice(tp.device(r)), cudaSuccess);
+                const std::vector<float> shared = tp.rank(r).sink_scores(seq, 0);
+                ASSERT_EQ(shared.size(), shared_one.size());
+                const double e_shared = max_rel_error(shared.data(), shared_one);
+                const std::vector<float> part =
+                    test::kv_head_part(per_kv_one, hp.n_layer, hp.n_head_kv, tp.plan(r).kv_heads, 120);
+                const std::vector<float> per_kv = tp.rank(r).sink_scores(seq, 1);
+                ASSERT_EQ(per_kv.size(), part.size());
+                const double e_kv = max_rel_error(per_kv.data(), part);
+                std::printf("[ tp %d ] rank %d sinks: shared %.3g, per-KV-head part %.3g\n", n_ranks, r, e_shared,
+                            e_kv);
+                EXPECT_LE(e_shared, sinks_tol) << "rank " << r;
+                EXPECT_LE(e_kv, sinks_tol) << "rank " << r;
+            }
+            ASSERT_EQ(cudaSetDevice(tp.device(0)), cudaSuccess);
+        },
+        &want.tokens);
     ASSERT_EQ(got.logits.size(), want.logits.size());
     double worst = 0.0;
     for (size_t i = 0; i < want.logits.size(); ++i) {
