@@ -51,7 +51,8 @@ enum class rope_pairs : int32_t {
 
 // The step between the QKV projection and attention, in place on the fused QKV activations, per head:
 //     + bias (Qwen2), RMSNorm with q_norm / k_norm (Qwen3, q and k heads only), RoPE (q and k heads only).
-// Done in fp32 from and to bf16. Layout of one row: H query heads, then HK key heads, then HK value heads.
+// Done in fp32 from and to bf16. Layout of one row: H query heads, then HK key heads, then HK value heads. Then,
+// optionally, the paged KV append of the row's K and V heads.
 struct qkv_prep_params {
     bf16 * qkv = nullptr;                // [R, (H + 2 HK) * D]
     const float * bias = nullptr;        // [(H + 2 HK) * D] or nullptr
@@ -65,6 +66,13 @@ struct qkv_prep_params {
     int64_t head_dim = 0; // even, <= 256
     rope_pairs pairs = rope_pairs::rope_pairs_half_split;
     float eps = 1e-6f;
+    // The paged KV append, fused: with k_pool set, each row's prepared K and V heads are also stored in one layer of
+    // the pools (layout: src/kernels/paged_kv.h) at the physical (page, slot) the host resolved for the row.
+    bf16 * k_pool = nullptr;        // [P, HK, S, D] this layer's part of the K pool, or nullptr: no append
+    bf16 * v_pool = nullptr;        // [P, HK, S, D]
+    const int32_t * page = nullptr; // [R] physical page of the row's position
+    const int32_t * slot = nullptr; // [R] slot in that page
+    int64_t page_size = 0;
 };
 
 // out = silu(gate) * up with gate and up side by side in one row (the fused gate/up projection).
@@ -73,22 +81,6 @@ struct swiglu_params {
     bf16 * out = nullptr;           // [R, F]
     int64_t n_rows = 0;
     int64_t n_ff = 0;
-};
-
-// Writes each row's K and V heads into one layer of the paged pools (layout: src/kernels/paged_kv.h) at the
-// physical (page, slot) the host resolved from the row's sequence and position.
-struct kv_append_params {
-    const bf16 * k = nullptr;       // [R, row_stride]: head h at k + r * row_stride + h * D
-    const bf16 * v = nullptr;       // [R, row_stride]
-    int64_t row_stride = 0;         // elements
-    bf16 * k_pool = nullptr;        // [P, HK, S, D] this layer's part of the K pool
-    bf16 * v_pool = nullptr;        // [P, HK, S, D]
-    const int32_t * page = nullptr; // [R] physical page of the row's position
-    const int32_t * slot = nullptr; // [R] slot in that page
-    int64_t n_rows = 0;
-    int64_t n_head_kv = 0;
-    int64_t page_size = 0;
-    int64_t head_dim = 0;
 };
 
 // ---- attention over the paged cache (attention.cuh) ----
@@ -195,15 +187,15 @@ struct argmax_params {
 // the order partial sums are added (split 0, 1, ... by the CTA that finishes last) depend on (N, K) only, so a row's
 // result does not depend on R. One launch serves at most skinny_gemm_max_rows rows; the launcher loops over chunks.
 struct skinny_gemm_params {
-    const bf16 * x = nullptr;      // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
-    const bf16 * w = nullptr;      // [N, K] row-major (PyTorch's [out, in])
-    void * y = nullptr;            // [R, N] bf16 or fp32 (out_f32)
-    float * partial = nullptr;     // [splits, 64, N rounded up to 4] split-K partial sums; unused when splits == 1
-    int32_t * counters = nullptr;  // [ceil(N / 128)] CTAs done per row block; zero before and after each launch
-    int64_t m = 0;                 // R
-    int64_t n = 0;                 // N
-    int64_t k = 0;                 // K
-    int32_t splits = 1;            // K ranges (<= 16), from skinny_gemm_splits(N, K): never from R
+    const bf16 * x = nullptr;     // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
+    const bf16 * w = nullptr;     // [N, K] row-major (PyTorch's [out, in])
+    void * y = nullptr;           // [R, N] bf16 or fp32 (out_f32)
+    float * partial = nullptr;    // [splits, 64, N rounded up to 4] split-K partial sums; unused when splits == 1
+    int32_t * counters = nullptr; // [ceil(N / 128)] CTAs done per row block; zero before and after each launch
+    int64_t m = 0;                // R
+    int64_t n = 0;                // N
+    int64_t k = 0;                // K
+    int32_t splits = 1;           // K ranges (<= 16), from skinny_gemm_splits(N, K): never from R
     bool out_f32 = false;
 };
 

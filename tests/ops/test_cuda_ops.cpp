@@ -65,8 +65,8 @@ TEST(cuda_ops, rmsnorm_with_and_without_residual_and_row_gather) {
     SPECATTN_REQUIRE_GPU();
     double worst = 0.0;
     for (int64_t n_rows : row_counts) {
-        for (int64_t n : {64, 288, 4100}) {
-            for (int mode = 0; mode < 3; ++mode) { // 0 plain, 1 + residual, 2 + residual + gather
+        for (int64_t n : {64, 288, 4096, 4100, 12296, 20000}) { // vectorized (multiples of 8 up to 16384), strided
+            for (int mode = 0; mode < 3; ++mode) {              // 0 plain, 1 + residual, 2 + residual + gather
                 const std::string name =
                     "rows " + std::to_string(n_rows) + " n " + std::to_string(n) + " mode " + std::to_string(mode);
                 const size_t sz = static_cast<size_t>(n_rows * n);
@@ -291,7 +291,9 @@ TEST(cuda_ops, gemm_bf16_and_f32_outputs) {
                 tol_bf16_out, worst_f32, tol_f32_out);
 }
 
-TEST(cuda_ops, kv_append_matches_the_shared_layout) {
+// The KV append fused into qkv_prep: each row's prepared K and V heads land at the shared layout's offsets
+// (paged_kv_offset) of one layer, bit for bit as written in place, and nothing else in the pools is touched.
+TEST(cuda_ops, qkv_prep_appends_kv_in_the_shared_layout) {
     SPECATTN_REQUIRE_GPU();
     for (int64_t n_rows : row_counts) {
         paged_kv_layout layout;
@@ -321,20 +323,31 @@ TEST(cuda_ops, kv_append_matches_the_shared_layout) {
         const device_buffer d_v = upload(std::vector<uint16_t>(pool_n, f32_to_bf16(nan_f)));
         const device_buffer d_page = upload(page);
         const device_buffer d_slot = upload(slot);
+        std::vector<int32_t> pos(static_cast<size_t>(n_rows));
+        for (int64_t r = 0; r < n_rows; ++r) {
+            pos[static_cast<size_t>(r)] = static_cast<int32_t>(3 + r);
+        }
+        const device_buffer d_pos = upload(pos);
+        rope_params rp;
+        rp.theta = 10000.0f;
+        rp.layout = rope_layout::rope_layout_half_split;
+        const device_buffer d_freq = upload(rope_inv_freq(rp, layout.head_dim));
         const int64_t layer = 1;
-        kv_append_params p;
-        p.k = bptr(d_qkv) + n_head * layout.head_dim;
-        p.v = bptr(d_qkv) + (n_head + layout.n_head_kv) * layout.head_dim;
-        p.row_stride = stride;
+        qkv_prep_params p;
+        p.qkv = bptr(d_qkv);
+        p.inv_freq = dptr<float>(d_freq);
+        p.positions = dptr<int32_t>(d_pos);
+        p.n_rows = n_rows;
+        p.n_head = n_head;
+        p.n_head_kv = layout.n_head_kv;
+        p.head_dim = layout.head_dim;
         p.k_pool = bptr(d_k) + layer * layout.layer_elems();
         p.v_pool = bptr(d_v) + layer * layout.layer_elems();
         p.page = dptr<int32_t>(d_page);
         p.slot = dptr<int32_t>(d_slot);
-        p.n_rows = n_rows;
-        p.n_head_kv = layout.n_head_kv;
         p.page_size = layout.page_size;
-        p.head_dim = layout.head_dim;
-        launch_kv_append(p, nullptr);
+        launch_qkv_prep(p, nullptr);
+        const std::vector<uint16_t> prepped = download<uint16_t>(d_qkv, qkv.size()); // K roped, V as given
         const std::vector<uint16_t> k = download<uint16_t>(d_k, pool_n);
         const std::vector<uint16_t> v = download<uint16_t>(d_v, pool_n);
         std::vector<bool> written(pool_n, false);
@@ -344,10 +357,11 @@ TEST(cuda_ops, kv_append_matches_the_shared_layout) {
                 const int64_t off = paged_kv_offset(layout, seq, layer, h, 3 + r);
                 for (int64_t d = 0; d < layout.head_dim; ++d) {
                     const size_t i = static_cast<size_t>(off + d);
-                    ASSERT_EQ(k[i], qkv[static_cast<size_t>(r * stride + (n_head + h) * layout.head_dim + d)]);
-                    ASSERT_EQ(
-                        v[i],
-                        qkv[static_cast<size_t>(r * stride + (n_head + layout.n_head_kv + h) * layout.head_dim + d)]);
+                    const size_t k_src = static_cast<size_t>(r * stride + (n_head + h) * layout.head_dim + d);
+                    const size_t v_src = k_src + static_cast<size_t>(layout.n_head_kv * layout.head_dim);
+                    ASSERT_EQ(k[i], prepped[k_src]);
+                    ASSERT_EQ(v[i], prepped[v_src]);
+                    ASSERT_EQ(v[i], qkv[v_src]); // V heads pass through unchanged (no bias, no norm)
                     written[i] = true;
                 }
             }

@@ -65,16 +65,9 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         break;
     }
     qp.eps = hp.norm_eps;
-    kv_append_params kp;
-    kp.k = qkv_d + hp.n_embd_q();
-    kp.v = qkv_d + hp.n_embd_q() + hp.n_embd_kv();
-    kp.row_stride = n_qkv;
-    kp.page = md + off.kv_page;
-    kp.slot = md + off.kv_slot;
-    kp.n_rows = n;
-    kp.n_head_kv = hp.n_head_kv;
-    kp.page_size = layout.page_size;
-    kp.head_dim = hd;
+    qp.page = md + off.kv_page; // the KV append, fused into the same kernel
+    qp.slot = md + off.kv_slot;
+    qp.page_size = layout.page_size;
     attention_plan_device apd;
     apd.page_table = md + off.page_table;
     apd.segs = reinterpret_cast<const attention_segment *>(md + off.segs);
@@ -109,10 +102,9 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
         qp.bias = l.bqkv;
         qp.q_norm = l.q_norm;
         qp.k_norm = l.k_norm;
+        qp.k_pool = k_layer;
+        qp.v_pool = v_layer;
         launch_qkv_prep(qp, stream);
-        kp.k_pool = k_layer;
-        kp.v_pool = v_layer;
-        launch_kv_append(kp, stream);
         sel.after_kv_append(il, k_layer, stream);
         timer.mark("rope+append", stream);
 
@@ -134,7 +126,8 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
 
         norm(l.ffn_norm, proj_d, nullptr, n);
         timer.mark("norm", stream);
-        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream, invariant);
+        gemm->run(xn_d, l.w_gate_up, gate_up.as<bf16>(), gemm_out::gemm_out_bf16, n, 2 * hp.n_ff, n_embd, stream,
+                  invariant);
         timer.mark("gemm gate/up", stream);
         swiglu_params sp;
         sp.gate_up = gate_up.as<bf16>();
@@ -170,12 +163,11 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     for (int32_t r = 0; r < rank.n_ranks; ++r) {
         const tp_range block = tp_vocab_block(hp.n_vocab, chunk, r);
         if (block.size() > 0) {
-            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(logits.as<float>() + block.begin,
-                                                  static_cast<size_t>(hp.n_vocab) * sizeof(float),
-                                                  logits_gather.as<float>() + r * n_out * chunk,
-                                                  static_cast<size_t>(chunk) * sizeof(float),
-                                                  static_cast<size_t>(block.size()) * sizeof(float),
-                                                  static_cast<size_t>(n_out), cudaMemcpyDeviceToDevice, stream));
+            SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(
+                logits.as<float>() + block.begin, static_cast<size_t>(hp.n_vocab) * sizeof(float),
+                logits_gather.as<float>() + r * n_out * chunk, static_cast<size_t>(chunk) * sizeof(float),
+                static_cast<size_t>(block.size()) * sizeof(float), static_cast<size_t>(n_out), cudaMemcpyDeviceToDevice,
+                stream));
         }
     }
     timer.mark("logits all-gather", stream);

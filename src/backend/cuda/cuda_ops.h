@@ -16,7 +16,6 @@ void launch_embed(const embed_params & p, cudaStream_t stream);
 void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream);
 void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream);
 void launch_swiglu(const swiglu_params & p, cudaStream_t stream);
-void launch_kv_append(const kv_append_params & p, cudaStream_t stream);
 // Runs attention_kernel over p.work, then the combine kernel for the rows of split tiles.
 void launch_attention(const attention_params & p, cudaStream_t stream);
 void launch_argmax(const argmax_params & p, cudaStream_t stream);

@@ -6,7 +6,6 @@
 #include "kernels/act.cuh"
 #include "kernels/embed.cuh"
 #include "kernels/fill.cuh"
-#include "kernels/kv_write.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/rope.cuh"
 #include "kernels/sampling.cuh"
@@ -41,7 +40,13 @@ void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
                    "qkv prep: unsupported head_dim %lld (even, at most %d)", static_cast<long long>(p.head_dim),
                    qkv_prep_max_head_dim);
     SPECATTN_CHECK((p.q_norm == nullptr) == (p.k_norm == nullptr), "qkv prep: q_norm and k_norm go together");
-    qkv_prep_kernel<<<grid_of(p.n_rows, "qkv prep"), qkv_prep_threads, 0, stream>>>(p);
+    SPECATTN_CHECK(p.k_pool == nullptr ||
+                       (p.v_pool != nullptr && p.page != nullptr && p.slot != nullptr && p.page_size > 0),
+                   "qkv prep: the KV append needs both pools, pages, slots and the page size");
+    constexpr int64_t heads_per_cta = qkv_prep_threads / warp_size;
+    const int64_t head_blocks = (p.n_head + 2 * p.n_head_kv + heads_per_cta - 1) / heads_per_cta;
+    const dim3 grid(grid_of(p.n_rows, "qkv prep"), grid_of(head_blocks, "qkv prep heads"));
+    qkv_prep_kernel<<<grid, qkv_prep_threads, 0, stream>>>(p);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -49,15 +54,6 @@ void launch_swiglu(const swiglu_params & p, cudaStream_t stream) {
     constexpr int threads = 256;
     const int64_t n = p.n_rows * p.n_ff;
     swiglu_kernel<<<grid_of((n + threads - 1) / threads, "swiglu"), threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
-}
-
-void launch_kv_append(const kv_append_params & p, cudaStream_t stream) {
-    SPECATTN_CHECK(p.head_dim % 2 == 0 && p.row_stride % 2 == 0,
-                   "kv append: head_dim %lld and row stride %lld "
-                   "must be even",
-                   static_cast<long long>(p.head_dim), static_cast<long long>(p.row_stride));
-    kv_append_kernel<<<grid_of(p.n_rows, "kv append"), 128, 0, stream>>>(p);
     SPECATTN_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -79,9 +75,8 @@ void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * page
                               int64_t layer_elems, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
                               int64_t page_size, int64_t head_dim, uint64_t seed, cudaStream_t stream) {
     SPECATTN_CHECK(head_begin >= 0 && head_begin + n_head_kv <= n_head_kv_total,
-                   "synthetic K/V: heads [%lld, %lld) outside the model's %lld",
-                   static_cast<long long>(head_begin), static_cast<long long>(head_begin + n_head_kv),
-                   static_cast<long long>(n_head_kv_total));
+                   "synthetic K/V: heads [%lld, %lld) outside the model's %lld", static_cast<long long>(head_begin),
+                   static_cast<long long>(head_begin + n_head_kv), static_cast<long long>(n_head_kv_total));
     fill_kv_synthetic_kernel<<<2048, 256, 0, stream>>>(k_pool, v_pool, pages, n_pos, n_layer, layer_elems,
                                                        n_head_kv_total, head_begin, n_head_kv, page_size, head_dim,
                                                        seed);
