@@ -70,7 +70,8 @@ profile)
     # each kernel's own duration (Nsight Compute, clocks left alone) over a few batch-1 decode steps of the 8B
     # preset; tools/ncu_summary.py groups them per step. Sum of kernels vs the graph-replayed step = launch gaps.
     for ctx in ${PROFILE_CTX:-4096 32768}; do
-        step "ncu_$ctx" 200 "ncu_$ctx.log" ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+        step "ncu_$ctx" 200 "ncu_$ctx.log" ncu --clock-control none --cache-control "${NCU_CACHE:-all}" \
+            --metrics gpu__time_duration.sum --csv \
             --print-units base --log-file "$OUT/ncu_$ctx.csv" \
             specattn bench --device cuda --preset llama-3.1-8b --ctx-len "$ctx" -b 1 -n 4 -r 1 --spec none
         python3 tools/ncu_summary.py "$OUT/ncu_$ctx.csv" --steps-of 'argmax' | tee "$OUT/ncu_$ctx.txt"
