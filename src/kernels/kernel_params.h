@@ -186,6 +186,17 @@ struct argmax_params {
 // accumulation, bf16 or fp32 out. Batch-invariant: how K is split (`splits` even-ish ranges of 128-wide stages) and
 // the order partial sums are added (split 0, 1, ... by the CTA that finishes last) depend on (N, K) only, so a row's
 // result does not depend on R. One launch serves at most skinny_gemm_max_rows rows; the launcher loops over chunks.
+// y = x · Wᵀ for a few rows (kernels/gemv.cuh); the launcher splits R into groups of at most 8.
+struct gemv_params {
+    const bf16 * x = nullptr; // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
+    const bf16 * w = nullptr; // [N, K] row-major (PyTorch's [out, in]), 16-B aligned
+    void * y = nullptr;       // [R, N] bf16 or fp32 (out_f32)
+    int64_t m = 0;            // R
+    int64_t n = 0;            // N
+    int64_t k = 0;            // K
+    bool out_f32 = false;
+};
+
 struct skinny_gemm_params {
     const bf16 * x = nullptr;     // [R, K] row-major, 16-B aligned rows (K % 8 == 0)
     const bf16 * w = nullptr;     // [N, K] row-major (PyTorch's [out, in])

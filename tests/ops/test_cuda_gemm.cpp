@@ -215,3 +215,59 @@ TEST(cuda_gemm, unsupported_shapes_fall_back_to_cublaslt) {
     const std::vector<float> ref = reference(xf, wf, m, n, k);
     EXPECT_LT(rel_l2(out.data(), ref.data(), out.size()), tol_f32_out);
 }
+
+// The GEMV (kernels/gemv.cuh) against the double-precision product on odd shapes (features not a multiple of the
+// warp's 2 or the CTA's 16, K not a multiple of the 32-lane x 4-piece step, rows spanning several 8-row groups),
+// NaN-poisoned padding untouched; and every row of an m-row run equal to its 1-row run bit for bit.
+TEST(cuda_gemm, gemv_matches_cpu_reference_and_rows_do_not_depend_on_the_number_of_rows) {
+    SPECATTN_REQUIRE_GPU();
+    const int n_sm = sm_count();
+    struct shape {
+        int64_t n, k;
+    };
+    for (const shape & sh : {shape{333, 2368}, shape{97, 296}, shape{1, 8}, shape{4099, 1032}}) {
+        for (bool f32 : {false, true}) {
+            for (int64_t m : {1, 3, 6, 8, 9, 19}) {
+                const gemm_case cs{m, sh.n, sh.k, f32, 0};
+                SCOPED_TRACE("gemv " + cs.vars());
+                const std::vector<float> xf = from_bf16(to_bf16(random_vec(static_cast<size_t>(m * sh.k), 21)));
+                const std::vector<float> wf =
+                    from_bf16(to_bf16(random_vec(static_cast<size_t>(sh.n * sh.k), 22, -0.05f, 0.05f)));
+                const device_buffer x = upload(to_bf16(xf));
+                const device_buffer w = upload(to_bf16(wf));
+                const size_t elem = f32 ? 4 : 2;
+                const size_t padded = static_cast<size_t>(m * sh.n) + 1000;
+                device_buffer y(padded * elem);
+                poison(y);
+                gemv_params p;
+                p.x = bptr(x);
+                p.w = bptr(w);
+                p.y = y.as<void>();
+                p.m = m;
+                p.n = sh.n;
+                p.k = sh.k;
+                p.out_f32 = f32;
+                launch_gemv(p, n_sm, nullptr);
+                SPECATTN_CUDA_CHECK(cudaDeviceSynchronize());
+                bool padding_ok = false;
+                const std::vector<float> out = download_out(y, m, sh.n, f32, padded, padding_ok);
+                const std::vector<float> ref = reference(xf, wf, m, sh.n, sh.k);
+                EXPECT_TRUE(padding_ok) << "output padding written";
+                EXPECT_LT(rel_l2(out.data(), ref.data(), out.size()), f32 ? tol_f32_out : tol_bf16_out);
+                for (int64_t i = 0; i < m; ++i) { // row i alone
+                    device_buffer y1(static_cast<size_t>(sh.n) * elem);
+                    gemv_params q = p;
+                    q.x = bptr(x) + i * sh.k;
+                    q.y = y1.as<void>();
+                    q.m = 1;
+                    launch_gemv(q, n_sm, nullptr);
+                    SPECATTN_CUDA_CHECK(cudaDeviceSynchronize());
+                    bool ignored = false;
+                    const std::vector<float> one = download_out(y1, 1, sh.n, f32, static_cast<size_t>(sh.n), ignored);
+                    ASSERT_EQ(std::memcmp(one.data(), out.data() + i * sh.n, one.size() * sizeof(float)), 0)
+                        << "row " << i << " of " << m;
+                }
+            }
+        }
+    }
+}

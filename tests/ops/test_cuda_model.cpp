@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <fstream>
@@ -170,7 +171,22 @@ TEST_P(cuda_greedy, greedy_agrees_with_cpu) {
     // NOTE(cuda): bf16 activations may flip a near-tie late in a free-running greedy run, after which the two
     // continuations differ for good; that is expected and reported above, not hidden. What must hold: the early
     // tokens agree, and with the same history (teacher-forced) the argmax almost always agrees.
-    EXPECT_GE(prefix, 10);
+    // Where the free-running outputs part (if they do), the two tokens must be a near-tie: on the CPU's logits of
+    // that position (the same history for both) they are no further apart than twice the largest logit difference
+    // between the backends there. (Before the code model was retrained with long copies, session 10, its first 10
+    // tokens agreed, which this test required; the retrained weights part at token 5.)
+    if (prefix < n_gen) {
+        const auto row = [&](int i) { return logits[i].data() + prefix * n_vocab; };
+        double diff = 0.0;
+        for (int64_t v = 0; v < n_vocab; ++v) {
+            diff = std::max(diff, std::fabs(static_cast<double>(row(1)[v]) - row(0)[v]));
+        }
+        const double gap = static_cast<double>(row(0)[gen[0][static_cast<size_t>(prefix)]]) -
+                           row(0)[gen[1][static_cast<size_t>(prefix)]];
+        std::printf("[ e2e ] %s: outputs part at token %lld: CPU logit gap %.4g, backend difference there %.4g\n",
+                    GetParam(), static_cast<long long>(prefix), gap, diff);
+        EXPECT_LE(gap, 2.0 * diff) << "the outputs part at token " << prefix << ", which is not a near-tie";
+    }
     EXPECT_GE(forced_same, n_gen * 9 / 10);
     EXPECT_LE(worst, 5e-2);
 }

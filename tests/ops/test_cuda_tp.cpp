@@ -40,7 +40,12 @@ const std::string fixtures = source_dir + "/tests/fixtures/models/";
 // invariant GEMM algorithms are timed at the engine's decode batch and verification size (gemm.h), the code model's
 // sharded shapes take other cuBLASLt algorithms than before and its logits differ by 2.2e-2 (2026-11-29; greedy
 // tokens still equal): the bound is bf16's, 3e-2 like the sinks', not the first run's value.
+// That bound holds for the prefill. Every later pass reads or writes K/V through the top-16 picks over the sink
+// scores, which differ by ~1e-2 between shardings: one other pick changes a draft row's attention and, through its
+// K/V, the verification after it (seen on the code model retrained with long copies, session 10: 6.9e-2 with 9 of 9
+// greedy tokens equal). Those passes get a bound of 1e-1, which a wrong slice (errors of order 1) still exceeds.
 constexpr double tp_logits_tol = 3e-2;
+constexpr double tp_later_passes_tol = 1e-1;
 constexpr double tp_sinks_tol = 3e-2;
 
 constexpr int64_t n_pages = 64;
@@ -255,20 +260,24 @@ void expect_scenario_close(const std::string & path, int32_t n_ranks, tp_transpo
         },
         &want.tokens);
     ASSERT_EQ(got.logits.size(), want.logits.size());
-    double worst = 0.0;
+    double worst = 0.0;       // the prefill
+    double worst_later = 0.0; // the draft and verify passes
     for (size_t i = 0; i < want.logits.size() && i < compared_passes; ++i) {
         ASSERT_EQ(got.logits[i].size(), want.logits[i].size()) << "pass " << i;
-        worst = std::max(worst, max_rel_error(got.logits[i].data(), want.logits[i]));
+        double & w = i == 0 ? worst : worst_later;
+        w = std::max(w, max_rel_error(got.logits[i].data(), want.logits[i]));
     }
     int64_t same = 0;
     for (size_t i = 0; i < want.tokens.size() && i < got.tokens.size() && got.tokens[i] == want.tokens[i]; ++i) {
         ++same;
     }
-    std::printf("[ tp %d ] %s: worst max rel logit error over %zu passes %.3g (tol %.0e); first %lld of %zu greedy "
-                "tokens equal\n",
-                n_ranks, path.c_str(), std::min(compared_passes, want.logits.size()), worst, logits_tol,
-                static_cast<long long>(same), want.tokens.size());
+    std::printf("[ tp %d ] %s: max rel logit error: prefill %.3g (tol %.0e), %zu later passes %.3g (tol %.0e); first "
+                "%lld of %zu greedy tokens equal\n",
+                n_ranks, path.c_str(), worst, logits_tol, std::min(compared_passes, want.logits.size()) - 1,
+                worst_later, std::max(logits_tol, tp_later_passes_tol), static_cast<long long>(same),
+                want.tokens.size());
     EXPECT_LE(worst, logits_tol);
+    EXPECT_LE(worst_later, std::max(logits_tol, tp_later_passes_tol));
     if (same_tokens) {
         EXPECT_EQ(got.tokens, want.tokens) << "greedy tokens of the draft and verify passes";
     }

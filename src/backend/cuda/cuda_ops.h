@@ -30,6 +30,11 @@ void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * page
                               int64_t layer_elems, int64_t n_head_kv_total, int64_t head_begin, int64_t n_head_kv,
                               int64_t page_size, int64_t head_dim, uint64_t seed, cudaStream_t stream);
 
+// GEMV (kernels/gemv.cuh, ops_gemm.cu) for the batch-invariant projections of engines decoding 1-2 sequences:
+// any R, in groups of 8 rows, each row computed as if alone. gemv_supported: K a multiple of 8.
+bool gemv_supported(int64_t n, int64_t k);
+void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream);
+
 // Skinny GEMM (kernels/skinny_gemm.cuh, ops_gemm.cu) for the batch-invariant decode / draft / verify projections.
 // Supported: K a multiple of 8, any N, any number of rows (chunks of 64 in stream order).
 bool skinny_gemm_supported(int64_t n, int64_t k);
@@ -37,7 +42,7 @@ bool skinny_gemm_supported(int64_t n, int64_t k);
 // function of the rows: that is the batch invariance.
 int32_t skinny_gemm_splits(int64_t n, int64_t k, int n_sm, size_t max_partial_bytes);
 size_t skinny_gemm_partial_bytes(int64_t n, int32_t splits); // workspace p.partial needs
-int64_t skinny_gemm_counters(int64_t n);                      // int32 counters p.counters needs (kept zeroed)
+int64_t skinny_gemm_counters(int64_t n);                     // int32 counters p.counters needs (kept zeroed)
 void launch_skinny_gemm(const skinny_gemm_params & p, cudaStream_t stream);
 
 } // namespace specattn

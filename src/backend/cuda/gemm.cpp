@@ -11,11 +11,39 @@
 #include "core/check.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace specattn {
+
+namespace {
+
+// What tuning chose for (device, out, n, k, decode rows, GEMV allowed), for the whole process. Timings are noisy
+// and close candidates swap places from one tuning to the next, so two backends of one process (an engine and its
+// reference in a test, the TP ranks' replicas, bench's engines) would otherwise compute the same rows with other
+// kernels and give other bits; the first tuning of a shape decides for all of them.
+struct tuned_choice {
+    bool gemv = false;
+    cublasLtMatmulAlgo_t algo{};
+};
+using tuned_key = std::tuple<int, int32_t, int64_t, int64_t, int64_t, bool>;
+
+std::mutex & tuned_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+std::map<tuned_key, tuned_choice> & tuned_choices() {
+    static std::map<tuned_key, tuned_choice> choices;
+    return choices;
+}
+
+} // namespace
 
 cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_bytes_(workspace_bytes), skinny_(skinny) {
     // SPECATTN_SKINNY_GEMM=1 / =0: the engine's GEMMs with or without the skinny kernel, same binary (A/B runs).
@@ -23,6 +51,9 @@ cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_by
     if (env != nullptr && (std::strcmp(env, "0") == 0 || std::strcmp(env, "1") == 0)) {
         skinny_ = env[0] == '1';
     }
+    // SPECATTN_GEMV=0: tuning never picks the GEMV (A/B runs against cuBLASLt alone).
+    const char * gemv_env = std::getenv("SPECATTN_GEMV");
+    gemv_ = gemv_env == nullptr || std::strcmp(gemv_env, "0") != 0;
     SPECATTN_CUDA_CHECK(cublasLtCreate(&handle_));
     SPECATTN_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
     int dev = 0;
@@ -144,6 +175,23 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
         return;
     }
     SPECATTN_CHECK(decode_rows > 0, "GEMM tuning for %lld decode rows", static_cast<long long>(decode_rows));
+    const auto key = std::make_tuple(static_cast<int32_t>(out), n, k);
+    int device = 0;
+    SPECATTN_CUDA_CHECK(cudaGetDevice(&device));
+    const tuned_key tkey{device, static_cast<int32_t>(out), n, k, decode_rows, gemv_};
+    std::lock_guard<std::mutex> lock(tuned_mutex()); // TP ranks tune on their own threads
+    const auto apply = [&](const tuned_choice & c) {
+        if (c.gemv) {
+            gemv_shapes_.insert(key);
+        } else {
+            gemv_shapes_.erase(key);
+            invariant_algos_[key] = c.algo;
+        }
+    };
+    if (const auto it = tuned_choices().find(tkey); it != tuned_choices().end()) {
+        apply(it->second);
+        return;
+    }
     const int64_t m_decode = decode_rows;
     const int64_t m_verify = 6 * decode_rows;
     const int64_t m_max = 8 * std::max<int64_t>(decode_rows, 8);
@@ -169,9 +217,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     void * x = nullptr;
     void * y = nullptr;
     void * flush = nullptr;
-    int device = 0;
     int l2_bytes = 0;
-    SPECATTN_CUDA_CHECK(cudaGetDevice(&device));
     SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
     const size_t flush_bytes = 2 * static_cast<size_t>(std::max(l2_bytes, 1 << 20));
     SPECATTN_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(m_max * k) * sizeof(bf16)));
@@ -182,6 +228,25 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     cudaEvent_t t1 = nullptr;
     SPECATTN_CUDA_CHECK(cudaEventCreate(&t0));
     SPECATTN_CUDA_CHECK(cudaEventCreate(&t1));
+    // Mean time of one product (launch() enqueues it; false: it cannot run) over 5 runs after a warm-up, each
+    // after an L2 flush; a negative value when it cannot run.
+    const auto time_ms = [&](const auto & launch) {
+        constexpr int reps = 5;
+        double total_ms = 0.0;
+        for (int r = 0; r < reps + 1; ++r) {
+            SPECATTN_CUDA_CHECK(cudaMemsetAsync(flush, r, flush_bytes, stream));
+            SPECATTN_CUDA_CHECK(cudaEventRecord(t0, stream));
+            if (!launch()) {
+                return -1.0;
+            }
+            SPECATTN_CUDA_CHECK(cudaEventRecord(t1, stream));
+            SPECATTN_CUDA_CHECK(cudaEventSynchronize(t1));
+            float ms = 0.0f;
+            SPECATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
+            total_ms += r > 0 ? ms : 0.0;
+        }
+        return total_ms / reps;
+    };
     const float alpha = 1.0f;
     const float beta = 0.0f;
     double best = 1e30;
@@ -193,23 +258,16 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
             plan p;
             make_layouts(p, out, m, n, k);
             cublasLtMatmulHeuristicResult_t check{};
-            ok = ok && cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &algo, &check) ==
-                           CUBLAS_STATUS_SUCCESS && check.workspaceSize <= workspace_bytes_;
+            ok = ok &&
+                 cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+                 check.workspaceSize <= workspace_bytes_;
             if (ok && m != m_max) { // m_max is only checked: verification batches must run too
-                constexpr int reps = 5;
-                double total_ms = 0.0;
-                for (int r = 0; r < reps + 1 && ok; ++r) { // the first run is a warm-up
-                    SPECATTN_CUDA_CHECK(cudaMemsetAsync(flush, r, flush_bytes, stream));
-                    SPECATTN_CUDA_CHECK(cudaEventRecord(t0, stream));
-                    ok = cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algo, workspace_,
-                                        workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
-                    SPECATTN_CUDA_CHECK(cudaEventRecord(t1, stream));
-                    SPECATTN_CUDA_CHECK(cudaEventSynchronize(t1));
-                    float ms = 0.0f;
-                    SPECATTN_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
-                    total_ms += r > 0 ? ms : 0.0;
-                }
-                score += (m == m_decode ? 1.0 : 0.5) * total_ms / reps;
+                const double ms = time_ms([&] {
+                    return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algo,
+                                          workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
+                });
+                ok = ms >= 0.0;
+                score += (m == m_decode ? 1.0 : 0.5) * ms;
             }
             release(p);
         }
@@ -218,20 +276,66 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
             chosen = &algo;
         }
     }
+    // The GEMV (kernels/gemv.cuh), scored the same way: it serves a shape when it beats cuBLASLt's best.
+    double gemv_score = -1.0;
+    if (gemv_ && gemv_supported(n, k)) {
+        gemv_score = 0.0;
+        for (int64_t m : {m_decode, m_verify}) {
+            gemv_params gp;
+            gp.x = static_cast<const bf16 *>(x);
+            gp.w = w;
+            gp.y = y;
+            gp.m = m;
+            gp.n = n;
+            gp.k = k;
+            gp.out_f32 = out == gemm_out::gemm_out_f32;
+            gemv_score += (m == m_decode ? 1.0 : 0.5) * time_ms([&] {
+                              launch_gemv(gp, n_sm_, stream);
+                              return true;
+                          });
+        }
+    }
     cudaEventDestroy(t0);
     cudaEventDestroy(t1);
     cudaFree(x);
     cudaFree(y);
     cudaFree(flush);
-    SPECATTN_CHECK(chosen != nullptr, "cuBLASLt has no batch-invariant algorithm for n %lld, k %lld",
-                   static_cast<long long>(n), static_cast<long long>(k));
-    invariant_algos_[std::make_tuple(static_cast<int32_t>(out), n, k)] = *chosen;
+    SPECATTN_CHECK(chosen != nullptr || gemv_score >= 0.0,
+                   "cuBLASLt has no batch-invariant algorithm for n %lld, k %lld", static_cast<long long>(n),
+                   static_cast<long long>(k));
+    tuned_choice choice;
+    choice.gemv = gemv_score >= 0.0 && (chosen == nullptr || gemv_score < best);
+    if (!choice.gemv) {
+        choice.algo = *chosen;
+    }
+    tuned_choices()[tkey] = choice;
+    apply(choice);
+    const bool use_gemv = choice.gemv;
+    if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
+        std::fprintf(stderr,
+                     "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu), GEMV %.1f us -> %s\n",
+                     static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m_decode),
+                     static_cast<long long>(m_verify), 1e3 * best, cands.size(), 1e3 * gemv_score,
+                     use_gemv ? "GEMV" : "cuBLASLt");
+    }
 }
 
 void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
                         cudaStream_t stream, bool invariant) {
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
+    if (invariant && gemv_shapes_.count(std::make_tuple(static_cast<int32_t>(out), n, k)) > 0) {
+        gemv_params gp;
+        gp.x = x;
+        gp.w = w;
+        gp.y = y;
+        gp.m = m;
+        gp.n = n;
+        gp.k = k;
+        gp.out_f32 = out == gemm_out::gemm_out_f32;
+        launch_gemv(gp, n_sm_, stream);
+        return;
+    }
     if (invariant) {
         const int32_t splits = skinny_splits(n, k);
         if (splits > 0) {

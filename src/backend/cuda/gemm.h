@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <tuple>
 #include <vector>
 
@@ -50,7 +51,10 @@ class cublaslt_gemm {
     // 8 × max(decode_rows, 8) rows. One algorithm cannot be the fastest at 1 row and at 64 (cuBLASLt's choices
     // differ 2× there on the 8B shapes), so the engine's batch decides; every row is still computed the same way
     // whatever the pass's size. Call before any invariant run of the shape (not while a stream is being
-    // captured); untuned shapes use invariant_ref_m. Shapes the skinny GEMM serves need no tuning.
+    // captured); untuned shapes use invariant_ref_m. Shapes the skinny GEMM serves need no tuning. The GEMV
+    // (kernels/gemv.cuh) is timed the same way and takes the shape when it scores better (SPECATTN_GEMV=0: never);
+    // SPECATTN_GEMM_LOG=1 prints each shape's scores. The choice is kept for the process: later backends tuning the
+    // same (device, shape, decode_rows) take it without timing, so they compute the same bits.
     void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream,
                         int64_t decode_rows = 1);
 
@@ -81,6 +85,8 @@ class cublaslt_gemm {
     int64_t n_counters_ = 0;
     std::map<std::tuple<int32_t, int64_t, int64_t, int64_t, bool>, plan> plans_;
     std::map<std::tuple<int32_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> invariant_algos_; // (out, n, k)
+    std::set<std::tuple<int32_t, int64_t, int64_t>> gemv_shapes_; // (out, n, k) whose invariant runs are the GEMV's
+    bool gemv_ = true;
 };
 
 } // namespace specattn

@@ -1,8 +1,9 @@
-// Launcher of the skinny GEMM (kernels/skinny_gemm.cuh) and its split-K policy. The policy sees (N, K) and the
-// device, never the number of rows: that is what keeps a row's result independent of the batch.
+// Launchers of the GEMV (kernels/gemv.cuh) and of the skinny GEMM (kernels/skinny_gemm.cuh) with its split-K
+// policy. Neither policy looks at the number of rows: that is what keeps a row's result independent of the batch.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "core/check.h"
+#include "kernels/gemv.cuh"
 #include "kernels/skinny_gemm.cuh"
 
 #include <algorithm>
@@ -29,7 +30,65 @@ template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStrea
     }
 }
 
+template <bool OUT_F32> void launch_gemv_group(const gemv_params & q, unsigned grid, cudaStream_t stream) {
+    switch (q.m) {
+    case 1:
+        gemv_kernel<1, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 2:
+        gemv_kernel<2, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 3:
+        gemv_kernel<3, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 4:
+        gemv_kernel<4, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 5:
+        gemv_kernel<5, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 6:
+        gemv_kernel<6, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    case 7:
+        gemv_kernel<7, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    default:
+        gemv_kernel<8, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        break;
+    }
+}
+
 } // namespace
+
+bool gemv_supported(int64_t n, int64_t k) {
+    return n > 0 && k > 0 && k % 8 == 0;
+}
+
+void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream) {
+    SPECATTN_CHECK(p.m > 0 && gemv_supported(p.n, p.k), "GEMV: unsupported shape m %lld, n %lld, k %lld",
+                   static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k));
+    const auto aligned = [](const void * q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+    SPECATTN_CHECK(aligned(p.x) && aligned(p.w), "GEMV: x and w must be 16-byte aligned");
+    // Enough CTAs for every feature group of the shape, at most 4 per SM (64 KB of W in flight each); the warps
+    // stride over the groups. A function of (N, SMs) only.
+    constexpr int64_t feats_per_cta = int64_t{gemv_threads} / warp_size * gemv_feats;
+    const int64_t ctas = std::min<int64_t>((p.n + feats_per_cta - 1) / feats_per_cta, int64_t{4} * std::max(n_sm, 1));
+    const auto grid = static_cast<unsigned>(ctas);
+    const size_t y_elem = p.out_f32 ? sizeof(float) : sizeof(bf16);
+    for (int64_t r0 = 0; r0 < p.m; r0 += gemv_max_rows) { // groups of rows, each computed as if alone
+        gemv_params q = p;
+        q.x = p.x + r0 * p.k;
+        q.y = static_cast<char *>(p.y) + static_cast<size_t>(r0 * p.n) * y_elem;
+        q.m = std::min<int64_t>(gemv_max_rows, p.m - r0);
+        if (p.out_f32) {
+            launch_gemv_group<true>(q, grid, stream);
+        } else {
+            launch_gemv_group<false>(q, grid, stream);
+        }
+        SPECATTN_CUDA_CHECK(cudaGetLastError());
+    }
+}
 
 bool skinny_gemm_supported(int64_t n, int64_t k) {
     return n > 0 && k > 0 && k % 8 == 0 && n <= INT32_MAX / 2 && k <= INT32_MAX / 2;
