@@ -126,25 +126,72 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     EXPECT_THROW(attention_plan_build(verify, cfg, plan), specattn::error);
 }
 
-// The chunk a backend keeps for its life: 512 positions while the batch needs KV splits to fill the card, longer
-// as the batch grows (two waves of CTAs at full context), never beyond 16384. Llama-8B shape: 8 KV heads, H200.
+// The chunk a backend keeps for its life: full-context rows of the decode batch fill one wave of CTAs (264 on the
+// H200), longer as the batch grows, whole rows once the batch alone fills the wave. Llama-8B shape: 8 KV heads.
 TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
-    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 32768, 132, 2), 512);
-    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 32768, 132, 2), 2048);
-    EXPECT_EQ(attention_invariant_chunk_for(24, 8, 32768, 132, 2), 8192);
-    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 32768, 132, 2), 16384);
-    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 4096, 132, 2), 2048);
-    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 131072, 132, 2), 1024);
+    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 32768, 132, 2), 1024) << "33 chunks: 264 CTAs, one wave";
+    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 32768, 132, 2), 8192) << "4 chunks: 256 CTAs";
+    EXPECT_EQ(attention_invariant_chunk_for(24, 8, 32768, 132, 2), 32768) << "192 unsplit rows · heads";
+    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 32768, 132, 2), 32768);
+    EXPECT_EQ(attention_invariant_chunk_for(64, 8, 4096, 132, 2), 4096);
+    EXPECT_EQ(attention_invariant_chunk_for(1, 8, 131072, 132, 2), 4032) << "33 chunks of whole KV blocks";
+    EXPECT_EQ(attention_invariant_chunk_for(4, 8, 131000, 132, 2), 16384);
     EXPECT_EQ(attention_invariant_chunk_for(1, 8, 4200, 132, 2), 128) << "one short sequence: 264 CTAs, one wave";
-    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 4200, 132, 2), 512);
+    EXPECT_EQ(attention_invariant_chunk_for(8, 8, 4200, 132, 2), 1088);
     EXPECT_EQ(attention_invariant_chunk_for(2, 2, 4096, 132, 2), 128) << "the code model in the GPU spec tests";
     for (int64_t b : {1, 3, 8, 24, 64, 256}) {
         for (int64_t ctx : {1000, 4096, 32768, 131072}) {
             const int64_t c = attention_invariant_chunk_for(b, 8, ctx, 132, 2);
             EXPECT_EQ(c % attention_kv_block, 0);
-            EXPECT_TRUE(c >= 128 && c <= 16384 && (c & (c - 1)) == 0) << c;
+            EXPECT_GE(c, 128);
+            // Never more CTAs than one wave (or one per row · head when even that is more).
+            EXPECT_LE(b * 8 * ((ctx + c - 1) / c), std::max<int64_t>(264, b * 8)) << "batch " << b << " ctx " << ctx;
         }
     }
+}
+
+// Draft rows (sparse lists) in an invariant plan are split as the heuristic plan splits them: one draft row of a
+// 9,000-entry list gets a wave's worth of CTAs, while a dense row beside it keeps the backend's chunk.
+TEST(cuda_invariance, draft_rows_of_an_invariant_plan_are_split_for_the_wave) {
+    std::vector<int32_t> pages(8192);
+    for (int32_t i = 0; i < 8192; ++i) {
+        pages[static_cast<size_t>(i)] = i;
+    }
+    attention_plan_config cfg;
+    cfg.n_head = 32;
+    cfg.n_head_kv = 8;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 1 << 20;
+    cfg.sel_cap = 16384;
+    cfg.invariant = true;
+    cfg.invariant_chunk = 4032;
+    attention_plan_row draft;
+    draft.pages = &pages;
+    draft.seq = 0;
+    draft.pos = 131000;
+    draft.sel = 0;
+    draft.sel_n = 9000;
+    draft.sel_recent = 130990;
+    attention_plan_row dense = draft;
+    dense.seq = 1;
+    dense.sel = -1;
+    dense.sel_n = 0;
+    dense.sel_recent = 0;
+    attention_plan plan;
+    attention_plan_build({draft, dense}, cfg, plan);
+    int64_t draft_items = 0;
+    int64_t dense_items = 0;
+    for (const attention_work & w : plan.work) {
+        const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];
+        if (s.sel >= 0) {
+            ++draft_items;
+        } else {
+            ++dense_items;
+            EXPECT_EQ(w.kv_begin % cfg.invariant_chunk, 0) << "dense rows keep the backend's chunks";
+        }
+    }
+    EXPECT_EQ(dense_items, 8 * 33) << "131,001 positions in chunks of 4032, per KV head";
+    EXPECT_GE(draft_items, 8 * 16) << "the draft row is split along its list (9,011 entries would be 3 chunks)";
 }
 
 namespace {
@@ -294,11 +341,17 @@ struct inv_case {
 TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
     SPECATTN_REQUIRE_GPU();
     const std::vector<inv_case> cases = {
-        {4, 2, 128, 16, {4099, 17, 97}}, {4, 2, 128, 7, {97, 4099}}, {8, 2, 128, 16, {4099, 1}},
-        {1, 4, 64, 16, {17, 4099}},      {4, 2, 64, 7, {1, 97}},     {8, 1, 128, 16, {17, 4099, 1}},
+        {4, 2, 128, 16, {4099, 17, 97}},
+        {4, 2, 128, 7, {97, 4099}},
+        {8, 2, 128, 16, {4099, 1}},
+        {1, 4, 64, 16, {17, 4099}},
+        {4, 2, 64, 7, {1, 97}},
+        {8, 1, 128, 16, {17, 4099, 1}},
         {4, 2, 128, 16, {515, 97}}, // position 508 alone is one chunk; in the verify tile it has an empty second
         // Longer chunks (a backend decoding a large batch keeps one, attention_invariant_chunk_for)
-        {4, 2, 128, 16, {2051, 4099, 97}, 2048}, {8, 1, 128, 7, {4099, 17}, 4096}, {4, 2, 128, 16, {259, 97}, 128},
+        {4, 2, 128, 16, {2051, 4099, 97}, 2048},
+        {8, 1, 128, 7, {4099, 17}, 4096},
+        {4, 2, 128, 16, {259, 97}, 128},
     };
     for (const inv_case & c : cases) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);

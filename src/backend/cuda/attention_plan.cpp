@@ -141,13 +141,25 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     // Invariant: one work item per chunk [c C, (c + 1) C) from position 0 that the tile's range touches.
     // NOTE(attn): work items spanning several chunks (merged and written chunk by chunk, one wave of long CTAs)
     // measured within ±2% of this on the H200 (2026-11-29), so the plan keeps the simpler one-chunk CTAs.
-    for (size_t i = 0; cfg.invariant && i < tiles.size(); ++i) {
-        chunk[i] = cfg.invariant_chunk;
-        n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
+    // Draft rows (sparse tiles) are split as a heuristic plan splits them even in an invariant plan: a draft only
+    // proposes tokens (its K/V are rewritten by the verification), so nothing needs its bits to match another
+    // pass, and the backend's chunk, sized for dense rows of full context, would cut a 7% list into a few CTAs.
+    const auto fixed = [&](size_t i) { return cfg.invariant && plan.segs[static_cast<size_t>(tiles[i].seg)].sel < 0; };
+    bool any_free = false;
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        if (fixed(i)) {
+            chunk[i] = cfg.invariant_chunk;
+            n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
+        } else {
+            any_free = true;
+        }
     }
-    for (; !cfg.invariant;) {
+    for (; any_free;) {
         int64_t slots = 0;
         for (size_t i = 0; i < tiles.size(); ++i) {
+            if (fixed(i)) {
+                continue;
+            }
             const int64_t len = tiles[i].kv_hi - tiles[i].kv_lo;
             const int64_t ns = std::max<int64_t>(1, std::min(want, len / cfg.min_chunk));
             // Chunks are whole KV blocks of the kernel; recount so none is empty.
@@ -224,18 +236,10 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
 
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm) {
-    constexpr int64_t max_chunk = 16384;
     constexpr int64_t min_chunk = 2 * attention_kv_block;
     const int64_t wave = n_sm * ctas_per_sm;
-    const auto items = [&](int64_t chunk) { return decode_rows * n_head_kv * ceil_div(ctx, chunk); };
-    int64_t chunk = attention_invariant_chunk;
-    while (chunk < max_chunk && items(2 * chunk) >= 2 * wave) {
-        chunk *= 2;
-    }
-    while (chunk > min_chunk && items(chunk) < wave) { // short contexts at small batch: shorter chunks fill one wave
-        chunk /= 2;
-    }
-    return chunk;
+    const int64_t per_row = std::max<int64_t>(1, wave / std::max<int64_t>(1, decode_rows * n_head_kv));
+    return std::max(min_chunk, ceil_div(ceil_div(ctx, per_row), attention_kv_block) * attention_kv_block);
 }
 
 attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,

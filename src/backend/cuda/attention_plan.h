@@ -49,11 +49,11 @@ struct attention_plan_config {
 constexpr int64_t attention_invariant_chunk = 512;
 
 // The invariant chunk a backend keeps for its life, from the batch it decodes and the context each sequence may
-// reach: the largest power-of-two multiple of 512 positions, at most 16384, that still splits a batch of
-// full-context rows into two waves of resident CTAs (decode_rows · n_head_kv · ceil(ctx / chunk) >= 2 · n_sm ·
-// ctas_per_sm); below 512 (down to 128) where 512 would not fill one wave (one short sequence). Small batches keep
-// short chunks (parallelism along KV); large ones get long chunks, so fewer partial rows are written and combined
-// (the heuristic plan's advantage at batch 8-64).
+// reach: a batch of full-context rows fills one wave of resident CTAs and no more (each row · KV head split into
+// floor(n_sm · ctas_per_sm / (decode_rows · n_head_kv)) chunks, at least one), in whole KV blocks, at least 128
+// positions. What the heuristic plan does for such a batch, fixed: at 128K context (kernel_bench, H200,
+// 2026-11-29) the former rule of two waves of power-of-two chunks read KV at 69% (decode) and 52% (verify) of the
+// copy bandwidth at batch 1 against the one-wave heuristic's 86% and 68%, and 91% / 76% against 97% / 79% at 8.
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm);
 
