@@ -31,6 +31,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import shlex  # noqa: E402
 import shutil  # noqa: E402
 import site  # noqa: E402
 import sys  # noqa: E402
@@ -1047,8 +1048,9 @@ def model_card(R):
              f"total cap {R['args']['max_train_mb']:g} MB, packages taken in a seeded order)",
              f"- held out (whole packages, not in tokenizer or model training): "
              f"{', '.join(c.get('heldout_packages', []))} ({c.get('heldout_tokens', 0):,} tokens)",
-             f"- tokenizer trained on every {tk.get('sample_stride')}th training file "
-             f"({tk.get('sample_bytes', 0) / MB:.1f} MB)", "",
+             (f"- tokenizer trained on every {tk.get('sample_stride')}th training file "
+              f"({tk.get('sample_bytes', 0) / MB:.1f} MB)" if tk.get('sample_stride') is not None
+              else f"- tokenizer: {tk.get('type')}"), "",
              "## Training", "",
              f"- {tr.get('steps')} steps of {tr.get('batch')} x {tr.get('context')} tokens = "
              f"{tr.get('tokens', 0) / 1e6:.1f}M tokens in {tr.get('seconds')} s on one NVIDIA H200 "
@@ -1109,7 +1111,11 @@ def main():
     log(f"args: {vars(args)}")
     random.seed(args.seed)
     rng = random.Random(args.seed)
-    R = {"args": vars(args), "command": COMMAND + (" --smoke" if args.smoke else ""), "errors": [], "timings": {}}
+    # The command as given (flags and all), with the output folder written as the device's $OUT.
+    argv = ["$OUT" if i > 0 and sys.argv[i - 1] == "--out" else a for i, a in enumerate(sys.argv[1:], 1)]
+    command = "PYTHONUNBUFFERED=1 python3 tools/train/train_longctx.py " + " ".join(shlex.quote(a) if a != "$OUT" else a
+                                                                            for a in argv)
+    R = {"args": vars(args), "command": command, "errors": [], "timings": {}}
 
     # ---- 1 + 2: corpus and tokenizer
     t_phase = time.time()
