@@ -4,7 +4,7 @@
 // "plan": heur / inv at 512-position chunks / inv<C> at the chunk C an engine decoding that batch and context keeps,
 // attention_invariant_chunk_for, where it is not 512).
 //
-//     kernel_bench [--reps N] [--quick] [--only mode:B:ctx:plan]   (on the GPU machine; no arguments needed)
+//     kernel_bench [--reps N] [--quick] [--only mode:B:ctx[:plan]]   (on the GPU machine; no arguments needed)
 //
 // Bytes: what the kernel must move, counted from the plan: every KV index a CTA reads (K and V rows of D bf16;
 // for decode and verify that is each cached position once per KV head, for prefill once per row tile), the
@@ -130,8 +130,8 @@ const char * mode_name(mode m) {
 struct config {
     mode m;
     int64_t batch;
-    int64_t ctx;            // tokens per sequence, the rows included
-    bool invariant = false; // attention_plan_config::invariant
+    int64_t ctx;                               // tokens per sequence, the rows included
+    bool invariant = false;                    // attention_plan_config::invariant
     int64_t chunk = attention_invariant_chunk; // its KV chunk (an engine decoding `batch` keeps a longer one)
 };
 
@@ -404,7 +404,7 @@ int main(int argc, char ** argv) {
         } else if (std::strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
-            only = argv[++i]; // "mode:batch:ctx", e.g. "verify7:64:4096" (for profilers)
+            only = argv[++i]; // "mode:batch:ctx[:plan]", e.g. "verify7:64:4096" or "decode:1:131072:heur"
         }
     }
     try {
@@ -451,9 +451,9 @@ int main(int argc, char ** argv) {
 
         std::vector<std::string> table;
         for (const config & c : configs) {
-            if (!only.empty() &&
-                only != string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
-                                      static_cast<long long>(c.ctx), plan_name(c).c_str())) {
+            const std::string name = string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
+                                                   static_cast<long long>(c.ctx), plan_name(c).c_str());
+            if (!only.empty() && only != name && name.rfind(only + ":", 0) != 0) { // one plan, or all of a case
                 continue;
             }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
