@@ -281,16 +281,8 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     if (gemv_ && gemv_supported(n, k)) {
         gemv_score = 0.0;
         for (int64_t m : {m_decode, m_verify}) {
-            gemv_params gp;
-            gp.x = static_cast<const bf16 *>(x);
-            gp.w = w;
-            gp.y = y;
-            gp.m = m;
-            gp.n = n;
-            gp.k = k;
-            gp.out_f32 = out == gemm_out::gemm_out_f32;
             gemv_score += (m == m_decode ? 1.0 : 0.5) * time_ms([&] {
-                              launch_gemv(gp, n_sm_, stream);
+                              run_gemv(static_cast<const bf16 *>(x), w, y, out, m, n, k, stream);
                               return true;
                           });
         }
@@ -320,20 +312,25 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     }
 }
 
+void cublaslt_gemm::run_gemv(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
+                             cudaStream_t stream) const {
+    gemv_params gp;
+    gp.x = x;
+    gp.w = w;
+    gp.y = y;
+    gp.m = m;
+    gp.n = n;
+    gp.k = k;
+    gp.out_f32 = out == gemm_out::gemm_out_f32;
+    launch_gemv(gp, n_sm_, stream);
+}
+
 void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
                         cudaStream_t stream, bool invariant) {
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
     if (invariant && gemv_shapes_.count(std::make_tuple(static_cast<int32_t>(out), n, k)) > 0) {
-        gemv_params gp;
-        gp.x = x;
-        gp.w = w;
-        gp.y = y;
-        gp.m = m;
-        gp.n = n;
-        gp.k = k;
-        gp.out_f32 = out == gemm_out::gemm_out_f32;
-        launch_gemv(gp, n_sm_, stream);
+        run_gemv(x, w, y, out, m, n, k, stream);
         return;
     }
     if (invariant) {

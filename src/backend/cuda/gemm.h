@@ -74,6 +74,8 @@ class cublaslt_gemm {
     std::vector<cublasLtMatmulAlgo_t> heuristics(const plan & p, int count);
     cublasLtMatmulAlgo_t heuristic(const plan & p, int64_t m, int64_t n, int64_t k);
     static void release(plan & p);
+    void run_gemv(const bf16 * x, const bf16 * w, void * y, gemm_out out, int64_t m, int64_t n, int64_t k,
+                  cudaStream_t stream) const;
     void make_layouts(plan & p, gemm_out out, int64_t m, int64_t n, int64_t k);
 
     cublasLtHandle_t handle_ = nullptr;
