@@ -293,6 +293,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.collect_cap = cfg.m == mode::mode_verify_collect ? cfg.ctx : 0;
     pc.invariant = cfg.invariant;
     pc.invariant_chunk = cfg.chunk;
+    pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 

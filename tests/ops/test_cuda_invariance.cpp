@@ -150,6 +150,45 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
     }
 }
 
+// The single-tile warp shape experiment (attention_plan_config::single_tile_mpw1): decode-only invariant plans
+// launch MPW = 1, any plan with a tile of more than 16 query vectors (a G = 4 verification of 5+ rows) MPW = 2;
+// off, every invariant plan is MPW = 2.
+TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
+    std::vector<int32_t> pages(64);
+    for (int32_t i = 0; i < 64; ++i) {
+        pages[static_cast<size_t>(i)] = i;
+    }
+    attention_plan_config cfg;
+    cfg.n_head = 32;
+    cfg.n_head_kv = 8;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 1 << 20;
+    cfg.invariant = true;
+    const auto rows_of = [&](int32_t seq, int64_t pos, int64_t n) {
+        std::vector<attention_plan_row> rows;
+        for (int64_t p = pos; p < pos + n; ++p) {
+            attention_plan_row r;
+            r.pages = &pages;
+            r.seq = seq;
+            r.pos = p;
+            rows.push_back(r);
+        }
+        return rows;
+    };
+    std::vector<attention_plan_row> decode = rows_of(0, 500, 1);
+    const std::vector<attention_plan_row> other = rows_of(1, 300, 1);
+    decode.insert(decode.end(), other.begin(), other.end());
+    const std::vector<attention_plan_row> verify = rows_of(0, 500, 5);
+    attention_plan plan;
+    for (bool on : {false, true}) {
+        cfg.single_tile_mpw1 = on;
+        attention_plan_build(decode, cfg, plan);
+        EXPECT_EQ(plan.mtiles_per_warp, on ? 1 : 2) << "decode, experiment " << on;
+        attention_plan_build(verify, cfg, plan);
+        EXPECT_EQ(plan.mtiles_per_warp, 2) << "verify, experiment " << on;
+    }
+}
+
 // Draft rows (sparse lists) in an invariant plan are split as the heuristic plan splits them: one draft row of a
 // 9,000-entry list gets a wave's worth of CTAs, while a dense row beside it keeps the backend's chunk.
 TEST(cuda_invariance, draft_rows_of_an_invariant_plan_are_split_for_the_wave) {
@@ -288,6 +327,7 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, const std::vector<pa
     pc.invariant = true;
     pc.invariant_chunk = chunk;
     pc.collect_cap = w.cap;
+    pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // run with SPECATTN_ATTN_DECODE_MPW1=1 to check it
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
     const auto n_rows = static_cast<int64_t>(rows.size());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <map>
 
 namespace specattn {
@@ -226,12 +227,21 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     for (const tile & t : tiles) {
         max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
     }
-    plan.mtiles_per_warp = cfg.invariant || (max_vectors > 16 && max_vectors <= 32) ? 2 : 1;
+    if (cfg.invariant) {
+        plan.mtiles_per_warp = cfg.single_tile_mpw1 && max_vectors <= 16 ? 1 : 2;
+    } else {
+        plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
+    }
     // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
     std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
         return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
     });
     SPECATTN_CHECK(static_cast<int64_t>(plan.work.size()) <= INT32_MAX, "attention plan: too many CTAs");
+}
+
+bool attention_decode_mpw1_from_env() {
+    const char * e = std::getenv("SPECATTN_ATTN_DECODE_MPW1");
+    return e != nullptr && e[0] == '1';
 }
 
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,

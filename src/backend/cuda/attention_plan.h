@@ -42,8 +42,18 @@ struct attention_plan_config {
     // KV positions per chunk of an invariant plan (a multiple of attention_kv_block): fixed for a backend's life, so
     // a row's chunks never depend on the pass (attention_invariant_chunk_for).
     int64_t invariant_chunk = 512;
+    // Invariant plans whose tiles all hold at most 16 query vectors (decode passes at G <= 16) launch the one-tile
+    // warp shape (MPW = 1, Q in registers) instead of MPW = 2. With one row tile both shapes give each warp the same
+    // KV chunks and merge order, so the bits should not change (tests/ops/test_cuda_invariance.cpp checks a row
+    // alone against the same row in a verification); the heuristic plan, MPW = 1, read 32K x 64 decode K/V at 96%
+    // of the copy bandwidth where the invariant plan (MPW = 2, same CTAs) read 76%. EXPERIMENT, off by default until
+    // measured on a GPU: SPECATTN_ATTN_DECODE_MPW1=1 (attention_decode_mpw1_from_env).
+    bool single_tile_mpw1 = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
 };
+
+// Whether SPECATTN_ATTN_DECODE_MPW1=1 asks for attention_plan_config::single_tile_mpw1.
+bool attention_decode_mpw1_from_env();
 
 // The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;

@@ -65,6 +65,7 @@ cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives
     host_sampling = host_sampling_env != nullptr && host_sampling_env[0] == '1';
     const char * graphs_env = std::getenv("SPECATTN_CUDA_GRAPHS");
     use_graphs = (graphs_env == nullptr || graphs_env[0] != '0') && comm->capturable();
+    decode_mpw1 = attention_decode_mpw1_from_env();
 
     // Workspaces.
     const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
@@ -162,6 +163,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.slot_capacity = slot_capacity;
     pc.invariant = invariant;
     pc.invariant_chunk = invariant_chunk;
+    pc.single_tile_mpw1 = decode_mpw1;
     sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);
     if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace
@@ -188,7 +190,8 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     std::memcpy(meta_host.as<void>(), meta.words.data(), bytes);
     const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_host).count();
     timer.begin(stream);
-    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
+    SPECATTN_CUDA_CHECK(
+        cudaMemcpyAsync(meta_dev.as<void>(), meta_host.as<void>(), bytes, cudaMemcpyHostToDevice, stream));
     const int32_t * md = meta_dev.as<int32_t>();
     sel.bind(md);
     sel.run_queued_top_k(stream); // the selections queued since the last forward, before any draft row reads them
@@ -199,12 +202,19 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     std::vector<int64_t> key;
     if (graphs) {
         key = sel.launch_signature();
-        const int64_t fixed[] = {n, n_out, static_cast<int64_t>(plan.segs.size()), static_cast<int64_t>(plan.work.size()),
-                                 plan.n_slots, plan.n_collect, slot_capacity,
+        const int64_t fixed[] = {n,
+                                 n_out,
+                                 static_cast<int64_t>(plan.segs.size()),
+                                 static_cast<int64_t>(plan.work.size()),
+                                 plan.n_slots,
+                                 plan.n_collect,
+                                 slot_capacity,
+                                 plan.mtiles_per_warp,
                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(md)),
                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(partial_o.as<void>())),
                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(partial_lse.as<void>())),
-                                 static_cast<int64_t>(off.page_table), static_cast<int64_t>(off.work)};
+                                 static_cast<int64_t>(off.page_table),
+                                 static_cast<int64_t>(off.work)};
         key.insert(key.end(), std::begin(fixed), std::end(fixed));
     }
     const auto it = graphs ? graph_cache.find(key) : graph_cache.end();
@@ -265,7 +275,8 @@ void cuda_backend::impl::finish_pass(const outputs & out, const std::vector<std:
             sampler->target_probs(logits.as<float>(), pp, outs[0].first, out.n_total, stream);
             timer.mark("target probs", stream);
         } else {
-            sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(), stream);
+            sampler->sample(logits.as<float>(), pp, pu, out.holds != nullptr ? &ph : nullptr, ids.as<int32_t>(),
+                            stream);
         }
     } else if (n_out > 0 && out.ids != nullptr) { // greedy
         argmax_params am;
@@ -276,8 +287,9 @@ void cuda_backend::impl::finish_pass(const outputs & out, const std::vector<std:
         launch_argmax(am, stream);
     }
     if (n_out > 0 && out.ids != nullptr) {
-        SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(), static_cast<size_t>(n_out) * sizeof(int32_t),
-                                            cudaMemcpyDeviceToHost, stream));
+        SPECATTN_CUDA_CHECK(cudaMemcpyAsync(ids_host.as<void>(), ids.as<void>(),
+                                            static_cast<size_t>(n_out) * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                            stream));
         timer.mark("tokens+d2h", stream);
     } else if (n_out > 0 && out.logits != nullptr) {
         SPECATTN_CUDA_CHECK(cudaMemcpyAsync(logits_host.as<void>(), logits.as<void>(),
@@ -341,7 +353,8 @@ void cuda_backend::forward(const forward_batch & batch, const kv_block_manager &
     run(batch, kv, o);
 }
 
-void cuda_backend::forward_argmax(const forward_batch & batch, const kv_block_manager & kv, std::vector<int32_t> & ids) {
+void cuda_backend::forward_argmax(const forward_batch & batch, const kv_block_manager & kv,
+                                  std::vector<int32_t> & ids) {
     if (impl_->host_sampling) {
         backend::forward_argmax(batch, kv, ids);
         return;
@@ -362,7 +375,9 @@ void cuda_backend::forward_sample(const forward_batch & batch, const kv_block_ma
     sample(batch, kv, params, uniforms, nullptr, ids);
 }
 
-bool cuda_backend::samples_on_device() const { return !impl_->host_sampling; }
+bool cuda_backend::samples_on_device() const {
+    return !impl_->host_sampling;
+}
 
 void cuda_backend::forward_sample_held(const forward_batch & batch, const kv_block_manager & kv,
                                        const std::vector<sampling_params> & params,
@@ -435,7 +450,9 @@ int64_t cuda_backend::select_top_k(int32_t seq, int32_t sink, int64_t k) {
     return impl_->sel_state->select_top_k(seq, sink, k);
 }
 
-void cuda_backend::release_selection(int32_t seq) { impl_->sel_state->release(seq); }
+void cuda_backend::release_selection(int32_t seq) {
+    impl_->sel_state->release(seq);
+}
 
 std::vector<float> cuda_backend::sink_scores(int32_t seq, int32_t id) const {
     return impl_->sel_state->sink_scores(seq, id);
@@ -454,8 +471,8 @@ void cuda_backend::synthetic_kv(const kv_block_manager & kv, int32_t seq, int64_
     }
     const std::vector<int32_t> & pages = kv.pages(seq);
     device_buffer pages_dev(pages.size() * sizeof(int32_t));
-    SPECATTN_CUDA_CHECK(cudaMemcpy(pages_dev.as<void>(), pages.data(), pages.size() * sizeof(int32_t),
-                                   cudaMemcpyHostToDevice));
+    SPECATTN_CUDA_CHECK(
+        cudaMemcpy(pages_dev.as<void>(), pages.data(), pages.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
     const paged_kv_layout & l = impl_->layout;
     const tp_rank_plan & rk = impl_->rank; // the whole model's heads, of which this backend holds kv_heads
     launch_fill_kv_synthetic(impl_->k_pool.as<bf16>(), impl_->v_pool.as<bf16>(), pages_dev.as<int32_t>(), n, l.n_layer,

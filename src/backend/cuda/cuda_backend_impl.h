@@ -84,12 +84,12 @@ struct cuda_backend::impl {
     // Per-pass metadata packed as int32 words (meta_words, run_pass), host staging and device copy.
     pinned_buffer meta_host;
     device_buffer meta_dev;
-    pinned_buffer logits_host; // [R, V] fp32
-    device_buffer proj_partial;  // [R, E] fp32 a rank's partial O / down projection (tp)
-    device_buffer logits_local;  // [R, vocab_chunk] fp32 a rank's LM-head block (tp)
-    device_buffer logits_gather; // [N, R, vocab_chunk] fp32 every rank's block (tp)
-    device_buffer ids;         // [R] int32 token ids (forward_argmax, forward_sample)
-    pinned_buffer ids_host;    // [R]
+    pinned_buffer logits_host;               // [R, V] fp32
+    device_buffer proj_partial;              // [R, E] fp32 a rank's partial O / down projection (tp)
+    device_buffer logits_local;              // [R, vocab_chunk] fp32 a rank's LM-head block (tp)
+    device_buffer logits_gather;             // [N, R, vocab_chunk] fp32 every rank's block (tp)
+    device_buffer ids;                       // [R] int32 token ids (forward_argmax, forward_sample)
+    pinned_buffer ids_host;                  // [R]
     std::unique_ptr<device_sampler> sampler; // forward_sample, forward_sample_held, forward_accept
     // SPECATTN_HOST_SAMPLING=1: return logits and sample on the host, as the CPU backend does (tests compare the
     // two; a user can rule the device sampler out).
@@ -101,17 +101,17 @@ struct cuda_backend::impl {
     } off{};
     attention_plan plan;
     std::vector<attention_plan_row> plan_rows;
-    std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
+    std::unique_ptr<cuda_selection> sel_state;           // speculative decoding: lists, sinks, collection, Quest
     int64_t invariant_chunk = attention_invariant_chunk; // the invariant attention plan's, fixed at construction
-    stage_timer timer;                         // SPECATTN_CUDA_PROFILE=1
+    stage_timer timer;                                   // SPECATTN_CUDA_PROFILE=1
     // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
     // their launches depend on besides the metadata's contents (see run_pass).
     bool use_graphs = true;
+    bool decode_mpw1 = false; // attention_plan_config::single_tile_mpw1 (an experiment, SPECATTN_ATTN_DECODE_MPW1)
     static constexpr size_t max_graphs = 64;
     std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
 
-    impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages, int64_t page_size,
-         int64_t rows);
+    impl(const model & mod, const tp_rank_plan & rk, collectives * c, int64_t n_pages, int64_t page_size, int64_t rows);
     ~impl() {
         clear_graphs();
         cudaStreamDestroy(stream);
@@ -157,8 +157,9 @@ struct cuda_backend::impl {
         const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
         // The whole model's KV heads, so that every tensor-parallel rank splits KV as one rank would (TP = N then
         // computes each head's attention exactly as TP = 1 does).
-        invariant_chunk = attention_invariant_chunk_for(rows, rank.n_head_kv_total, layout.n_pages * layout.page_size / rows,
-                                                        n_sm, attention_plan_config{}.ctas_per_sm);
+        invariant_chunk =
+            attention_invariant_chunk_for(rows, rank.n_head_kv_total, layout.n_pages * layout.page_size / rows, n_sm,
+                                          attention_plan_config{}.ctas_per_sm);
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream, rows);
