@@ -4,6 +4,7 @@
 #                                                                             # and the GEMM / attention benches)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # the decode warp-shape experiment
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
 # has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
 set -uo pipefail
@@ -81,8 +82,23 @@ profile)
             2>/dev/null | tail -1 | tee -a "$OUT/ncu_$ctx.txt"
     done
     ;;
+mpw1)
+    # The SPECATTN_ATTN_DECODE_MPW1 experiment (attention_plan_config::single_tile_mpw1): bit-identity with it on
+    # (the invariance and speculative tests), then decode attention and decoding with it off and on.
+    SPECATTN_ATTN_DECODE_MPW1=1 step invariance_mpw1 200 invariance_mpw1.log test_cuda_ops --gtest_color=no \
+        --gtest_filter='cuda_invariance.*:cuda_spec.*:*cuda_model*'
+    grep -E "^\[  FAILED|bit-identical|Failure" "$OUT/invariance_mpw1.log" | head -20
+    for f in 0 1; do
+        for c in decode:64:32768 decode:8:131072 decode:1:131072 verify7:8:131072; do
+            SPECATTN_ATTN_DECODE_MPW1=$f timeout 30 kernel_bench --reps 10 --only "$c" 2>&1 | grep -E "^\| (decode|verify)" |
+                sed "s/^/MPW1=$f /"
+        done
+        SPECATTN_ATTN_DECODE_MPW1=$f timeout 90 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 \
+            --ctx-len 4096,32768 -b 64,24 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/MPW1=$f /"
+    done
+    ;;
 *)
-    echo "usage: $0 tests | decode | profile" >&2
+    echo "usage: $0 tests | decode | profile | mpw1" >&2
     exit 2
     ;;
 esac
