@@ -150,6 +150,69 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
     }
 }
 
+// Per-position chunks (attention_plan_config::invariant_splits, what a backend uses): a row's chunks are those of
+// its own position, alone or inside a verification whose rows straddle a change of chunk (the tile is cut there),
+// at most `splits` of them, so a short sequence in a long-context engine is split as finely as a long one.
+TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
+    std::vector<int32_t> pages(8200);
+    for (int32_t i = 0; i < 8200; ++i) {
+        pages[static_cast<size_t>(i)] = (i * 37) % 8200;
+    }
+    constexpr int64_t splits = 33; // batch 1, 8 KV heads, 132 SMs x 2
+    EXPECT_EQ(attention_invariant_splits_for(1, 8, 132, 2), splits);
+    EXPECT_EQ(attention_invariant_chunk_at(6335, splits), 192);
+    EXPECT_EQ(attention_invariant_chunk_at(6336, splits), 256) << "6,337 positions / 33 > 192";
+    EXPECT_EQ(attention_invariant_chunk_at(130999, splits), 4032);
+    EXPECT_EQ(attention_invariant_chunk_at(10, splits), 128);
+    attention_plan_config cfg;
+    cfg.n_head = 32;
+    cfg.n_head_kv = 8;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 1 << 20;
+    cfg.invariant = true;
+    cfg.invariant_splits = splits;
+    const auto row = [&](int32_t seq, int64_t pos) {
+        attention_plan_row r;
+        r.pages = &pages;
+        r.seq = seq;
+        r.pos = pos;
+        return r;
+    };
+    // (kv_begin, kv_end clipped to pos + 1) of KV head 0's work items over position pos; empty ones dropped.
+    const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
+        attention_plan plan;
+        attention_plan_build(rows, cfg, plan);
+        std::vector<std::pair<int32_t, int32_t>> out;
+        for (const attention_work & w : plan.work) {
+            const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];
+            const int64_t first = s.pos0 + w.row0;
+            if (w.kv_head == 0 && pos >= first && pos < first + w.n_rows) {
+                const int32_t e = std::min<int32_t>(w.kv_end, static_cast<int32_t>(pos + 1));
+                if (w.kv_begin < e) {
+                    out.emplace_back(w.kv_begin, e);
+                }
+            }
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    for (int64_t center : {int64_t{6336}, int64_t{4098}, int64_t{130996}, int64_t{40}}) {
+        std::vector<attention_plan_row> verify{row(1, 2000)};
+        for (int64_t p = center - 3; p <= center + 3; ++p) {
+            verify.push_back(row(0, p));
+        }
+        for (int64_t p = center - 3; p <= center + 3; ++p) {
+            const auto alone = chunks_of_row({row(0, p)}, p);
+            EXPECT_EQ(alone, chunks_of_row(verify, p)) << "position " << p;
+            EXPECT_LE(static_cast<int64_t>(alone.size()), splits) << "position " << p;
+            const int64_t c = attention_invariant_chunk_at(p, splits);
+            for (const auto & [b, e] : alone) {
+                EXPECT_EQ(b % c, 0) << "position " << p << ": chunks start at multiples of its chunk";
+            }
+        }
+    }
+}
+
 // The single-tile warp shape experiment (attention_plan_config::single_tile_mpw1): decode-only invariant plans
 // launch MPW = 1, any plan with a tile of more than 16 query vectors (a G = 4 verification of 5+ rows) MPW = 2;
 // off, every invariant plan is MPW = 2.
@@ -305,7 +368,8 @@ struct pass_row {
     bool collect;
 };
 
-attn_pass_out run_pass(const attn_world & w, int64_t chunk, const std::vector<pass_row> & rows) {
+// chunk: the fixed invariant chunk; splits > 0: per-position chunks instead (attention_plan_config).
+attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, const std::vector<pass_row> & rows) {
     const int64_t n_head = w.group * w.n_head_kv;
     const int64_t hd = w.head_dim;
     std::vector<attention_plan_row> plan_rows;
@@ -326,6 +390,7 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, const std::vector<pa
     pc.slot_capacity = 1;
     pc.invariant = true;
     pc.invariant_chunk = chunk;
+    pc.invariant_splits = splits;
     pc.collect_cap = w.cap;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // run with SPECATTN_ATTN_DECODE_MPW1=1 to check it
     attention_plan plan;
@@ -369,6 +434,7 @@ struct inv_case {
     int64_t group, n_head_kv, head_dim, page_size;
     std::vector<int64_t> lens; // sequence 0 is verified; the others share the batch
     int64_t chunk = attention_invariant_chunk;
+    int64_t splits = 0; // > 0: per-position chunks (what a backend runs), chunk unused
 };
 
 } // namespace
@@ -392,6 +458,11 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         {4, 2, 128, 16, {2051, 4099, 97}, 2048},
         {8, 1, 128, 7, {4099, 17}, 4096},
         {4, 2, 128, 16, {259, 97}, 128},
+        // Per-position chunks: 33 splits (batch 1 on the H200); 6340's verify rows 6333..6339 straddle the change
+        // from 192- to 256-position chunks at 6336 (the plan cuts the tile there); 2 splits: 2 long chunks.
+        {4, 2, 128, 16, {6340, 97}, 0, 33},
+        {8, 1, 128, 7, {4099, 17}, 0, 33},
+        {4, 2, 128, 16, {4099, 515}, 0, 2},
     };
     for (const inv_case & c : cases) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);
@@ -414,21 +485,22 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
                 batch.push_back({static_cast<int32_t>(s), c.lens[s] - nr + i, i == nr - 1});
             }
         }
-        const attn_pass_out in_batch = run_pass(w, c.chunk, batch);
+        const attn_pass_out in_batch = run_pass(w, c.chunk, c.splits, batch);
         std::vector<pass_row> verify_only(batch.begin() + static_cast<std::ptrdiff_t>(first),
                                           batch.begin() + static_cast<std::ptrdiff_t>(first + n_verify));
-        const attn_pass_out in_verify = run_pass(w, c.chunk, verify_only);
+        const attn_pass_out in_verify = run_pass(w, c.chunk, c.splits, verify_only);
         const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
         const size_t crow_n = static_cast<size_t>(n_head * w.cap);
         char name_buf[64];
-        std::snprintf(name_buf, sizeof(name_buf), "G%lld D%lld page %lld len %lld chunk %lld",
-                      static_cast<long long>(c.group), static_cast<long long>(c.head_dim),
-                      static_cast<long long>(c.page_size), static_cast<long long>(len0),
-                      static_cast<long long>(c.chunk));
+        std::snprintf(
+            name_buf, sizeof(name_buf),
+            c.splits > 0 ? "G%lld D%lld page %lld len %lld splits %lld" : "G%lld D%lld page %lld len %lld chunk %lld",
+            static_cast<long long>(c.group), static_cast<long long>(c.head_dim), static_cast<long long>(c.page_size),
+            static_cast<long long>(len0), static_cast<long long>(c.splits > 0 ? c.splits : c.chunk));
         const std::string name = name_buf;
         for (int64_t i = 0; i < n_verify; ++i) {
             const int64_t pos = len0 - n_verify + i;
-            const attn_pass_out alone = run_pass(w, c.chunk, {{0, pos, true}});
+            const attn_pass_out alone = run_pass(w, c.chunk, c.splits, {{0, pos, true}});
             for (const uint16_t x : alone.out) {
                 ASSERT_FALSE(std::isnan(bf16_to_f32(x))) << name << ": unwritten output, position " << pos;
             }

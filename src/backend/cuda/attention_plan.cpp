@@ -110,12 +110,21 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
 
     // Row tiles and their KV ranges: dense [lo(first row), pos(last row) + 1); sparse the list and the recent
     // range of the last row, in list indices [0, sel_n + pos(last) - sel_recent + 1).
+    const bool per_position = cfg.invariant && cfg.invariant_splits > 0;
     std::vector<tile> tiles;
     for (size_t si = 0; si < plan.segs.size(); ++si) {
         const attention_segment & s = plan.segs[si];
-        for (int64_t r0 = 0; r0 < s.n_rows; r0 += rows_per_tile) {
-            const int64_t n = std::min(rows_per_tile, s.n_rows - r0);
+        for (int64_t r0 = 0; r0 < s.n_rows;) {
+            int64_t n = std::min(rows_per_tile, s.n_rows - r0);
             const int64_t first = s.pos0 + r0;
+            if (per_position && s.sel < 0) { // rows of one tile share their chunk
+                const int64_t c = attention_invariant_chunk_at(first, cfg.invariant_splits);
+                int64_t same = 1;
+                while (same < n && attention_invariant_chunk_at(first + same, cfg.invariant_splits) == c) {
+                    ++same;
+                }
+                n = same;
+            }
             int64_t lo = cfg.sliding_window > 0 ? std::max<int64_t>(0, first - cfg.sliding_window + 1) : 0;
             int64_t hi = first + n;
             if (s.sel >= 0) {
@@ -124,6 +133,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             }
             tiles.push_back(tile{static_cast<int32_t>(si), static_cast<int32_t>(r0), static_cast<int32_t>(n), lo,
                                  checked_i32(hi, "kv index")});
+            r0 += n;
         }
     }
 
@@ -149,7 +159,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     bool any_free = false;
     for (size_t i = 0; i < tiles.size(); ++i) {
         if (fixed(i)) {
-            chunk[i] = cfg.invariant_chunk;
+            const attention_segment & s = plan.segs[static_cast<size_t>(tiles[i].seg)];
+            chunk[i] = per_position ? attention_invariant_chunk_at(s.pos0 + tiles[i].row0, cfg.invariant_splits)
+                                    : cfg.invariant_chunk;
             n_split[i] = ceil_div(tiles[i].kv_hi, chunk[i]) - tiles[i].kv_lo / chunk[i];
         } else {
             any_free = true;
@@ -244,12 +256,20 @@ bool attention_decode_mpw1_from_env() {
     return e != nullptr && e[0] == '1';
 }
 
+int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm) {
+    return std::max<int64_t>(1, n_sm * ctas_per_sm / std::max<int64_t>(1, decode_rows * n_head_kv));
+}
+
+int64_t attention_invariant_chunk_at(int64_t pos, int64_t splits) {
+    constexpr int64_t min_chunk = 2 * attention_kv_block;
+    return std::max(min_chunk,
+                    ceil_div(ceil_div(pos + 1, std::max<int64_t>(1, splits)), attention_kv_block) * attention_kv_block);
+}
+
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm) {
-    constexpr int64_t min_chunk = 2 * attention_kv_block;
-    const int64_t wave = n_sm * ctas_per_sm;
-    const int64_t per_row = std::max<int64_t>(1, wave / std::max<int64_t>(1, decode_rows * n_head_kv));
-    return std::max(min_chunk, ceil_div(ceil_div(ctx, per_row), attention_kv_block) * attention_kv_block);
+    return attention_invariant_chunk_at(ctx - 1,
+                                        attention_invariant_splits_for(decode_rows, n_head_kv, n_sm, ctas_per_sm));
 }
 
 attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,

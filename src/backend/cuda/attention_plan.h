@@ -39,9 +39,13 @@ struct attention_plan_config {
     // grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine weighs
     // exactly 0. The partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
     bool invariant = false;
-    // KV positions per chunk of an invariant plan (a multiple of attention_kv_block): fixed for a backend's life, so
-    // a row's chunks never depend on the pass (attention_invariant_chunk_for).
+    // KV positions per chunk of an invariant plan (a multiple of attention_kv_block), when invariant_splits is 0.
     int64_t invariant_chunk = 512;
+    // > 0: the chunk of a dense row at position p is attention_invariant_chunk_at(p, invariant_splits) instead, a
+    // function of the row's own position, so still the same in every pass; tiles are cut where it changes. A
+    // backend sets it from its decode batch (attention_invariant_splits_for): a short sequence in an engine sized
+    // for long ones is then split as finely as a long one, not into the few chunks a capacity-sized chunk gives it.
+    int64_t invariant_splits = 0;
     // Invariant plans whose tiles all hold at most 16 query vectors (decode passes at G <= 16) launch the one-tile
     // warp shape (MPW = 1, Q in registers) instead of MPW = 2. With one row tile both shapes give each warp the same
     // KV chunks and merge order, so the bits should not change (tests/ops/test_cuda_invariance.cpp checks a row
@@ -58,12 +62,16 @@ bool attention_decode_mpw1_from_env();
 // The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;
 
-// The invariant chunk a backend keeps for its life, from the batch it decodes and the context each sequence may
-// reach: a batch of full-context rows fills one wave of resident CTAs and no more (each row · KV head split into
-// floor(n_sm · ctas_per_sm / (decode_rows · n_head_kv)) chunks, at least one), in whole KV blocks, at least 128
-// positions. What the heuristic plan does for such a batch, fixed: at 128K context (kernel_bench, H200,
-// 2026-11-29) the former rule of two waves of power-of-two chunks read KV at 69% (decode) and 52% (verify) of the
-// copy bandwidth at batch 1 against the one-wave heuristic's 86% and 68%, and 91% / 76% against 97% / 79% at 8.
+// Invariant KV splits: a batch of decode_rows rows fills one wave of resident CTAs and no more when each row · KV
+// head is split into floor(n_sm · ctas_per_sm / (decode_rows · n_head_kv)) chunks (at least one); a row at
+// position p then takes chunks of attention_invariant_chunk_at(p, splits) = ceil((p + 1) / splits) positions in
+// whole KV blocks, at least 128. What the heuristic plan does for a uniform batch, as a function of the row alone.
+// At 128K context (kernel_bench, H200, 2026-11-29) the former rule, two waves of power-of-two chunks sized by the
+// engine's capacity, read KV at 69% (decode) and 52% (verify) of the copy bandwidth at batch 1 against the one-wave
+// heuristic's 86% and 68%, and 91% / 76% against 97% / 79% at batch 8.
+int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm);
+int64_t attention_invariant_chunk_at(int64_t pos, int64_t splits);
+// The chunk of a full-context row (position ctx - 1) of a backend decoding decode_rows sequences.
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm);
 

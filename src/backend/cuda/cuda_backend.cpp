@@ -162,7 +162,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.n_sm = n_sm;
     pc.slot_capacity = slot_capacity;
     pc.invariant = invariant;
-    pc.invariant_chunk = invariant_chunk;
+    pc.invariant_splits = invariant_splits;
     pc.single_tile_mpw1 = decode_mpw1;
     sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);

@@ -101,9 +101,9 @@ struct cuda_backend::impl {
     } off{};
     attention_plan plan;
     std::vector<attention_plan_row> plan_rows;
-    std::unique_ptr<cuda_selection> sel_state;           // speculative decoding: lists, sinks, collection, Quest
-    int64_t invariant_chunk = attention_invariant_chunk; // the invariant attention plan's, fixed at construction
-    stage_timer timer;                                   // SPECATTN_CUDA_PROFILE=1
+    std::unique_ptr<cuda_selection> sel_state; // speculative decoding: lists, sinks, collection, Quest
+    int64_t invariant_splits = 1; // the invariant attention plan's KV splits per row, fixed at construction
+    stage_timer timer;            // SPECATTN_CUDA_PROFILE=1
     // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
     // their launches depend on besides the metadata's contents (see run_pass).
     bool use_graphs = true;
@@ -151,15 +151,14 @@ struct cuda_backend::impl {
     void init_random_shard();
     void reduce_sinks_across_ranks(const forward_batch & batch);
     // What decode, draft and verify passes run, fixed for the backend's life from the batch the engine decodes:
-    // the attention plan's chunk (attention_invariant_chunk_for, for sequences that fill the KV pool) and the
-    // GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
+    // the attention plan's KV splits per row (attention_invariant_splits_for; a row's chunk follows from its
+    // position) and the GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
     void fix_invariant_kernels(int64_t decode_rows) {
         const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
         // The whole model's KV heads, so that every tensor-parallel rank splits KV as one rank would (TP = N then
         // computes each head's attention exactly as TP = 1 does).
-        invariant_chunk =
-            attention_invariant_chunk_for(rows, rank.n_head_kv_total, layout.n_pages * layout.page_size / rows, n_sm,
-                                          attention_plan_config{}.ctas_per_sm);
+        invariant_splits =
+            attention_invariant_splits_for(rows, rank.n_head_kv_total, n_sm, attention_plan_config{}.ctas_per_sm);
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream, rows);

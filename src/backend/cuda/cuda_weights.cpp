@@ -107,10 +107,10 @@ void cuda_backend::impl::init_random_shard() {
     };
     // Rows [r0, r0 + n_rows) and columns [c0, c0 + n_cols) of the whole [*, n_in] matrix to dst [n_rows, n_cols].
     const auto copy = [&](bf16 * dst, int64_t r0, int64_t n_rows, int64_t n_in, int64_t c0, int64_t n_cols) {
-        SPECATTN_CUDA_CHECK(cudaMemcpy2DAsync(dst, static_cast<size_t>(n_cols) * sizeof(bf16),
-                                              full.as<bf16>() + r0 * n_in + c0, static_cast<size_t>(n_in) * sizeof(bf16),
-                                              static_cast<size_t>(n_cols) * sizeof(bf16), static_cast<size_t>(n_rows),
-                                              cudaMemcpyDeviceToDevice, stream));
+        SPECATTN_CUDA_CHECK(
+            cudaMemcpy2DAsync(dst, static_cast<size_t>(n_cols) * sizeof(bf16), full.as<bf16>() + r0 * n_in + c0,
+                              static_cast<size_t>(n_in) * sizeof(bf16), static_cast<size_t>(n_cols) * sizeof(bf16),
+                              static_cast<size_t>(n_rows), cudaMemcpyDeviceToDevice, stream));
     };
     const auto constant = [&](int64_t n, float value) {
         owned.emplace_back(static_cast<size_t>(n) * sizeof(float));

@@ -13,7 +13,9 @@ namespace specattn {
 
 namespace {
 
-size_t align8(size_t n) { return (n + 7) / 8 * 8; }
+size_t align8(size_t n) {
+    return (n + 7) / 8 * 8;
+}
 
 sample_config config_of(const sampling_params & p) {
     sample_config c;
@@ -71,8 +73,8 @@ void device_sampler::reserve_held(int64_t n, cudaStream_t stream) {
     const int64_t cap = std::max(n, held_cap_ + held_cap_ / 2);
     device_buffer grown(static_cast<size_t>(cap * n_vocab_) * sizeof(float));
     if (held_cap_ > 0) { // the drafts of the iteration in progress are held below the old capacity
-        SPECATTN_CUDA_CHECK(cudaMemcpyAsync(grown.as<void>(), held_.as<void>(), held_.bytes(), cudaMemcpyDeviceToDevice,
-                                            stream));
+        SPECATTN_CUDA_CHECK(
+            cudaMemcpyAsync(grown.as<void>(), held_.as<void>(), held_.bytes(), cudaMemcpyDeviceToDevice, stream));
         SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
     held_ = std::move(grown);
@@ -143,12 +145,11 @@ void device_sampler::accept(const std::vector<held_verification> & v, std::vecto
         const held_verification & s = v[i];
         const auto n_drafts = static_cast<int64_t>(s.drafts.size());
         // Slots are read only for drafts: a verification without drafts (its sequence's last token) names none.
-        SPECATTN_CHECK((n_drafts == 0 || (s.first_hold >= 0 && s.first_hold + n_drafts <= held_cap_)) &&
-                           s.first_out >= 0 && s.first_out + n_drafts + 1 <= target_rows_ &&
-                           static_cast<int64_t>(s.uniforms.size()) == n_drafts + 1,
-                       "verification %zu: %lld drafts at held slot %d, target row %lld, %zu uniforms do not fit", i,
-                       static_cast<long long>(n_drafts), s.first_hold, static_cast<long long>(s.first_out),
-                       s.uniforms.size());
+        SPECATTN_CHECK(
+            (n_drafts == 0 || (s.first_hold >= 0 && s.first_hold + n_drafts <= held_cap_)) && s.first_out >= 0 &&
+                s.first_out + n_drafts + 1 <= target_rows_ && static_cast<int64_t>(s.uniforms.size()) == n_drafts + 1,
+            "verification %zu: %lld drafts at held slot %d, target row %lld, %zu uniforms do not fit", i,
+            static_cast<long long>(n_drafts), s.first_hold, static_cast<long long>(s.first_out), s.uniforms.size());
         seqs[i].p_row0 = checked_i32(s.first_out, "target row");
         seqs[i].q_row0 = n_drafts > 0 ? s.first_hold : 0;
         seqs[i].n_drafts = static_cast<int32_t>(n_drafts);
@@ -175,8 +176,8 @@ void device_sampler::accept(const std::vector<held_verification> & v, std::vecto
     ap.n_seqs = static_cast<int64_t>(v.size());
     ap.n_vocab = n_vocab_;
     launch_accept_sampled(ap, stream);
-    SPECATTN_CUDA_CHECK(cudaMemcpyAsync(accept_host_.as<void>(), accept_out_.as<void>(), out_bytes,
-                                        cudaMemcpyDeviceToHost, stream));
+    SPECATTN_CUDA_CHECK(
+        cudaMemcpyAsync(accept_host_.as<void>(), accept_out_.as<void>(), out_bytes, cudaMemcpyDeviceToHost, stream));
     SPECATTN_CUDA_CHECK(cudaStreamSynchronize(stream));
     const int32_t * r = accept_host_.as<int32_t>();
     for (size_t i = 0; i < v.size(); ++i) {

@@ -28,8 +28,8 @@ class device_sampler {
                 const std::vector<int32_t> * holds, int32_t * ids, cudaStream_t stream);
     // Target distributions of verification logit rows [first, first + params.size()) of n_total, from logits
     // [params.size(), n_vocab]; the first call of a verification (first == 0) sizes the rows.
-    void target_probs(const float * logits, const std::vector<sampling_params> & params, int64_t first,
-                      int64_t n_total, cudaStream_t stream);
+    void target_probs(const float * logits, const std::vector<sampling_params> & params, int64_t first, int64_t n_total,
+                      cudaStream_t stream);
     // The acceptance rule of every verification over the target rows and held drafts; synchronizes.
     void accept(const std::vector<held_verification> & v, std::vector<accept_outcome> & out, cudaStream_t stream);
 

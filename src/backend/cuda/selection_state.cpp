@@ -10,7 +10,9 @@ namespace specattn {
 
 namespace {
 
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+int64_t round_up(int64_t v, int64_t m) {
+    return (v + m - 1) / m * m;
+}
 
 } // namespace
 
@@ -20,9 +22,8 @@ cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout &
 
 void cuda_selection::ensure_lists(int64_t n_slots, int64_t cap) {
     const int64_t rows_per_slot = hp_.n_layer * hp_.n_head_kv;
-    const int64_t have_slots = sel_cap_ > 0 ? static_cast<int64_t>(lists_.bytes() / sizeof(int32_t)) /
-                                                  (rows_per_slot * sel_cap_)
-                                            : 0;
+    const int64_t have_slots =
+        sel_cap_ > 0 ? static_cast<int64_t>(lists_.bytes() / sizeof(int32_t)) / (rows_per_slot * sel_cap_) : 0;
     if (n_slots <= have_slots && cap <= sel_cap_) {
         return;
     }
@@ -83,7 +84,8 @@ const cuda_selection::sink_layout * cuda_selection::find_sink(int32_t seq, int32
     if (it == sinks_.end()) {
         return nullptr;
     }
-    const auto s = std::find_if(it->second.begin(), it->second.end(), [&](const sink_layout & x) { return x.id == id; });
+    const auto s =
+        std::find_if(it->second.begin(), it->second.end(), [&](const sink_layout & x) { return x.id == id; });
     return s == it->second.end() ? nullptr : &*s;
 }
 
@@ -105,8 +107,9 @@ void cuda_selection::release(int32_t seq) {
     quest_seqs_.erase(seq);
     queued_.erase(std::remove_if(queued_.begin(), queued_.end(), [&](const queued_top_k & q) { return q.seq == seq; }),
                   queued_.end());
-    pending_.erase(std::remove_if(pending_.begin(), pending_.end(), [&](const pending_top_k & q) { return q.seq == seq; }),
-                   pending_.end());
+    pending_.erase(
+        std::remove_if(pending_.begin(), pending_.end(), [&](const pending_top_k & q) { return q.seq == seq; }),
+        pending_.end());
 }
 
 // ---- inspection ---------------------------------------------------------------------------------------------------
@@ -135,12 +138,10 @@ std::vector<float> cuda_selection::sink_scores(int32_t seq, int32_t id) const {
     }
     std::vector<float> out(static_cast<size_t>(hp_.n_layer * s->n_groups * s->domain));
     for (int64_t l = 0; l < hp_.n_layer; ++l) { // layers are layer_stride_ apart, groups group_stride_
-        SPECATTN_CUDA_CHECK(cudaMemcpy2D(out.data() + l * s->n_groups * s->domain,
-                                         static_cast<size_t>(s->domain) * sizeof(float),
-                                         arena_.as<float>() + s->offset + l * layer_stride_,
-                                         static_cast<size_t>(group_stride_) * sizeof(float),
-                                         static_cast<size_t>(s->domain) * sizeof(float),
-                                         static_cast<size_t>(s->n_groups), cudaMemcpyDeviceToHost));
+        SPECATTN_CUDA_CHECK(cudaMemcpy2D(
+            out.data() + l * s->n_groups * s->domain, static_cast<size_t>(s->domain) * sizeof(float),
+            arena_.as<float>() + s->offset + l * layer_stride_, static_cast<size_t>(group_stride_) * sizeof(float),
+            static_cast<size_t>(s->domain) * sizeof(float), static_cast<size_t>(s->n_groups), cudaMemcpyDeviceToHost));
     }
     return out;
 }
@@ -228,8 +229,9 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
                                "on the CUDA backend Quest's blocks are KV pages: --spec-block must be %lld, not %lld",
                                static_cast<long long>(layout_.page_size), static_cast<long long>(d->quest_block));
                 if (kmin_.bytes() == 0) {
-                    const auto meta = static_cast<size_t>(hp_.n_layer * layout_.n_pages * hp_.n_head_kv *
-                                                          hp_.head_dim) * sizeof(bf16);
+                    const auto meta =
+                        static_cast<size_t>(hp_.n_layer * layout_.n_pages * hp_.n_head_kv * hp_.head_dim) *
+                        sizeof(bf16);
                     kmin_ = device_buffer(meta);
                     kmax_ = device_buffer(meta);
                 }
@@ -259,8 +261,8 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     cfg.collect_cap = collect_cap_;
 }
 
-void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin,
-                              int64_t r_end, const std::vector<attention_plan_row> & rows, const attention_plan & plan,
+void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
+                              const std::vector<attention_plan_row> & rows, const attention_plan & plan,
                               meta_words & meta) {
     const int64_t n = r_end - r_begin;
 
@@ -289,11 +291,12 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
                                collect_index[static_cast<size_t>(s.rows[k] - r_begin)] ==
                                    j.collect0 + static_cast<int32_t>(k),
                            "score sink %d of sequence %d: its rows must be in one pass, in order, with no other "
-                           "collected row between them", s.id, s.seq);
+                           "collected row between them",
+                           s.id, s.seq);
         }
         j.domain = checked_i32(s.domain, "score domain");
         j.mode = s.mode == score_mode::score_mode_logit ? score_reduce_mode::score_reduce_mode_logit
-                                                         : score_reduce_mode::score_reduce_mode_weight;
+                                                        : score_reduce_mode::score_reduce_mode_weight;
         j.n_groups = l.n_groups;
         j.out_offset = l.offset;
         reduce.push_back(j);
@@ -392,12 +395,29 @@ void cuda_selection::put_top_k_jobs(meta_words & meta) {
 }
 
 std::vector<int64_t> cuda_selection::launch_signature() const {
-    const auto ptr = [](const device_buffer & b) { return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>())); };
-    return {sel_cap_, collect_cap_, n_reduce_, reduce_max_domain_, reduce_max_groups_,
-            layer_stride_, group_stride_, n_quest_, quest_max_pages_, n_quest_meta_,
-            static_cast<int64_t>(w_reduce_), static_cast<int64_t>(w_quest_meta_pages_),
-            static_cast<int64_t>(w_quest_meta_valid_), static_cast<int64_t>(w_quest_),
-            ptr(lists_), ptr(arena_), ptr(collect_logits_), ptr(collect_lse_), ptr(kmin_), ptr(kmax_)};
+    const auto ptr = [](const device_buffer & b) {
+        return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>()));
+    };
+    return {sel_cap_,
+            collect_cap_,
+            n_reduce_,
+            reduce_max_domain_,
+            reduce_max_groups_,
+            layer_stride_,
+            group_stride_,
+            n_quest_,
+            quest_max_pages_,
+            n_quest_meta_,
+            static_cast<int64_t>(w_reduce_),
+            static_cast<int64_t>(w_quest_meta_pages_),
+            static_cast<int64_t>(w_quest_meta_valid_),
+            static_cast<int64_t>(w_quest_),
+            ptr(lists_),
+            ptr(arena_),
+            ptr(collect_logits_),
+            ptr(collect_lse_),
+            ptr(kmin_),
+            ptr(kmax_)};
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------
@@ -436,8 +456,8 @@ void cuda_selection::after_kv_append(int64_t layer, const bf16 * k_layer, cudaSt
     launch_quest_meta(p, stream);
 }
 
-void cuda_selection::before_attention(int64_t layer, const bf16 * q, int64_t q_row_stride,
-                                      const int32_t * page_table, cudaStream_t stream) {
+void cuda_selection::before_attention(int64_t layer, const bf16 * q, int64_t q_row_stride, const int32_t * page_table,
+                                      cudaStream_t stream) {
     if (n_quest_ == 0) {
         return;
     }

@@ -66,8 +66,8 @@ class cuda_selection {
     void begin_forward(const forward_batch & batch);
     // A pass over rows [r_begin, r_end): the rows' draft / collect fields (rows[i] is batch row r_begin + i, its
     // pages, seq and pos already set) and the capacities the plan needs.
-    void plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
-                   std::vector<attention_plan_row> & rows, attention_plan_config & cfg);
+    void plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end, std::vector<attention_plan_row> & rows,
+                   attention_plan_config & cfg);
     // The pass's jobs into its metadata, after the plan is built from `rows` (plan_rows' output).
     void put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
                   const std::vector<attention_plan_row> & rows, const attention_plan & plan, meta_words & meta);
@@ -81,12 +81,12 @@ class cuda_selection {
     void bind(const int32_t * meta_dev) { meta_dev_ = meta_dev; }
 
     // ---- launches, in stream order ----
-    void run_queued_top_k(cudaStream_t stream);                              // before the first layer
+    void run_queued_top_k(cudaStream_t stream);                                     // before the first layer
     void after_kv_append(int64_t layer, const bf16 * k_layer, cudaStream_t stream); // Quest metadata
     void before_attention(int64_t layer, const bf16 * q, int64_t q_row_stride, const int32_t * page_table,
-                          cudaStream_t stream);                               // Quest selection
-    void attention_fields(int64_t layer, attention_params & ap) const;        // lists and collect buffers
-    void after_attention(int64_t layer, cudaStream_t stream);                 // score reduce
+                          cudaStream_t stream);                        // Quest selection
+    void attention_fields(int64_t layer, attention_params & ap) const; // lists and collect buffers
+    void after_attention(int64_t layer, cudaStream_t stream);          // score reduce
     // After the pass (the stream is idle): buffers retired by growth are freed.
     void end_pass() { retired_.clear(); }
 
@@ -117,9 +117,7 @@ class cuda_selection {
     void ensure_lists(int64_t n_slots, int64_t cap);
     // Slots and list capacity for the pending top-k requests.
     void reserve_pending();
-    template <typename T> const T * dev(size_t word) const {
-        return reinterpret_cast<const T *>(meta_dev_ + word);
-    }
+    template <typename T> const T * dev(size_t word) const { return reinterpret_cast<const T *>(meta_dev_ + word); }
 
     model_hparams hp_;
     paged_kv_layout layout_;
@@ -138,10 +136,10 @@ class cuda_selection {
     device_buffer arena_;
     std::vector<device_buffer> retired_;
 
-    std::vector<queued_top_k> queued_;   // select_top_k calls since the last forward
-    std::vector<pending_top_k> pending_; // the same, pinned by begin_forward
+    std::vector<queued_top_k> queued_;       // select_top_k calls since the last forward
+    std::vector<pending_top_k> pending_;     // the same, pinned by begin_forward
     const float * pending_scores_ = nullptr; // the arena they read (a grown arena is retired until the pass ends)
-    std::vector<top_k_job> top_k_jobs_;  // pending_ as jobs of this pass
+    std::vector<top_k_job> top_k_jobs_;      // pending_ as jobs of this pass
     int64_t top_k_max_n_ = 0;
 
     // Collected verify logits of one pass: [n_collect][H][collect_cap] bf16 and [n_collect][H] fp32; collect_cap_
