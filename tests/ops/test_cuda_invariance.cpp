@@ -58,20 +58,37 @@ TEST(cuda_invariance, gemm_rows_do_not_depend_on_the_number_of_rows) {
     }
 }
 
+namespace {
+
+// An invariant plan's config for the Llama-8B layer shape (32 query heads, 8 KV heads: G = 4, 4 rows per tile),
+// pages of 16, a workspace that never limits the split.
+attention_plan_config llama8b_invariant_config() {
+    attention_plan_config cfg;
+    cfg.n_head = 32;
+    cfg.n_head_kv = 8;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 1 << 20;
+    cfg.invariant = true;
+    return cfg;
+}
+
+// A sequence's physical pages: page i of the sequence at (i * stride) % n (stride coprime to n: a permutation).
+std::vector<int32_t> scattered_pages(int32_t n, int32_t stride = 1) {
+    std::vector<int32_t> pages(static_cast<size_t>(n));
+    for (int32_t i = 0; i < n; ++i) {
+        pages[static_cast<size_t>(i)] = static_cast<int32_t>((static_cast<int64_t>(i) * stride) % n);
+    }
+    return pages;
+}
+
+} // namespace
+
 // The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one kernel shape
 // whatever the batch, and KV chunks that start at multiples of attention_invariant_chunk, so a decode row and the
 // same row inside a verify tile see the same chunk boundaries.
 TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
-    std::vector<int32_t> pages(128);
-    for (int32_t i = 0; i < 128; ++i) {
-        pages[static_cast<size_t>(i)] = i;
-    }
-    attention_plan_config cfg;
-    cfg.n_head = 32;
-    cfg.n_head_kv = 8; // G = 4: 4 rows per tile
-    cfg.page_size = 16;
-    cfg.slot_capacity = 1 << 20;
-    cfg.invariant = true;
+    const std::vector<int32_t> pages = scattered_pages(128);
+    attention_plan_config cfg = llama8b_invariant_config();
     const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
         attention_plan plan;
         attention_plan_build(rows, cfg, plan);
@@ -154,22 +171,14 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
 // its own position, alone or inside a verification whose rows straddle a change of chunk (the tile is cut there),
 // at most `splits` of them, so a short sequence in a long-context engine is split as finely as a long one.
 TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
-    std::vector<int32_t> pages(8200);
-    for (int32_t i = 0; i < 8200; ++i) {
-        pages[static_cast<size_t>(i)] = (i * 37) % 8200;
-    }
+    const std::vector<int32_t> pages = scattered_pages(8200, 37);
     constexpr int64_t splits = 33; // batch 1, 8 KV heads, 132 SMs x 2
     EXPECT_EQ(attention_invariant_splits_for(1, 8, 132, 2), splits);
     EXPECT_EQ(attention_invariant_chunk_at(6335, splits), 192);
     EXPECT_EQ(attention_invariant_chunk_at(6336, splits), 256) << "6,337 positions / 33 > 192";
     EXPECT_EQ(attention_invariant_chunk_at(130999, splits), 4032);
     EXPECT_EQ(attention_invariant_chunk_at(10, splits), 128);
-    attention_plan_config cfg;
-    cfg.n_head = 32;
-    cfg.n_head_kv = 8;
-    cfg.page_size = 16;
-    cfg.slot_capacity = 1 << 20;
-    cfg.invariant = true;
+    attention_plan_config cfg = llama8b_invariant_config();
     cfg.invariant_splits = splits;
     const auto row = [&](int32_t seq, int64_t pos) {
         attention_plan_row r;
@@ -217,16 +226,8 @@ TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
 // launch MPW = 1, any plan with a tile of more than 16 query vectors (a G = 4 verification of 5+ rows) MPW = 2;
 // off, every invariant plan is MPW = 2.
 TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
-    std::vector<int32_t> pages(64);
-    for (int32_t i = 0; i < 64; ++i) {
-        pages[static_cast<size_t>(i)] = i;
-    }
-    attention_plan_config cfg;
-    cfg.n_head = 32;
-    cfg.n_head_kv = 8;
-    cfg.page_size = 16;
-    cfg.slot_capacity = 1 << 20;
-    cfg.invariant = true;
+    const std::vector<int32_t> pages = scattered_pages(64);
+    attention_plan_config cfg = llama8b_invariant_config();
     const auto rows_of = [&](int32_t seq, int64_t pos, int64_t n) {
         std::vector<attention_plan_row> rows;
         for (int64_t p = pos; p < pos + n; ++p) {
@@ -255,17 +256,9 @@ TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
 // Draft rows (sparse lists) in an invariant plan are split as the heuristic plan splits them: one draft row of a
 // 9,000-entry list gets a wave's worth of CTAs, while a dense row beside it keeps the backend's chunk.
 TEST(cuda_invariance, draft_rows_of_an_invariant_plan_are_split_for_the_wave) {
-    std::vector<int32_t> pages(8192);
-    for (int32_t i = 0; i < 8192; ++i) {
-        pages[static_cast<size_t>(i)] = i;
-    }
-    attention_plan_config cfg;
-    cfg.n_head = 32;
-    cfg.n_head_kv = 8;
-    cfg.page_size = 16;
-    cfg.slot_capacity = 1 << 20;
+    const std::vector<int32_t> pages = scattered_pages(8192);
+    attention_plan_config cfg = llama8b_invariant_config();
     cfg.sel_cap = 16384;
-    cfg.invariant = true;
     cfg.invariant_chunk = 4032;
     attention_plan_row draft;
     draft.pages = &pages;
