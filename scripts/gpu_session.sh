@@ -5,6 +5,7 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # the decode warp-shape experiment
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # the programmatic-launch experiment
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
 # has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
 set -uo pipefail
@@ -97,8 +98,18 @@ mpw1)
             --ctx-len 4096,32768 -b 64,24 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/MPW1=$f /"
     done
     ;;
+pdl)
+    # The SPECATTN_PDL experiment (backend/cuda/pdl_launch.h): the whole CUDA suite with it on, then batch-1 and
+    # batch-64 decoding with it off and on (each pair in one process run order: off first).
+    SPECATTN_PDL=1 step tests_pdl 240 tests_pdl.log test_cuda_ops --gtest_color=no
+    grep -E "^\[  FAILED|Failure" "$OUT/tests_pdl.log" | head -20
+    for f in 0 1; do
+        SPECATTN_PDL=$f timeout 120 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 \
+            --ctx-len 4096,32768 -b 1,64 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/PDL=$f /"
+    done
+    ;;
 *)
-    echo "usage: $0 tests | decode | profile | mpw1" >&2
+    echo "usage: $0 tests | decode | profile | mpw1 | pdl" >&2
     exit 2
     ;;
 esac

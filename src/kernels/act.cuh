@@ -7,6 +7,8 @@ namespace specattn {
 
 // grid: ceil(R * F / blockDim)  (one thread per output element; the launcher checks R * F fits the grid)
 __global__ void swiglu_kernel(const swiglu_params p) {
+    pdl_wait(); // launched as a programmatic dependent: gate/up come from the grid before
+    pdl_launch_dependents();
     const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= p.n_rows * p.n_ff) {
         return;

@@ -179,6 +179,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     const int warp = tid / warp_size;
     const int fr = lane / 4; // fragment row (and row of the second half: fr + 8)
     const int fc = lane % 4; // fragment column pair
+    pdl_wait(); // when launched as a programmatic dependent (SPECATTN_PDL): q and K/V come from the grid before
     const attention_work w = p.work[blockIdx.x];
     const attention_segment sg = p.segs[w.seg];
     // Narrowing checked by the launcher: H, D, S, positions and row counts fit int32.
@@ -538,11 +539,9 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
         }
     }
     finish(reinterpret_cast<float *>(stage_s)); // no copy is in flight: every block of the work item was waited for
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The combine pass (launched as a programmatic dependent) may start its launch now; it still waits for this
-    // grid's completion and memory before reading anything (griddepcontrol.wait).
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+    // grid's completion and memory before reading anything.
+    pdl_launch_dependents();
 }
 
 } // namespace specattn

@@ -19,9 +19,8 @@ __global__ void __launch_bounds__(attention_combine_threads) attention_combine_k
     __shared__ float red[NG][256];
     __shared__ float red_den[NG];
     __shared__ float red_max[attention_combine_threads / warp_size];
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
+    pdl_wait();
+    pdl_launch_dependents();
     const int64_t r = blockIdx.x;
     const int64_t h = blockIdx.y;
     const int n_split = p.row_n_split[r];

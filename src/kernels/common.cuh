@@ -9,6 +9,22 @@ namespace specattn {
 
 constexpr int warp_size = 32;
 
+// Programmatic dependent launch (Hopper; no-ops before sm_90, and when the grid was launched without the attribute
+// or has no dependent): pdl_wait blocks until the preceding grid in the stream has completed and its memory is
+// visible, so a kernel may do only work that reads no mutable data (weights, its own parameters) before it;
+// pdl_launch_dependents lets the next grid be scheduled before this one ends (it still waits at its pdl_wait).
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = warp_size / 2; o > 0; o /= 2) {

@@ -45,6 +45,7 @@ template <int R, bool OUT_F32> __global__ void __launch_bounds__(gemv_threads) g
     const int64_t n_warps = static_cast<int64_t>(gridDim.x) * blockDim.x / warp_size;
     const int64_t pieces = p.k / 8; // 16-byte pieces per row
     const uint4 * x4 = reinterpret_cast<const uint4 *>(p.x);
+    bool waited = false; // launched as a programmatic dependent, x comes from the grid before; W does not
     for (int64_t f0 = warp * gemv_feats; f0 < p.n; f0 += n_warps * gemv_feats) {
         const uint4 * w4[gemv_feats];
 #pragma unroll
@@ -69,6 +70,11 @@ template <int R, bool OUT_F32> __global__ void __launch_bounds__(gemv_threads) g
                 for (int f = 0; f < gemv_feats; ++f) {
                     wv[f][u] = c < pieces ? __ldcs(w4[f] + c) : make_uint4(0, 0, 0, 0);
                 }
+            }
+            if (!waited) { // the first W loads are in flight while the preceding grid finishes
+                pdl_wait();
+                pdl_launch_dependents();
+                waited = true;
             }
 #pragma unroll
             for (int u = 0; u < gemv_unroll; ++u) {

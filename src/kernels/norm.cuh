@@ -106,6 +106,8 @@ __host__ __device__ constexpr bool rmsnorm_fits(int64_t n) {
 
 __global__ void __launch_bounds__(rmsnorm_threads) rmsnorm_kernel(const rmsnorm_params p) {
     __shared__ float scratch[warp_size];
+    pdl_wait(); // launched as a programmatic dependent: the residual delta comes from the grid before
+    pdl_launch_dependents();
     const rmsnorm_row r = rmsnorm_row_of(p);
     if (rmsnorm_fits(p.n)) {
         rmsnorm_vectorized(p, r, scratch);

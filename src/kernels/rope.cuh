@@ -19,6 +19,8 @@ constexpr int qkv_prep_max_head_dim = 256;
 __global__ void __launch_bounds__(qkv_prep_threads) qkv_prep_kernel(const qkv_prep_params p) {
     constexpr int n_warp = qkv_prep_threads / warp_size;
     __shared__ float head_s[n_warp][qkv_prep_max_head_dim];
+    pdl_wait(); // launched as a programmatic dependent: the QKV projection comes from the grid before
+    pdl_launch_dependents();
     const int lane = static_cast<int>(threadIdx.x) % warp_size;
     const int warp = static_cast<int>(threadIdx.x) / warp_size;
     const int64_t r = blockIdx.x;

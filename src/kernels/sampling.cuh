@@ -31,6 +31,8 @@ __device__ __forceinline__ void argmax_visit(float v, int64_t i, float & best_v,
 __global__ void __launch_bounds__(argmax_threads) argmax_kernel(const argmax_params p) {
     __shared__ float s_val[argmax_threads / warp_size];
     __shared__ int32_t s_idx[argmax_threads / warp_size];
+    pdl_wait(); // launched as a programmatic dependent: the logits come from the grid before
+    pdl_launch_dependents();
     const float * row = p.logits + static_cast<int64_t>(blockIdx.x) * p.n_vocab; // [V]
     float best_v = 0.0f;
     int32_t best_i = -1;

@@ -35,11 +35,11 @@
 
 namespace specattn {
 
-constexpr int skinny_gemm_threads = 128;  // 4 warps
-constexpr int skinny_gemm_block_n = 128;  // output features per CTA (4 warps x 2 tiles of 16)
-constexpr int skinny_gemm_stage_k = 128;  // k per pipeline stage: 256 B of each W row
-constexpr int skinny_gemm_pieces = 16;    // 16-B pieces per row and stage
-constexpr int skinny_gemm_max_rows = 64;  // rows of x per launch (8 mma n-tiles)
+constexpr int skinny_gemm_threads = 128;   // 4 warps
+constexpr int skinny_gemm_block_n = 128;   // output features per CTA (4 warps x 2 tiles of 16)
+constexpr int skinny_gemm_stage_k = 128;   // k per pipeline stage: 256 B of each W row
+constexpr int skinny_gemm_pieces = 16;     // 16-B pieces per row and stage
+constexpr int skinny_gemm_max_rows = 64;   // rows of x per launch (8 mma n-tiles)
 constexpr int skinny_gemm_max_splits = 16; // the last CTA keeps one load per split in flight
 
 template <int M_TILES, int STAGES> constexpr int skinny_gemm_smem_bytes() {
@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
     constexpr int w_stage = skinny_gemm_block_n * skinny_gemm_pieces; // uint4 per stage
     constexpr int x_stage = M_TILES * 8 * skinny_gemm_pieces;
     extern __shared__ uint4 skinny_smem[];
-    uint4 * w_s = skinny_smem;                   // [STAGES][128 rows][16 pieces] swizzled
+    uint4 * w_s = skinny_smem;                    // [STAGES][128 rows][16 pieces] swizzled
     uint4 * x_s = skinny_smem + STAGES * w_stage; // [STAGES][M_TILES * 8 rows][16 pieces] swizzled
 
     const int tid = static_cast<int>(threadIdx.x);
@@ -248,7 +248,8 @@ __global__ void __launch_bounds__(skinny_gemm_threads) skinny_gemm_kernel(const 
 
 // One launch of one instance (rows p.m <= 64, fitting M_TILES): raises the instance's shared-memory limit on first
 // use (allowed during stream capture: it is no stream operation). Errors are the caller's to check.
-template <int M_TILES, int STAGES, bool OUT_F32> void skinny_gemm_launch(const skinny_gemm_params & p, cudaStream_t stream) {
+template <int M_TILES, int STAGES, bool OUT_F32>
+void skinny_gemm_launch(const skinny_gemm_params & p, cudaStream_t stream) {
     constexpr int smem = skinny_gemm_smem_bytes<M_TILES, STAGES>();
     static const cudaError_t attr = cudaFuncSetAttribute(skinny_gemm_kernel<M_TILES, STAGES, OUT_F32>,
                                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);

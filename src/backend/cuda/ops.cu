@@ -1,7 +1,9 @@
-// Launchers of the element-wise and row-wise kernels (embedding, RMSNorm, QKV prep, SwiGLU, KV append, argmax).
+// Launchers of the element-wise and row-wise kernels (embedding, RMSNorm, QKV prep with the KV append, SwiGLU,
+// argmax), and the programmatic-dependent-launch switches (pdl_launch.h).
 // Attention has its own translation unit (ops_attention.cu) so its instances compile in parallel with these.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/act.cuh"
 #include "kernels/embed.cuh"
@@ -11,6 +13,7 @@
 #include "kernels/sampling.cuh"
 
 #include <climits>
+#include <cstdlib>
 
 namespace specattn {
 
@@ -24,6 +27,25 @@ unsigned int grid_of(int64_t n, const char * what) {
 
 } // namespace
 
+bool pdl_supported() {
+    static const bool supported = [] {
+        int dev = 0;
+        int major = 0;
+        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
+        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+        return major >= 9;
+    }();
+    return supported;
+}
+
+bool pdl_experiment() {
+    static const bool on = [] {
+        const char * e = std::getenv("SPECATTN_PDL");
+        return e != nullptr && e[0] == '1';
+    }();
+    return on && pdl_supported();
+}
+
 void launch_embed(const embed_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_embd % 2 == 0, "embedding: n_embd %lld must be even", static_cast<long long>(p.n_embd));
     embed_kernel<<<grid_of(p.n_rows, "embedding"), 128, 0, stream>>>(p);
@@ -31,8 +53,8 @@ void launch_embed(const embed_params & p, cudaStream_t stream) {
 }
 
 void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream) {
-    rmsnorm_kernel<<<grid_of(p.n_rows, "rmsnorm"), rmsnorm_threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_kernel(pdl_experiment(), rmsnorm_kernel, dim3(grid_of(p.n_rows, "rmsnorm")), dim3(rmsnorm_threads), 0,
+                  stream, p);
 }
 
 void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
@@ -46,22 +68,21 @@ void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
     constexpr int64_t heads_per_cta = qkv_prep_threads / warp_size;
     const int64_t head_blocks = (p.n_head + 2 * p.n_head_kv + heads_per_cta - 1) / heads_per_cta;
     const dim3 grid(grid_of(p.n_rows, "qkv prep"), grid_of(head_blocks, "qkv prep heads"));
-    qkv_prep_kernel<<<grid, qkv_prep_threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_kernel(pdl_experiment(), qkv_prep_kernel, grid, dim3(qkv_prep_threads), 0, stream, p);
 }
 
 void launch_swiglu(const swiglu_params & p, cudaStream_t stream) {
     constexpr int threads = 256;
     const int64_t n = p.n_rows * p.n_ff;
-    swiglu_kernel<<<grid_of((n + threads - 1) / threads, "swiglu"), threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_kernel(pdl_experiment(), swiglu_kernel, dim3(grid_of((n + threads - 1) / threads, "swiglu")), dim3(threads),
+                  0, stream, p);
 }
 
 void launch_argmax(const argmax_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_vocab > 0 && p.n_vocab <= INT32_MAX, "argmax: vocabulary of %lld does not fit int32",
                    static_cast<long long>(p.n_vocab));
-    argmax_kernel<<<grid_of(p.n_rows, "argmax"), argmax_threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_kernel(pdl_experiment(), argmax_kernel, dim3(grid_of(p.n_rows, "argmax")), dim3(argmax_threads), 0, stream,
+                  p);
 }
 
 void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream) {

@@ -6,6 +6,7 @@
 // zero-padded in the next instance up. Anything else fails loudly. Each has two warp shapes (p.mtiles_per_warp).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/attention.cuh"
 #include "kernels/attention_combine.cuh"
@@ -24,8 +25,8 @@ template <int HD, int MPW> void launch_attention_shape(const attention_params & 
                                                  static_cast<int>(smem)));
         return true;
     }();
-    attention_kernel<HD, MPW><<<static_cast<unsigned int>(p.n_work), attention_threads, smem, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    launch_kernel(pdl_experiment(), attention_kernel<HD, MPW>, dim3(static_cast<unsigned int>(p.n_work)),
+                  dim3(attention_threads), smem, stream, p);
 }
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
@@ -89,26 +90,10 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
         return;
     }
     // NOTE(cuda): the combine is a programmatic dependent launch on Hopper: its launch overlaps the attention
-    // grid's tail (it waits with griddepcontrol.wait before reading). Older GPUs get a plain launch.
-    static const bool pdl = [] {
-        int dev = 0;
-        int major = 0;
-        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-        return major >= 9;
-    }();
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned int>(p.n_rows), static_cast<unsigned int>(p.n_head));
-    cfg.blockDim = dim3(attention_combine_threads);
-    cfg.dynamicSmemBytes = 0;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr.val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = pdl ? 1 : 0;
-    SPECATTN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, attention_combine_kernel, p));
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    // grid's tail (it waits before reading). Older GPUs get a plain launch.
+    launch_kernel(true, attention_combine_kernel,
+                  dim3(static_cast<unsigned int>(p.n_rows), static_cast<unsigned int>(p.n_head)),
+                  dim3(attention_combine_threads), 0, stream, p);
 }
 
 } // namespace specattn

@@ -2,6 +2,7 @@
 // policy. Neither policy looks at the number of rows: that is what keeps a row's result independent of the batch.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/gemv.cuh"
 #include "kernels/skinny_gemm.cuh"
@@ -33,28 +34,28 @@ template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStrea
 template <bool OUT_F32> void launch_gemv_group(const gemv_params & q, unsigned grid, cudaStream_t stream) {
     switch (q.m) {
     case 1:
-        gemv_kernel<1, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<1, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 2:
-        gemv_kernel<2, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<2, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 3:
-        gemv_kernel<3, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<3, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 4:
-        gemv_kernel<4, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<4, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 5:
-        gemv_kernel<5, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<5, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 6:
-        gemv_kernel<6, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<6, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 7:
-        gemv_kernel<7, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<7, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     default:
-        gemv_kernel<8, OUT_F32><<<grid, gemv_threads, 0, stream>>>(q);
+        launch_kernel(pdl_experiment(), gemv_kernel<8, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     }
 }
@@ -86,7 +87,6 @@ void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream) {
         } else {
             launch_gemv_group<false>(q, grid, stream);
         }
-        SPECATTN_CUDA_CHECK(cudaGetLastError());
     }
 }
 
