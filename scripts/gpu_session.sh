@@ -58,8 +58,8 @@ decode)
     SPECATTN_HOST_SAMPLING=1 b sampled_host_4k 45 --preset llama-3.1-8b --ctx-len 4096 -b 64 --spec none --temp 0.8
     if [ -z "${NO_HF:-}" ]; then
         t0=$SECONDS
-        PYTHONUNBUFFERED=1 timeout 120 python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 32768 \
-            --batch 8 --new-tokens 16 --caches static >"$OUT/hf_llama8b.jsonl" 2>"$OUT/hf_llama8b.err"
+        PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench_peers.py --preset llama-3.1-8b --prompt-tokens 32768 \
+            --batch 8 --new-tokens 16 --caches static --reps 1 >"$OUT/hf_llama8b.jsonl" 2>"$OUT/hf_llama8b.err"
         rc=$?
         rows+=("$(printf '%-28s rc=%-4s %4ss' hf_32k_b8 "$rc" $((SECONDS - t0)))")
         cat "$OUT/hf_llama8b.jsonl"

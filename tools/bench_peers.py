@@ -32,13 +32,14 @@ def median_time(fn, reps=3):
     return sorted(times)[len(times) // 2]
 
 
-def timed_generate(model, ids, new_tokens, **kw):
+def timed_generate(model, ids, new_tokens, reps=3, **kw):
     """Decode tokens/s: (new_tokens - 1) over the median time of generate(new_tokens) minus that of generate(1)
-    (prefill and the first token), each the median of 3 runs after a full-length warm-up."""
+    (prefill and the first token), each the median of `reps` runs after a full-length warm-up. Every run prefills
+    again: at 8 x 32K that is ~10 s each, so long prompts want --reps 1 (3 generates in all instead of 7)."""
     gen = lambda n: model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, **kw)
     gen(new_tokens)  # warm-up at full length (static-cache allocation, kernel selection)
-    t_first = median_time(lambda: gen(1))
-    t_all = median_time(lambda: gen(new_tokens))
+    t_first = median_time(lambda: gen(1), reps)
+    t_all = median_time(lambda: gen(new_tokens), reps)
     return (new_tokens - 1) / max(t_all - t_first, 1e-9), t_first
 
 
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--batch", default="1")
     ap.add_argument("--new-tokens", type=int, default=200)
     ap.add_argument("--caches", default="dynamic,static")
+    ap.add_argument("--reps", type=int, default=3, help="timed runs of each generate length (median)")
     args = ap.parse_args()
     if args.preset:
         cfg = preset_config(args.preset)
@@ -85,7 +87,7 @@ def main():
                 kw = {} if cache == "dynamic" else {"cache_implementation": "static"}
                 try:
                     with torch.inference_mode():
-                        tps, prefill_s = timed_generate(model, ids, args.new_tokens, **kw)
+                        tps, prefill_s = timed_generate(model, ids, args.new_tokens, args.reps, **kw)
                     results.append({"prompt_tokens": n, "batch": b, "cache": cache,
                                     "decode_tokens_per_s": round(tps * b, 1), "first_token_s": round(prefill_s, 4)})
                 except Exception as e:  # report and go on: the other configuration is still a data point
