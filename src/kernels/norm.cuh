@@ -99,9 +99,15 @@ __device__ __forceinline__ void rmsnorm_strided(const rmsnorm_params & p, const 
     }
 }
 
-// Whether rows of width n take the vectorized path (the buffers are cudaMalloc'd, rows n elements apart).
+// Whether rows of width n take the vectorized path (rows n elements apart keep 16-byte alignment when n % 8 == 0).
 __host__ __device__ constexpr bool rmsnorm_fits(int64_t n) {
     return n % rmsnorm_vec == 0 && n <= int64_t{rmsnorm_threads} * rmsnorm_vec * rmsnorm_max_vecs;
+}
+
+// ... and whether every buffer starts 16-byte aligned (weights may sit at any offset of a caller's arena).
+__device__ __forceinline__ bool rmsnorm_aligned(const rmsnorm_params & p) {
+    const auto a = [](const void * q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; };
+    return a(p.x) && a(p.residual) && a(p.weight) && a(p.out);
 }
 
 __global__ void __launch_bounds__(rmsnorm_threads) rmsnorm_kernel(const rmsnorm_params p) {
@@ -109,7 +115,7 @@ __global__ void __launch_bounds__(rmsnorm_threads) rmsnorm_kernel(const rmsnorm_
     pdl_wait(); // launched as a programmatic dependent: the residual delta comes from the grid before
     pdl_launch_dependents();
     const rmsnorm_row r = rmsnorm_row_of(p);
-    if (rmsnorm_fits(p.n)) {
+    if (rmsnorm_fits(p.n) && rmsnorm_aligned(p)) {
         rmsnorm_vectorized(p, r, scratch);
     } else {
         rmsnorm_strided(p, r, scratch);

@@ -36,7 +36,7 @@ __global__ void __launch_bounds__(argmax_threads) argmax_kernel(const argmax_par
     const float * row = p.logits + static_cast<int64_t>(blockIdx.x) * p.n_vocab; // [V]
     float best_v = 0.0f;
     int32_t best_i = -1;
-    if (p.n_vocab % 4 == 0) { // rows 16-byte aligned (cudaMalloc'd, V floats apart)
+    if (p.n_vocab % 4 == 0 && (reinterpret_cast<uintptr_t>(p.logits) & 15u) == 0) { // every row 16-byte aligned
         const float4 * row4 = reinterpret_cast<const float4 *>(row);
 #pragma unroll 4
         for (int64_t i = threadIdx.x; i < p.n_vocab / 4; i += blockDim.x) {

@@ -133,6 +133,35 @@ TEST(cuda_ops, rmsnorm_with_and_without_residual_and_row_gather) {
     std::printf("[ op ] rmsnorm worst rel_l2 %.3g (tol %.0e)\n", worst, tol_bf16_out);
 }
 
+// A weight vector that does not start on 16 bytes (one float into its buffer) takes the strided path and gives the
+// same result as the aligned copy through the vectorized one, within fp32 summation order.
+TEST(cuda_ops, rmsnorm_unaligned_weights_take_the_strided_path) {
+    SPECATTN_REQUIRE_GPU();
+    const int64_t n = 4096;
+    const int64_t n_rows = 3;
+    const std::vector<float> x = random_vec(static_cast<size_t>(n_rows * n), 31, -2.0f, 2.0f);
+    std::vector<float> w(static_cast<size_t>(n + 1));
+    const std::vector<float> w0 = random_vec(static_cast<size_t>(n), 32, 0.5f, 1.5f);
+    std::copy(w0.begin(), w0.end(), w.begin() + 1);
+    const device_buffer d_w = upload(w);
+    std::vector<float> out[2];
+    for (int unaligned = 0; unaligned < 2; ++unaligned) {
+        const device_buffer d_x = upload(x);
+        const device_buffer d_w0 = upload(w0);
+        const device_buffer d_out = upload(std::vector<uint16_t>(static_cast<size_t>(n_rows * n), 0));
+        rmsnorm_params p;
+        p.x = dptr<float>(d_x);
+        p.weight = unaligned ? dptr<float>(d_w) + 1 : dptr<float>(d_w0);
+        p.out = bptr(d_out);
+        p.n_rows = n_rows;
+        p.n = n;
+        p.eps = 1e-5f;
+        launch_rmsnorm(p, nullptr);
+        out[unaligned] = from_bf16(download<uint16_t>(d_out, static_cast<size_t>(n_rows * n)));
+    }
+    EXPECT_LE(rel_l2(out[1].data(), out[0].data(), out[0].size()), tol_bf16_out);
+}
+
 TEST(cuda_ops, qkv_prep_bias_qk_norm_rope_both_layouts) {
     SPECATTN_REQUIRE_GPU();
     struct shape {
