@@ -35,9 +35,11 @@ struct attention_plan_config {
     // Batch invariance (forward_batch::prefill): every row is computed the same whatever else is in the batch.
     // Tiles hold up to attention_invariant_tile_queries query vectors and every warp takes all of them, so the
     // warps along KV are 4 for every tile (the kernel's per-vector arithmetic is the same; a G = 4 verify of up to 8
-    // rows reads its KV once), and KV is split at multiples of attention_invariant_chunk from position 0, never by the
-    // grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine weighs
-    // exactly 0. The partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
+    // rows reads its KV once), and a dense row's KV is split at multiples of its chunk (invariant_chunk, or its
+    // position's: invariant_splits) from position 0, never by the grid's size; split rows of a tile whose own range
+    // ends earlier get empty chunks, which the combine weighs exactly 0. Draft rows (sparse lists) are split like a
+    // heuristic plan's: nothing compares their bits. The partial slots may then exceed slot_capacity: the caller
+    // grows its workspace to plan.n_slots.
     bool invariant = false;
     // KV positions per chunk of an invariant plan (a multiple of attention_kv_block), when invariant_splits is 0.
     int64_t invariant_chunk = 512;
