@@ -221,9 +221,10 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 // Invariant chunks start at multiples of the chunk from position 0, the first one too (positions
                 // before a row's window are masked), so every position meets the same warp and chunk whatever
                 // the tile; the others start at the tile's first position.
-                const int64_t start = cfg.invariant ? t.kv_lo / chunk[i] * chunk[i] : t.kv_lo;
+                const bool at_multiples = fixed(i);
+                const int64_t start = at_multiples ? t.kv_lo / chunk[i] * chunk[i] : t.kv_lo;
                 w.kv_begin = checked_i32(
-                    cfg.invariant ? start + sp * chunk[i] : std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
+                    at_multiples ? start + sp * chunk[i] : std::max(t.kv_lo, start + sp * chunk[i]), "kv position");
                 w.kv_end = checked_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
