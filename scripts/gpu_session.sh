@@ -6,6 +6,8 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # the decode warp-shape experiment
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # the programmatic-launch experiment
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
+#                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
 # has a timeout so a part ends inside one 10-minute call; a summary table is printed last.
 set -uo pipefail
@@ -108,8 +110,15 @@ pdl)
             --ctx-len 4096,32768 -b 1,64 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/PDL=$f /"
     done
     ;;
+stories)
+    # GPU and CPU greedy on stories15M (the end-to-end check), on the carried bf16 copy
+    # (scripts/device_aside.sh makes room for it in the tree).
+    SPECATTN_STORIES_MODEL=$PWD/data/stories15M_bf16 step stories 180 stories.log test_cuda_ops --gtest_color=no \
+        --gtest_filter='models/cuda_greedy*'
+    grep -E "^\[ e2e \]|FAILED|Skipped|not found" "$OUT/stories.log" | head -10
+    ;;
 *)
-    echo "usage: $0 tests | decode | profile | mpw1 | pdl" >&2
+    echo "usage: $0 tests | decode | profile | mpw1 | pdl | stories" >&2
     exit 2
     ;;
 esac
