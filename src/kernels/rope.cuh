@@ -1,6 +1,6 @@
 // The fused step between the QKV projection and attention (qkv_prep_params): per head, bias add (Qwen2), q/k
 // RMSNorm (Qwen3) and RoPE from the inv_freq table (model/rope.h; Llama-3 scaling is already in the table), in fp32,
-// in place on bf16; then, when the pools are given, the row's K and V heads are stored at its (page, slot) of the
+// in place on bf16; when the pools are given, the row's K and V heads are also stored at its (page, slot) of the
 // paged cache (offsets: paged_kv_page_offset, src/kernels/paged_kv.h). One warp per head; a CTA holds
 // qkv_prep_threads / 32 heads of one row, so a batch-1 step spreads its 48 heads over 12 SMs instead of looping
 // over them in one CTA (15 us per layer before; the separate KV append another 6).
@@ -53,6 +53,20 @@ __global__ void __launch_bounds__(qkv_prep_threads) qkv_prep_kernel(const qkv_pr
         }
     }
     __syncwarp();
+    // A K or V head also goes into the cache (when pools are given), stored where its bf16 values are made.
+    bf16 * cache = nullptr; // [D]
+    if (!is_q && p.k_pool != nullptr) {
+        const int64_t kv_h = is_k ? h - p.n_head : h - p.n_head - p.n_head_kv;
+        cache = (is_k ? p.k_pool : p.v_pool) +
+                paged_kv_page_offset(p.page[r], kv_h, p.slot[r], p.n_head_kv, p.page_size, hd);
+    }
+    const auto put = [&](int64_t d, float value) {
+        const bf16 b = __float2bfloat16(value);
+        x[d] = b;
+        if (cache != nullptr) {
+            cache[d] = b;
+        }
+    };
     if (is_q || is_k) {
         const int64_t half = hd / 2;
         for (int64_t i = lane; i < half; i += warp_size) {
@@ -64,21 +78,12 @@ __global__ void __launch_bounds__(qkv_prep_threads) qkv_prep_kernel(const qkv_pr
             const int64_t b = p.pairs == rope_pairs::rope_pairs_interleaved ? 2 * i + 1 : i + half;
             const float x0 = v[a];
             const float x1 = v[b];
-            x[a] = __float2bfloat16(x0 * c - x1 * s);
-            x[b] = __float2bfloat16(x0 * s + x1 * c);
+            put(a, x0 * c - x1 * s);
+            put(b, x0 * s + x1 * c);
         }
     } else {
         for (int64_t d = lane; d < hd; d += warp_size) {
-            x[d] = __float2bfloat16(v[d]);
-        }
-    }
-    if (!is_q && p.k_pool != nullptr) { // K or V head: also into the cache, the bf16 values just written
-        __syncwarp();
-        const int64_t kv_h = is_k ? h - p.n_head : h - p.n_head - p.n_head_kv;
-        bf16 * pool = is_k ? p.k_pool : p.v_pool;
-        bf16 * dst = pool + paged_kv_page_offset(p.page[r], kv_h, p.slot[r], p.n_head_kv, p.page_size, hd);
-        for (int64_t d = 2 * lane; d < hd; d += 2 * warp_size) {
-            *reinterpret_cast<__nv_bfloat162 *>(dst + d) = *reinterpret_cast<const __nv_bfloat162 *>(x + d);
+            put(d, v[d]);
         }
     }
 }

@@ -81,6 +81,15 @@ std::vector<int32_t> scattered_pages(int32_t n, int32_t stride = 1) {
     return pages;
 }
 
+// A dense (causal) row of sequence seq at position pos over `pages`.
+attention_plan_row dense_row(const std::vector<int32_t> & pages, int32_t seq, int64_t pos) {
+    attention_plan_row r;
+    r.pages = &pages;
+    r.seq = seq;
+    r.pos = pos;
+    return r;
+}
+
 } // namespace
 
 // The invariant plan, on the host (runs without a GPU): at most 32 query vectors per work item and one kernel shape
@@ -110,13 +119,7 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
         std::sort(out.begin(), out.end());
         return out;
     };
-    const auto row = [&](int32_t seq, int64_t pos) {
-        attention_plan_row r;
-        r.pages = &pages;
-        r.seq = seq;
-        r.pos = pos;
-        return r;
-    };
+    const auto row = [&](int32_t seq, int64_t pos) { return dense_row(pages, seq, pos); };
     const int64_t pos = 1027;
     const auto alone = chunks_of_row({row(0, pos)}, pos);
     std::vector<attention_plan_row> verify; // another sequence first, then seven rows around pos
@@ -180,13 +183,7 @@ TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
     EXPECT_EQ(attention_invariant_chunk_at(10, splits), 128);
     attention_plan_config cfg = llama8b_invariant_config();
     cfg.invariant_splits = splits;
-    const auto row = [&](int32_t seq, int64_t pos) {
-        attention_plan_row r;
-        r.pages = &pages;
-        r.seq = seq;
-        r.pos = pos;
-        return r;
-    };
+    const auto row = [&](int32_t seq, int64_t pos) { return dense_row(pages, seq, pos); };
     // (kv_begin, kv_end clipped to pos + 1) of KV head 0's work items over position pos; empty ones dropped.
     const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
         attention_plan plan;
@@ -231,11 +228,7 @@ TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
     const auto rows_of = [&](int32_t seq, int64_t pos, int64_t n) {
         std::vector<attention_plan_row> rows;
         for (int64_t p = pos; p < pos + n; ++p) {
-            attention_plan_row r;
-            r.pages = &pages;
-            r.seq = seq;
-            r.pos = p;
-            rows.push_back(r);
+            rows.push_back(dense_row(pages, seq, p));
         }
         return rows;
     };

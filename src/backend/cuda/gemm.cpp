@@ -27,10 +27,7 @@ namespace {
 // and close candidates swap places from one tuning to the next, so two backends of one process (an engine and its
 // reference in a test, the TP ranks' replicas, bench's engines) would otherwise compute the same rows with other
 // kernels and give other bits; the first tuning of a shape decides for all of them.
-struct tuned_choice {
-    bool gemv = false;
-    cublasLtMatmulAlgo_t algo{};
-};
+using tuned_choice = cublaslt_gemm::invariant_choice;
 using tuned_key = std::tuple<int, int32_t, int64_t, int64_t, int64_t, bool>;
 
 std::mutex & tuned_mutex() {
@@ -153,14 +150,14 @@ const cublaslt_gemm::plan & cublaslt_gemm::get_plan(gemm_out out, int64_t m, int
     }
     // The shape's one algorithm: the heuristic's choice at the reference m, checked to run at this m.
     const auto akey = std::make_tuple(static_cast<int32_t>(out), n, k);
-    auto ait = invariant_algos_.find(akey);
-    if (ait == invariant_algos_.end()) {
+    auto ait = invariant_.find(akey);
+    if (ait == invariant_.end()) {
         plan ref;
         make_layouts(ref, out, invariant_ref_m(), n, k);
-        ait = invariant_algos_.emplace(akey, heuristic(ref, invariant_ref_m(), n, k)).first;
+        ait = invariant_.emplace(akey, invariant_choice{false, heuristic(ref, invariant_ref_m(), n, k)}).first;
         release(ref);
     }
-    p.algo = ait->second;
+    p.algo = ait->second.algo;
     cublasLtMatmulHeuristicResult_t check{};
     const cublasStatus_t st = cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &p.algo, &check);
     SPECATTN_CHECK(st == CUBLAS_STATUS_SUCCESS && check.workspaceSize <= workspace_bytes_,
@@ -180,16 +177,8 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     SPECATTN_CUDA_CHECK(cudaGetDevice(&device));
     const tuned_key tkey{device, static_cast<int32_t>(out), n, k, decode_rows, gemv_};
     std::lock_guard<std::mutex> lock(tuned_mutex()); // TP ranks tune on their own threads
-    const auto apply = [&](const tuned_choice & c) {
-        if (c.gemv) {
-            gemv_shapes_.insert(key);
-        } else {
-            gemv_shapes_.erase(key);
-            invariant_algos_[key] = c.algo;
-        }
-    };
     if (const auto it = tuned_choices().find(tkey); it != tuned_choices().end()) {
-        apply(it->second);
+        invariant_[key] = it->second;
         return;
     }
     const int64_t m_decode = decode_rows;
@@ -301,14 +290,13 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
         choice.algo = *chosen;
     }
     tuned_choices()[tkey] = choice;
-    apply(choice);
-    const bool use_gemv = choice.gemv;
+    invariant_[key] = choice;
     if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
         std::fprintf(stderr,
                      "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu), GEMV %.1f us -> %s\n",
                      static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m_decode),
                      static_cast<long long>(m_verify), 1e3 * best, cands.size(), 1e3 * gemv_score,
-                     use_gemv ? "GEMV" : "cuBLASLt");
+                     choice.gemv ? "GEMV" : "cuBLASLt");
     }
 }
 
@@ -329,11 +317,12 @@ void cublaslt_gemm::run(const bf16 * x, const bf16 * w, void * y, gemm_out out, 
                         cudaStream_t stream, bool invariant) {
     SPECATTN_CHECK(m > 0 && n > 0 && k > 0, "GEMM with an empty dimension (m %lld, n %lld, k %lld)",
                    static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k));
-    if (invariant && gemv_shapes_.count(std::make_tuple(static_cast<int32_t>(out), n, k)) > 0) {
-        run_gemv(x, w, y, out, m, n, k, stream);
-        return;
-    }
     if (invariant) {
+        const auto it = invariant_.find(std::make_tuple(static_cast<int32_t>(out), n, k));
+        if (it != invariant_.end() && it->second.gemv) {
+            run_gemv(x, w, y, out, m, n, k, stream);
+            return;
+        }
         const int32_t splits = skinny_splits(n, k);
         if (splits > 0) {
             skinny_gemm_params sp;

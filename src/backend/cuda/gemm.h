@@ -20,7 +20,6 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <tuple>
 #include <vector>
 
@@ -33,6 +32,12 @@ enum class gemm_out : int32_t {
 
 class cublaslt_gemm {
   public:
+    // What an invariant run of a shape launches: the GEMV, or this cuBLASLt algorithm (tuned, or the heuristic's at
+    // invariant_ref_m for shapes never tuned).
+    struct invariant_choice {
+        bool gemv = false;
+        cublasLtMatmulAlgo_t algo{};
+    };
     // skinny = true sends supported invariant shapes to the skinny GEMM; SPECATTN_SKINNY_GEMM=1 / =0 overrides.
     explicit cublaslt_gemm(size_t workspace_bytes = size_t{32} << 20, bool skinny = false);
     ~cublaslt_gemm();
@@ -86,8 +91,7 @@ class cublaslt_gemm {
     int32_t * counters_ = nullptr; // [n_counters_] the skinny GEMM's split-K counters, zero between launches
     int64_t n_counters_ = 0;
     std::map<std::tuple<int32_t, int64_t, int64_t, int64_t, bool>, plan> plans_;
-    std::map<std::tuple<int32_t, int64_t, int64_t>, cublasLtMatmulAlgo_t> invariant_algos_; // (out, n, k)
-    std::set<std::tuple<int32_t, int64_t, int64_t>> gemv_shapes_; // (out, n, k) whose invariant runs are the GEMV's
+    std::map<std::tuple<int32_t, int64_t, int64_t>, invariant_choice> invariant_; // (out, n, k)
     bool gemv_ = true;
 };
 
