@@ -4,8 +4,8 @@
 #                                                                             # and the GEMM / attention benches)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh decode  # 8B presets: decoding, sampling, HF
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
-#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # the decode warp-shape experiment
-#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # the programmatic-launch experiment
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # decode warp shape: off against on
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # programmatic launches: off against on
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -86,11 +86,11 @@ profile)
     done
     ;;
 mpw1)
-    # The SPECATTN_ATTN_DECODE_MPW1 experiment (attention_plan_config::single_tile_mpw1): bit-identity with it on
+    # SPECATTN_ATTN_DECODE_MPW1 (attention_plan_config::single_tile_mpw1, on by default): bit-identity with it off
     # (the invariance and speculative tests), then decode attention and decoding with it off and on.
-    SPECATTN_ATTN_DECODE_MPW1=1 step invariance_mpw1 200 invariance_mpw1.log test_cuda_ops --gtest_color=no \
+    SPECATTN_ATTN_DECODE_MPW1=0 step invariance_mpw1_off 200 invariance_mpw1_off.log test_cuda_ops --gtest_color=no \
         --gtest_filter='cuda_invariance.*:cuda_spec.*:*cuda_model*'
-    grep -E "^\[  FAILED|bit-identical|Failure" "$OUT/invariance_mpw1.log" | head -20
+    grep -E "^\[  FAILED|bit-identical|Failure" "$OUT/invariance_mpw1_off.log" | head -20
     for f in 0 1; do
         for c in decode:64:32768 decode:8:131072 decode:1:131072 verify7:8:131072; do
             SPECATTN_ATTN_DECODE_MPW1=$f timeout 30 kernel_bench --reps 10 --only "$c" 2>&1 | grep -E "^\| (decode|verify)" |
@@ -101,10 +101,10 @@ mpw1)
     done
     ;;
 pdl)
-    # The SPECATTN_PDL experiment (backend/cuda/pdl_launch.h): the whole CUDA suite with it on, then batch-1 and
+    # SPECATTN_PDL (backend/cuda/pdl_launch.h, on by default): the whole CUDA suite with it off, then batch-1 and
     # batch-64 decoding with it off and on (each pair in one process run order: off first).
-    SPECATTN_PDL=1 step tests_pdl 240 tests_pdl.log test_cuda_ops --gtest_color=no
-    grep -E "^\[  FAILED|Failure" "$OUT/tests_pdl.log" | head -20
+    SPECATTN_PDL=0 step tests_pdl_off 240 tests_pdl_off.log test_cuda_ops --gtest_color=no
+    grep -E "^\[  FAILED|Failure" "$OUT/tests_pdl_off.log" | head -20
     for f in 0 1; do
         SPECATTN_PDL=$f timeout 120 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 \
             --ctx-len 4096,32768 -b 1,64 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/PDL=$f /"

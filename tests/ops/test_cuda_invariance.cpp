@@ -183,6 +183,7 @@ TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
     EXPECT_EQ(attention_invariant_chunk_at(10, splits), 128);
     attention_plan_config cfg = llama8b_invariant_config();
     cfg.invariant_splits = splits;
+    cfg.invariant_chunk = 0; // unused by a per-position plan (the GPU test passes 0 too)
     const auto row = [&](int32_t seq, int64_t pos) { return dense_row(pages, seq, pos); };
     // (kv_begin, kv_end clipped to pos + 1) of KV head 0's work items over position pos; empty ones dropped.
     const auto chunks_of_row = [&](const std::vector<attention_plan_row> & rows, int64_t pos) {
@@ -219,7 +220,7 @@ TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
     }
 }
 
-// The single-tile warp shape experiment (attention_plan_config::single_tile_mpw1): decode-only invariant plans
+// The single-tile warp shape (attention_plan_config::single_tile_mpw1): decode-only invariant plans
 // launch MPW = 1, any plan with a tile of more than 16 query vectors (a G = 4 verification of 5+ rows) MPW = 2;
 // off, every invariant plan is MPW = 2.
 TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
@@ -378,7 +379,7 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, cons
     pc.invariant_chunk = chunk;
     pc.invariant_splits = splits;
     pc.collect_cap = w.cap;
-    pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // run with SPECATTN_ATTN_DECODE_MPW1=1 to check it
+    pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // SPECATTN_ATTN_DECODE_MPW1=0: the plain shape
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
     const auto n_rows = static_cast<int64_t>(rows.size());

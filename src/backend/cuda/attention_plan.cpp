@@ -146,7 +146,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
     static_assert(attention_invariant_chunk % attention_kv_block == 0, "invariant chunks are whole KV blocks");
-    SPECATTN_CHECK(!cfg.invariant || (cfg.invariant_chunk > 0 && cfg.invariant_chunk % attention_kv_block == 0),
+    // (a per-position plan takes each row's chunk from invariant_splits, whole blocks by construction)
+    SPECATTN_CHECK(!cfg.invariant || per_position ||
+                       (cfg.invariant_chunk > 0 && cfg.invariant_chunk % attention_kv_block == 0),
                    "attention plan: an invariant chunk of %lld positions is not a whole number of KV blocks",
                    static_cast<long long>(cfg.invariant_chunk));
     // Invariant: one work item per chunk [c C, (c + 1) C) from position 0 that the tile's range touches.
@@ -254,7 +256,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
 
 bool attention_decode_mpw1_from_env() {
     const char * e = std::getenv("SPECATTN_ATTN_DECODE_MPW1");
-    return e != nullptr && e[0] == '1';
+    return e == nullptr || e[0] != '0';
 }
 
 int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm) {

@@ -51,14 +51,15 @@ struct attention_plan_config {
     // Invariant plans whose tiles all hold at most 16 query vectors (decode passes at G <= 16) launch the one-tile
     // warp shape (MPW = 1, Q in registers) instead of MPW = 2. With one row tile both shapes give each warp the same
     // KV chunks and merge order, so the bits should not change (tests/ops/test_cuda_invariance.cpp checks a row
-    // alone against the same row in a verification); the heuristic plan, MPW = 1, read 32K x 64 decode K/V at 96%
-    // of the copy bandwidth where the invariant plan (MPW = 2, same CTAs) read 76%. EXPERIMENT, off by default until
-    // measured on a GPU: SPECATTN_ATTN_DECODE_MPW1=1 (attention_decode_mpw1_from_env).
+    // alone against the same row in a verification). On the H200 (2026-11-29, scripts/gpu_session.sh mpw1) it took
+    // invariant decode attention at 64 x 32K from 76.7% to 86.9% of the copy bandwidth and Llama-8B decoding at 4K
+    // x 64 from 4,024 to 4,291 tok/s. The backends turn it on unless SPECATTN_ATTN_DECODE_MPW1=0
+    // (attention_decode_mpw1_from_env); the plan's default stays the plain shape.
     bool single_tile_mpw1 = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
 };
 
-// Whether SPECATTN_ATTN_DECODE_MPW1=1 asks for attention_plan_config::single_tile_mpw1.
+// attention_plan_config::single_tile_mpw1 for a backend: on unless SPECATTN_ATTN_DECODE_MPW1=0.
 bool attention_decode_mpw1_from_env();
 
 // The smallest invariant chunk (the default).

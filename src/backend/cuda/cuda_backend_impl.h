@@ -107,7 +107,7 @@ struct cuda_backend::impl {
     // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
     // their launches depend on besides the metadata's contents (see run_pass).
     bool use_graphs = true;
-    bool decode_mpw1 = false; // attention_plan_config::single_tile_mpw1 (an experiment, SPECATTN_ATTN_DECODE_MPW1)
+    bool decode_mpw1 = false; // attention_plan_config::single_tile_mpw1 (attention_decode_mpw1_from_env)
     static constexpr size_t max_graphs = 64;
     std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
 

@@ -38,10 +38,10 @@ bool pdl_supported() {
     return supported;
 }
 
-bool pdl_experiment() {
+bool pdl_enabled() {
     static const bool on = [] {
         const char * e = std::getenv("SPECATTN_PDL");
-        return e != nullptr && e[0] == '1';
+        return e == nullptr || e[0] != '0';
     }();
     return on && pdl_supported();
 }
@@ -53,7 +53,7 @@ void launch_embed(const embed_params & p, cudaStream_t stream) {
 }
 
 void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream) {
-    launch_kernel(pdl_experiment(), rmsnorm_kernel, dim3(grid_of(p.n_rows, "rmsnorm")), dim3(rmsnorm_threads), 0,
+    launch_kernel(pdl_enabled(), rmsnorm_kernel, dim3(grid_of(p.n_rows, "rmsnorm")), dim3(rmsnorm_threads), 0,
                   stream, p);
 }
 
@@ -68,20 +68,20 @@ void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
     constexpr int64_t heads_per_cta = qkv_prep_threads / warp_size;
     const int64_t head_blocks = (p.n_head + 2 * p.n_head_kv + heads_per_cta - 1) / heads_per_cta;
     const dim3 grid(grid_of(p.n_rows, "qkv prep"), grid_of(head_blocks, "qkv prep heads"));
-    launch_kernel(pdl_experiment(), qkv_prep_kernel, grid, dim3(qkv_prep_threads), 0, stream, p);
+    launch_kernel(pdl_enabled(), qkv_prep_kernel, grid, dim3(qkv_prep_threads), 0, stream, p);
 }
 
 void launch_swiglu(const swiglu_params & p, cudaStream_t stream) {
     constexpr int threads = 256;
     const int64_t n = p.n_rows * p.n_ff;
-    launch_kernel(pdl_experiment(), swiglu_kernel, dim3(grid_of((n + threads - 1) / threads, "swiglu")), dim3(threads),
+    launch_kernel(pdl_enabled(), swiglu_kernel, dim3(grid_of((n + threads - 1) / threads, "swiglu")), dim3(threads),
                   0, stream, p);
 }
 
 void launch_argmax(const argmax_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_vocab > 0 && p.n_vocab <= INT32_MAX, "argmax: vocabulary of %lld does not fit int32",
                    static_cast<long long>(p.n_vocab));
-    launch_kernel(pdl_experiment(), argmax_kernel, dim3(grid_of(p.n_rows, "argmax")), dim3(argmax_threads), 0, stream,
+    launch_kernel(pdl_enabled(), argmax_kernel, dim3(grid_of(p.n_rows, "argmax")), dim3(argmax_threads), 0, stream,
                   p);
 }
 

@@ -25,7 +25,7 @@ template <int HD, int MPW> void launch_attention_shape(const attention_params & 
                                                  static_cast<int>(smem)));
         return true;
     }();
-    launch_kernel(pdl_experiment(), attention_kernel<HD, MPW>, dim3(static_cast<unsigned int>(p.n_work)),
+    launch_kernel(pdl_enabled(), attention_kernel<HD, MPW>, dim3(static_cast<unsigned int>(p.n_work)),
                   dim3(attention_threads), smem, stream, p);
 }
 

@@ -34,28 +34,28 @@ template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStrea
 template <bool OUT_F32> void launch_gemv_group(const gemv_params & q, unsigned grid, cudaStream_t stream) {
     switch (q.m) {
     case 1:
-        launch_kernel(pdl_experiment(), gemv_kernel<1, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<1, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 2:
-        launch_kernel(pdl_experiment(), gemv_kernel<2, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<2, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 3:
-        launch_kernel(pdl_experiment(), gemv_kernel<3, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<3, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 4:
-        launch_kernel(pdl_experiment(), gemv_kernel<4, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<4, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 5:
-        launch_kernel(pdl_experiment(), gemv_kernel<5, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<5, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 6:
-        launch_kernel(pdl_experiment(), gemv_kernel<6, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<6, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     case 7:
-        launch_kernel(pdl_experiment(), gemv_kernel<7, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<7, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     default:
-        launch_kernel(pdl_experiment(), gemv_kernel<8, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
+        launch_kernel(pdl_enabled(), gemv_kernel<8, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
         break;
     }
 }

@@ -3,9 +3,10 @@
 // Included by the .cu launchers only (cudaLaunchKernelEx's typed form needs nvcc).
 //
 // The attention combine always launches this way (it waits at its first line). The other decode-step kernels
-// (RMSNorm, qkv prep, SwiGLU, GEMV, attention, argmax) do so when SPECATTN_PDL=1: an EXPERIMENT, off by default
-// until a GPU run has checked it and measured it (scripts/gpu_session.sh pdl). Each of them waits before its first
-// read of mutable data, so launching it either way computes the same bits.
+// (RMSNorm, qkv prep, SwiGLU, GEMV, attention, argmax) do so unless SPECATTN_PDL=0: on the H200 (2026-11-29,
+// scripts/gpu_session.sh pdl) it took Llama-8B batch-1 decoding from 191.0 to 200.9 tok/s at 4K and 160.8 to
+// 164.0 at 32K (the next kernel's launch and prologue overlap the previous one's tail). Each of them waits before
+// its first read of mutable data, so launching it either way computes the same bits.
 #pragma once
 
 #include "backend/cuda/cuda_check.h"
@@ -18,8 +19,8 @@ namespace specattn {
 
 // Whether the current device supports programmatic dependent launch (compute capability 9.0 or later).
 bool pdl_supported();
-// Whether SPECATTN_PDL=1 asks the decode-step kernels to launch as programmatic dependents (and the device can).
-bool pdl_experiment();
+// Whether the decode-step kernels launch as programmatic dependents: the device can, and SPECATTN_PDL is not 0.
+bool pdl_enabled();
 
 template <typename... Params, typename... Args>
 void launch_kernel(bool programmatic, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
