@@ -109,7 +109,9 @@ template <typename F> timing time_events(F && fn, int reps) {
     return {median, sd};
 }
 
-enum class mode { mode_decode, mode_verify, mode_verify_collect, mode_sparse, mode_prefill };
+// verify7+collect writes the first and last rows' logits per head (weight mode's buffer); verify7+sum adds them
+// into one fp32 score row per sequence in the kernel (logit mode, attention_segment::sum_mask).
+enum class mode { mode_decode, mode_verify, mode_verify_collect, mode_verify_sum, mode_sparse, mode_prefill };
 
 const char * mode_name(mode m) {
     switch (m) {
@@ -119,6 +121,8 @@ const char * mode_name(mode m) {
         return "verify7";
     case mode::mode_verify_collect:
         return "verify7+collect";
+    case mode::mode_verify_sum:
+        return "verify7+sum";
     case mode::mode_sparse:
         return "sparse draft";
     case mode::mode_prefill:
@@ -167,6 +171,7 @@ int64_t rows_of(mode m) {
         return 1;
     case mode::mode_verify:
     case mode::mode_verify_collect:
+    case mode::mode_verify_sum:
         return 7;
     case mode::mode_prefill:
         return 512;
@@ -280,6 +285,10 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
                 row.sel_recent = sel_recent;
             }
             row.collect = cfg.m == mode::mode_verify_collect && (r == 0 || r == rows - 1);
+            if (cfg.m == mode::mode_verify_sum && (r == 0 || r == rows - 1)) {
+                row.sum_offset = s * n_copies * cfg.ctx; // [sequence][layer][ctx]
+                row.sum_domain = cfg.ctx - rows + 1;
+            }
             plan_rows.push_back(row);
         }
     }
@@ -319,6 +328,11 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         p.collect_logits = mem.get<bf16>(static_cast<size_t>(plan.n_collect * n_head * pc.collect_cap));
         p.collect_lse = mem.get<float>(static_cast<size_t>(plan.n_collect * n_head));
     }
+    if (cfg.m == mode::mode_verify_sum) { // never cleared: the sums only grow while timed
+        p.collect_scores = mem.get<float>(static_cast<size_t>(cfg.batch * n_copies * cfg.ctx));
+        SPECATTN_CUDA_CHECK(cudaMemset(p.collect_scores, 0, static_cast<size_t>(cfg.batch * n_copies * cfg.ctx) * sizeof(float)));
+        p.score_layer_stride = cfg.ctx;
+    }
 
     // Bytes the kernel must move, from the plan.
     result res;
@@ -335,6 +349,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     double collect_bytes = 0;
     for (const attention_plan_row & r : plan_rows) {
         collect_bytes += r.collect ? static_cast<double>(n_head) * (2.0 * static_cast<double>(r.pos + 1) + 4.0) : 0.0;
+        collect_bytes += r.sum_offset >= 0 ? 2.0 * static_cast<double>(r.sum_domain) : 0.0; // 4 B per position, 2 rows
     }
     res.bytes = kv_idx * head_dim * 4.0 + list_idx * 4.0 + 2.0 * static_cast<double>(q_elems) * 2.0 + collect_bytes;
     double flop = 0;
@@ -438,7 +453,8 @@ int main(int argc, char ** argv) {
             for (int64_t b : batches) {
                 // The chunk an engine decoding b sequences of ctx tokens keeps (attention_invariant_chunk_for).
                 const int64_t eng = attention_invariant_chunk_for(b, n_head_kv, ctx, prop.multiProcessorCount, 2);
-                for (mode m : {mode::mode_decode, mode::mode_verify, mode::mode_verify_collect, mode::mode_sparse}) {
+                for (mode m : {mode::mode_decode, mode::mode_verify, mode::mode_verify_collect, mode::mode_verify_sum,
+                               mode::mode_sparse}) {
                     configs.push_back({m, b, ctx, false});
                     configs.push_back({m, b, ctx, true});
                     if (eng != attention_invariant_chunk) {

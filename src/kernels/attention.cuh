@@ -89,6 +89,28 @@ __device__ __forceinline__ int collect_index(const attention_segment & sg, int r
     return sg.collect0 + __popc(sg.collect_mask & ((1u << b) - 1u));
 }
 
+// Whether row r of a segment is a summed row (attention_segment::sum_mask).
+__device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) {
+    const int b = r - sg.collect_row0;
+    return b >= 0 && b < 32 && ((sg.sum_mask >> b) & 1u) != 0;
+}
+
+// score[v] += s.x, score[v + 1] += s.y (one vector atomic when both are in range; v is even, score 8-byte aligned).
+__device__ __forceinline__ void add_score_pair(float * score, int v, int end, float2 s) {
+#if __CUDA_ARCH__ >= 900
+    if (v + 1 < end) {
+        atomicAdd(reinterpret_cast<float2 *>(score + v), s);
+        return;
+    }
+#endif
+    if (v < end) {
+        atomicAdd(score + v, s.x);
+    }
+    if (v + 1 < end) {
+        atomicAdd(score + v + 1, s.y);
+    }
+}
+
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
@@ -207,6 +229,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     int vlo[MPW][2];
     int vlim[MPW][2];
     bf16 * crow[MPW][2];
+    uint32_t sbits = 0; // bit 2 mt + i: that vector is a summed row's
     uint32_t qf[q_in_smem ? 1 : NKS][4];
 #pragma unroll
     for (int mt = 0; mt < MPW; ++mt) {
@@ -222,6 +245,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             const int ci = valid ? collect_index(sg, r) : -1;
             crow[mt][i] =
                 ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+            sbits |= valid && summed_row(sg, r) ? 1u << (2 * mt + i) : 0u;
             if constexpr (!q_in_smem) {
                 const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
 #pragma unroll
@@ -261,6 +285,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     int warp_vlim = -1;
     int warp_vlo = INT_MAX;
     bool collects = false;
+    bool sums = false;
 #pragma unroll
     for (int mt = 0; mt < MPW; ++mt) {
 #pragma unroll
@@ -270,6 +295,8 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             collects = collects || crow[mt][i] != nullptr;
         }
     }
+    // Summed rows: the warp adds its vectors' logits per position into the score row (warp-uniform decision).
+    sums = __any_sync(0xffffffffu, sbits != 0);
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) {
         warp_vlim = max(warp_vlim, __shfl_xor_sync(0xffffffffu, warp_vlim, o));
@@ -449,6 +476,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             }
             // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
             uint32_t pa[MPW][4];
+            float ssum[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}}; // summed rows' logits at this thread's columns
 #pragma unroll
             for (int mt = 0; mt < MPW; ++mt) {
                 if (mt >= mpw) {
@@ -465,6 +493,9 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                         for (int e = 0; e < 2; ++e) {
                             const int v = v0 + e;
                             ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
+                            if (sums && ((sbits >> (2 * mt + i)) & 1u) != 0 && ok[e]) {
+                                ssum[nt][e] = __fadd_rn(ssum[nt][e], __fmul_rn(s[mt][nt][2 * i + e], p.scale));
+                            }
                         }
                         if (collects && crow[mt][i] != nullptr) {
                             // Dense rows: v is the position. One 4-byte store for both columns where the row
@@ -518,6 +549,30 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 pa[mt][1] = pack_bf16x2(s[mt][0][2], s[mt][0][3]);
                 pa[mt][2] = pack_bf16x2(s[mt][1][0], s[mt][1][1]);
                 pa[mt][3] = pack_bf16x2(s[mt][1][2], s[mt][1][3]);
+            }
+            if (sums) {
+                // A column's 16 vectors sit in the 8 lanes of one fc (lane bits 2-4: fr) x 2 halves: sum them, then
+                // lanes 0-3 add the warp's total of 16 positions into the score row. (The row's address is
+                // reloaded here, not kept in registers through the loop: at D = 128, MPW = 2 it spilled.)
+                const attention_segment & gs = p.segs[w.seg];
+                float * score_row =
+                    p.collect_scores + gs.sum_offset + p.layer * p.score_layer_stride +
+                    (gs.sum_per_kv_head != 0 ? static_cast<int64_t>(w.kv_head) * p.score_group_stride : 0);
+                const int score_end = min(gs.sum_domain, w.kv_end);
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+#pragma unroll
+                        for (int o = 4; o < warp_size; o *= 2) {
+                            ssum[nt][e] = __fadd_rn(ssum[nt][e], __shfl_xor_sync(0xffffffffu, ssum[nt][e], o));
+                        }
+                    }
+                    if (fr == 0) {
+                        add_score_pair(score_row, vc + nt * 8 + 2 * fc, score_end,
+                                       make_float2(ssum[nt][0], ssum[nt][1]));
+                    }
+                }
             }
             // O += P V; the V fragments serve every row tile.
             const bf16 * v_lane = v_s + (c * CH + (lane & 7) + ((lane >> 3) & 1) * 8) * ST + (lane >> 4) * 8;

@@ -14,6 +14,7 @@
 // wrong fragment layout shows up as a wrong value, not as a small error.
 #include "backend/cuda/attention_plan.h"
 #include "backend/cuda/cuda_ops.h"
+#include "core/check.h"
 #include "kernels/paged_kv.h"
 #include "ops_test_util.h"
 
@@ -26,7 +27,15 @@ using namespace specattn::test;
 
 namespace {
 
-enum class collect_rows { collect_rows_none, collect_rows_first_last, collect_rows_all };
+// Collected rows write per-head logit rows; summed ones (attention_plan_row::sum_offset) add their logits over the
+// heads into one fp32 score row per sequence (first/last) or per sequence and KV head (all rows).
+enum class collect_rows {
+    collect_rows_none,
+    collect_rows_first_last,
+    collect_rows_all,
+    collect_rows_sum_first_last,
+    collect_rows_sum_all_per_kv_head,
+};
 
 struct attn_case {
     const char * name;
@@ -167,6 +176,24 @@ TEST_P(attention_test, matches_naive_reference) {
         }
     }
 
+    // Summed rows' score rows: [sequence][layer][group][score_stride], NaN but for [0, domain) of this layer.
+    const bool sum_mode =
+        c.collect == collect_rows::collect_rows_sum_first_last || c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
+    const bool sum_per_kv = c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
+    const int64_t sum_groups = sum_per_kv ? c.n_head_kv : 1;
+    const int64_t score_stride = *std::max_element(c.lens.begin(), c.lens.end()) + 3;
+    const int64_t score_seq = n_layer * sum_groups * score_stride;
+    std::vector<float> scores(sum_mode ? n_seq * static_cast<size_t>(score_seq) : 0, nan_f);
+    std::vector<double> want_scores(scores.size(), 0.0);
+    std::vector<int64_t> sum_domain(n_seq, 0);
+    for (size_t s = 0; s < n_seq && sum_mode; ++s) {
+        sum_domain[s] = c.lens[s] - c.rows[s] + 1; // the first row's prefix and itself, as Collect-2-Query's
+        for (int64_t g = 0; g < sum_groups; ++g) {
+            float * row = scores.data() + static_cast<int64_t>(s) * score_seq + (layer * sum_groups + g) * score_stride;
+            std::fill(row, row + sum_domain[s], 0.0f);
+        }
+    }
+
     // Rows and their queries; the row stride leaves room for K and V heads, poisoned.
     std::vector<attention_plan_row> rows;
     std::vector<size_t> row_seq;
@@ -181,6 +208,10 @@ TEST_P(attention_test, matches_naive_reference) {
                 row.collect = true;
             } else if (c.collect == collect_rows::collect_rows_first_last) {
                 row.collect = i == 0 || i == c.rows[s] - 1;
+            } else if (sum_mode && (sum_per_kv || i == 0 || i == c.rows[s] - 1)) {
+                row.sum_offset = static_cast<int64_t>(s) * score_seq;
+                row.sum_domain = sum_domain[s];
+                row.sum_per_kv_head = sum_per_kv;
             }
             rows.push_back(row);
             row_seq.push_back(s);
@@ -241,7 +272,14 @@ TEST_P(attention_test, matches_naive_reference) {
     p.n_layer = n_layer;
     p.collect_logits = bptr(d_cl);
     p.collect_lse = dptr<float>(d_cs);
+    const device_buffer d_scores = upload(scores.empty() ? std::vector<float>(1, nan_f) : scores);
+    p.collect_scores = dptr<float>(d_scores);
+    p.score_layer_stride = sum_groups * score_stride;
+    p.score_group_stride = score_stride;
     launch_attention(p, nullptr);
+    if (sum_mode) {
+        scores = download<float>(d_scores, scores.size());
+    }
     const std::vector<float> out = from_bf16(download<uint16_t>(d_out, out_n));
     const std::vector<float> cl = from_bf16(download<uint16_t>(d_cl, cl_n));
     const std::vector<float> cs = download<float>(d_cs, cs_n);
@@ -293,6 +331,13 @@ TEST_P(attention_test, matches_naive_reference) {
                     o[d] += static_cast<float>(wgt * bf16_to_f32(v_pool[static_cast<size_t>(off + d)]));
                 }
             }
+            if (row.sum_offset >= 0) {
+                double * acc = want_scores.data() + row.sum_offset +
+                               (layer * sum_groups + (sum_per_kv ? kvh : 0)) * score_stride;
+                for (size_t j = 0; j < attended.size() && attended[j] < row.sum_domain; ++j) {
+                    acc[attended[j]] += sc[j];
+                }
+            }
             if (!row.collect) {
                 continue;
             }
@@ -317,6 +362,36 @@ TEST_P(attention_test, matches_naive_reference) {
         ci += row.collect ? 1 : 0;
     }
     ASSERT_EQ(ci, plan.n_collect);
+    // Summed rows: every position of the domain holds the sum over the rows and heads (fp32 sums of fp32 dot
+    // products against double ones), everything else is untouched.
+    int64_t n_sums = 0;
+    for (size_t s = 0; s < n_seq && sum_mode; ++s) {
+        for (int64_t l = 0; l < n_layer; ++l) {
+            for (int64_t g = 0; g < sum_groups; ++g) {
+                const int64_t at = static_cast<int64_t>(s) * score_seq + (l * sum_groups + g) * score_stride;
+                double row_scale = 0.0;
+                for (int64_t t = 0; t < sum_domain[s]; ++t) {
+                    row_scale = std::max(row_scale, std::fabs(want_scores[static_cast<size_t>(at + t)]));
+                }
+                for (int64_t t = 0; t < score_stride; ++t) {
+                    const float got = scores[static_cast<size_t>(at + t)];
+                    if (l != layer || t >= sum_domain[s]) {
+                        ASSERT_TRUE(std::isnan(got)) << c.name << ": score of sequence " << s << " layer " << l
+                                                     << " group " << g << " written at position " << t;
+                        continue;
+                    }
+                    const double want = want_scores[static_cast<size_t>(at + t)];
+                    ASSERT_LE(std::fabs(got - want), 1e-4 + 1e-4 * row_scale)
+                        << c.name << ": summed score of sequence " << s << " group " << g << " position " << t;
+                    ++n_sums;
+                }
+            }
+        }
+    }
+    if (sum_mode) {
+        ASSERT_GT(n_sums, 0);
+        n_logits += n_sums;
+    }
     for (size_t i = static_cast<size_t>(plan.n_collect * n_head * pc.collect_cap); i < cl_n; ++i) {
         ASSERT_TRUE(std::isnan(cl[i])) << c.name << ": wrote past the last collected row";
     }
@@ -336,6 +411,8 @@ TEST_P(attention_test, matches_naive_reference) {
 namespace {
 constexpr collect_rows fl = collect_rows::collect_rows_first_last;
 constexpr collect_rows all_rows = collect_rows::collect_rows_all;
+constexpr collect_rows sum_fl = collect_rows::collect_rows_sum_first_last;
+constexpr collect_rows sum_all_kv = collect_rows::collect_rows_sum_all_per_kv_head;
 } // namespace
 
 INSTANTIATE_TEST_SUITE_P(
@@ -387,6 +464,12 @@ INSTANTIATE_TEST_SUITE_P(
         attn_case{"collect_window_g4_d128", {7}, {500}, 4, 2, 128, 16, 100, {}, 8, fl},
         attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
         attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl},
+        // summed rows (logit mode in the kernel): split and unsplit, one row tile or several per warp or per CTA
+        attn_case{"sum_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, sum_fl},
+        attn_case{"sum_batch_nosplit_g8_d128", {7, 7, 1}, {4099, 97, 300}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 1},
+        attn_case{"sum_all_per_kv_window_g4_d64_ps7", {7, 1}, {300, 17}, 4, 2, 64, 7, 100, {}, 8, sum_all_kv},
+        attn_case{"sum_prefill_97rows_per_kv_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, sum_all_kv},
+        attn_case{"sum_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, sum_fl},
         // the batch-invariant plan: warps of two row tiles, tiles of up to 32 query vectors, 512-position KV chunks
         attn_case{"inv_decode_17seq_len17to97_g4_d128",
                   repeat(1, 17),
@@ -418,6 +501,8 @@ INSTANTIATE_TEST_SUITE_P(
                   true},
         attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
         attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132, true},
+        attn_case{"inv_sum_verify_3x7rows_g4_d128_ps7", {7, 7, 7}, {97, 4099, 17}, 4, 2, 128, 7, 0, {}, 8, sum_fl, 132,
+                  true},
         attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true},
         // the chunks a backend may keep instead of 512 (short sequences at batch 1; large batches)
         attn_case{"inv_chunk128_verify_collect_g4_d128", {7, 1}, {4099, 300}, 4, 2, 128, 16, 0, {}, 8, fl, 132, true,
@@ -504,4 +589,55 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
             }
         }
     }
+}
+
+// The plan side of summed rows (no GPU needed): they take no collect index, share a segment's mask base with
+// collected rows, and a row summing into another score row starts a new segment.
+TEST(attention_plan, summed_rows_take_no_collect_index_and_one_score_row_per_segment) {
+    const std::vector<int32_t> pages = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
+    std::vector<attention_plan_row> rows;
+    for (int64_t pos = 100; pos < 107; ++pos) { // sequence 0: rows 0 and 6 summed, row 3 collected
+        attention_plan_row r{&pages, 0, pos};
+        if (pos == 100 || pos == 106) {
+            r.sum_offset = 4096;
+            r.sum_domain = 101;
+        }
+        r.collect = pos == 103;
+        rows.push_back(r);
+    }
+    for (int64_t pos = 50; pos < 53; ++pos) { // sequence 1: row 0 sums into one row, rows 1-2 into another
+        attention_plan_row r{&pages, 1, pos};
+        r.sum_offset = pos == 50 ? 8192 : 12288;
+        r.sum_domain = 51;
+        r.sum_per_kv_head = pos != 50;
+        rows.push_back(r);
+    }
+    attention_plan_config cfg;
+    cfg.n_head = 8;
+    cfg.n_head_kv = 2;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 64;
+    cfg.collect_cap = 256;
+    attention_plan plan;
+    attention_plan_build(rows, cfg, plan);
+    EXPECT_EQ(plan.n_collect, 1);
+    ASSERT_EQ(plan.segs.size(), 3u);
+    const attention_segment & a = plan.segs[0];
+    EXPECT_EQ(a.n_rows, 7);
+    EXPECT_EQ(a.collect_row0, 0);
+    EXPECT_EQ(a.collect_mask, 1u << 3);
+    EXPECT_EQ(a.collect0, 0);
+    EXPECT_EQ(a.sum_mask, (1u << 0) | (1u << 6));
+    EXPECT_EQ(a.sum_offset, 4096);
+    EXPECT_EQ(a.sum_domain, 101);
+    EXPECT_EQ(a.sum_per_kv_head, 0);
+    EXPECT_EQ(plan.segs[1].sum_offset, 8192);
+    EXPECT_EQ(plan.segs[1].sum_mask, 1u);
+    EXPECT_EQ(plan.segs[2].sum_offset, 12288);
+    EXPECT_EQ(plan.segs[2].sum_mask, 3u);
+    EXPECT_EQ(plan.segs[2].sum_per_kv_head, 1);
+    EXPECT_EQ(plan.segs[2].collect_mask, 0u);
+    // A summed row must be dense and sum only what it attends.
+    rows[0].sum_domain = 102;
+    EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
 }

@@ -41,6 +41,16 @@ void check_row(const attention_plan_row & row, const attention_plan_config & cfg
         SPECATTN_CHECK(row.pos < cfg.collect_cap, "attention plan: collected position %lld exceeds collect_cap %lld",
                        static_cast<long long>(row.pos), static_cast<long long>(cfg.collect_cap));
     }
+    if (row.sum_offset >= 0) {
+        SPECATTN_CHECK(row.sel < 0 && !row.collect && row.sum_domain >= 0 && row.sum_domain <= row.pos + 1,
+                       "attention plan: a summed row (position %lld, domain %lld) must be dense, not also collected, "
+                       "and sum only positions it attends",
+                       static_cast<long long>(row.pos), static_cast<long long>(row.sum_domain));
+    }
+}
+
+bool sums(const attention_plan_row & row) {
+    return row.sum_offset >= 0;
 }
 
 } // namespace
@@ -73,9 +83,14 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         if (!plan.segs.empty()) {
             const attention_plan_row & prev = rows[r - 1];
             const attention_segment & s = plan.segs.back();
+            const bool marked = row.collect || sums(row);
+            const bool has_marks = (s.collect_mask | s.sum_mask) != 0;
             extends = prev.seq == row.seq && prev.pos + 1 == row.pos && prev.sel == row.sel &&
                       (row.sel < 0 || (prev.sel_n == row.sel_n && prev.sel_recent == row.sel_recent)) &&
-                      !(row.collect && s.collect_mask != 0 && s.n_rows - s.collect_row0 >= attention_collect_rows);
+                      !(marked && has_marks && s.n_rows - s.collect_row0 >= attention_collect_rows) &&
+                      !(sums(row) && s.sum_mask != 0 &&
+                        (s.sum_offset != row.sum_offset || s.sum_domain != row.sum_domain ||
+                         (s.sum_per_kv_head != 0) != row.sum_per_kv_head));
         }
         if (!extends) {
             auto it = page0_of.find(row.seq);
@@ -97,13 +112,21 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             plan.segs.push_back(s);
         }
         attention_segment & s = plan.segs.back();
+        if ((row.collect || sums(row)) && (s.collect_mask | s.sum_mask) == 0) {
+            s.collect_row0 = s.n_rows;
+        }
         if (row.collect) {
             if (s.collect_mask == 0) {
                 s.collect0 = checked_i32(plan.n_collect, "collect index");
-                s.collect_row0 = s.n_rows;
             }
             s.collect_mask |= 1u << (s.n_rows - s.collect_row0);
             ++plan.n_collect;
+        }
+        if (sums(row)) {
+            s.sum_mask |= 1u << (s.n_rows - s.collect_row0);
+            s.sum_offset = row.sum_offset;
+            s.sum_domain = checked_i32(row.sum_domain, "score domain");
+            s.sum_per_kv_head = row.sum_per_kv_head ? 1 : 0;
         }
         ++s.n_rows;
     }

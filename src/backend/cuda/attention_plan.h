@@ -20,6 +20,11 @@ struct attention_plan_row {
     int64_t sel_n = 0;      // sparse: list entries used (<= sel_cap)
     int64_t sel_recent = 0; // sparse: first position of the dense recent range [sel_recent, pos]; <= pos
     bool collect = false;   // dense rows only: write the row's scaled logits and LSE (Collect-2-Query)
+    // Dense rows only, instead of collect: add the row's scaled logits, summed over the query heads of each KV head,
+    // into the score row at sum_offset (attention_segment's sum fields) for positions < sum_domain (<= pos + 1).
+    int64_t sum_offset = -1;
+    int64_t sum_domain = 0;
+    bool sum_per_kv_head = false;
 };
 
 struct attention_plan_config {

@@ -5,6 +5,7 @@
 #include "core/check.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace specattn {
 
@@ -16,7 +17,10 @@ int64_t round_up(int64_t v, int64_t m) {
 
 } // namespace
 
-cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {}
+cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {
+    const char * e = std::getenv("SPECATTN_FUSED_COLLECT");
+    fuse_logit_sinks_ = e == nullptr || e[0] != '0';
+}
 
 // ---- the lists ---------------------------------------------------------------------------------------------------
 
@@ -209,12 +213,40 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
 
 void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
                                std::vector<attention_plan_row> & rows, attention_plan_config & cfg) {
-    std::vector<bool> collected(static_cast<size_t>(r_end - r_begin), false);
+    // Rows of sinks reduced after the attention are collected; the rows of a logit sink that shares none of them
+    // with another sink (and lies in this pass, as every sink must) are summed in the kernel instead.
+    std::vector<int32_t> sinks_of_row(static_cast<size_t>(r_end - r_begin), 0);
     for (const score_sink & s : batch.sinks) {
         for (int32_t r : s.rows) {
             if (r >= r_begin && r < r_end) {
+                ++sinks_of_row[static_cast<size_t>(r - r_begin)];
+            }
+        }
+    }
+    std::vector<bool> collected(static_cast<size_t>(r_end - r_begin), false);
+    zero_ranges_.clear();
+    for (const score_sink & s : batch.sinks) {
+        const bool in_pass = std::all_of(s.rows.begin(), s.rows.end(), [&](int32_t r) { return r >= r_begin && r < r_end; });
+        const bool fused = fuse_logit_sinks_ && in_pass && s.mode == score_mode::score_mode_logit &&
+                           std::all_of(s.rows.begin(), s.rows.end(), [&](int32_t r) {
+                               return sinks_of_row[static_cast<size_t>(r - r_begin)] == 1;
+                           });
+        const sink_layout * l = fused ? find_sink(s.seq, s.id) : nullptr; // begin_forward laid it out
+        for (int32_t r : s.rows) {
+            if (r < r_begin || r >= r_end) {
+                continue;
+            }
+            attention_plan_row & row = rows[static_cast<size_t>(r - r_begin)];
+            if (l != nullptr) {
+                row.sum_offset = l->offset;
+                row.sum_domain = l->domain;
+                row.sum_per_kv_head = l->n_groups > 1;
+            } else {
                 collected[static_cast<size_t>(r - r_begin)] = true;
             }
+        }
+        if (l != nullptr) {
+            zero_ranges_.emplace_back(l->offset, hp_.n_layer * layer_stride_);
         }
     }
     int64_t need_cap = 0;
@@ -279,8 +311,8 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
     reduce_max_domain_ = 0;
     reduce_max_groups_ = 1;
     for (const score_sink & s : batch.sinks) {
-        if (s.rows.front() < r_begin || s.rows.front() >= r_end) {
-            continue;
+        if (s.rows.front() < r_begin || s.rows.front() >= r_end || rows[static_cast<size_t>(s.rows.front() - r_begin)].sum_offset >= 0) {
+            continue; // another pass's sink, or one the attention kernel sums
         }
         const sink_layout & l = *find_sink(s.seq, s.id); // begin_forward laid it out
         score_reduce_job j;
@@ -398,7 +430,7 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
     const auto ptr = [](const device_buffer & b) {
         return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>()));
     };
-    return {sel_cap_,
+    std::vector<int64_t> sig{sel_cap_,
             collect_cap_,
             n_reduce_,
             reduce_max_domain_,
@@ -418,6 +450,10 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
             ptr(collect_lse_),
             ptr(kmin_),
             ptr(kmax_)};
+    for (const auto & [offset, n] : zero_ranges_) { // the memsets' arguments (n follows from layer_stride_)
+        sig.push_back(offset);
+    }
+    return sig;
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------
@@ -482,11 +518,28 @@ void cuda_selection::before_attention(int64_t layer, const bf16 * q, int64_t q_r
     launch_quest_select(p, stream);
 }
 
+void cuda_selection::before_layers(cudaStream_t stream) {
+    // Sinks are laid out one after another, so the ranges merge into few memsets (a captured graph holds them;
+    // launch_signature has the ranges' count and ends).
+    for (size_t i = 0; i < zero_ranges_.size();) {
+        const int64_t begin = zero_ranges_[i].first;
+        int64_t end = begin + zero_ranges_[i].second;
+        for (++i; i < zero_ranges_.size() && zero_ranges_[i].first == end; ++i) {
+            end += zero_ranges_[i].second;
+        }
+        SPECATTN_CUDA_CHECK(cudaMemsetAsync(arena_.as<float>() + begin, 0,
+                                            static_cast<size_t>(end - begin) * sizeof(float), stream));
+    }
+}
+
 void cuda_selection::attention_fields(int64_t layer, attention_params & ap) const {
     ap.sel_pos = lists_.as<int32_t>();
     ap.sel_cap = sel_cap_;
     ap.layer = layer;
     ap.n_layer = hp_.n_layer;
+    ap.collect_scores = arena_.as<float>();
+    ap.score_layer_stride = layer_stride_;
+    ap.score_group_stride = group_stride_;
     if (collect_cap_ > 0) {
         ap.collect_logits = collect_logits_.as<bf16>();
         ap.collect_lse = collect_lse_.as<float>();
