@@ -109,8 +109,9 @@ template <typename F> timing time_events(F && fn, int reps) {
     return {median, sd};
 }
 
-// verify7+collect writes the first and last rows' logits per head (weight mode's buffer); verify7+sum adds them
-// into one fp32 score row per sequence in the kernel (logit mode, attention_segment::sum_mask).
+// verify7+collect writes the first and last rows' logits per head (weight mode's buffer); verify7+sum sums them
+// over heads and rows in the kernel into one fp32 partial row per sequence and KV head (logit mode,
+// attention_segment::sum_mask).
 enum class mode { mode_decode, mode_verify, mode_verify_collect, mode_verify_sum, mode_sparse, mode_prefill };
 
 const char * mode_name(mode m) {
@@ -286,8 +287,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
             }
             row.collect = cfg.m == mode::mode_verify_collect && (r == 0 || r == rows - 1);
             if (cfg.m == mode::mode_verify_sum && (r == 0 || r == rows - 1)) {
-                row.sum_offset = s * n_copies * cfg.ctx; // [sequence][layer][ctx]
-                row.sum_domain = cfg.ctx - rows + 1;
+                row.sum_target = static_cast<int32_t>(s);
             }
             plan_rows.push_back(row);
         }
@@ -300,6 +300,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.slot_capacity = 1 << 20;
     pc.sel_cap = sel_cap;
     pc.collect_cap = cfg.m == mode::mode_verify_collect ? cfg.ctx : 0;
+    pc.sum_cap = cfg.m == mode::mode_verify_sum ? (cfg.ctx + 1) / 2 * 2 : 0;
     pc.invariant = cfg.invariant;
     pc.invariant_chunk = cfg.chunk;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
@@ -328,10 +329,9 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         p.collect_logits = mem.get<bf16>(static_cast<size_t>(plan.n_collect * n_head * pc.collect_cap));
         p.collect_lse = mem.get<float>(static_cast<size_t>(plan.n_collect * n_head));
     }
-    if (cfg.m == mode::mode_verify_sum) { // never cleared: the sums only grow while timed
-        p.collect_scores = mem.get<float>(static_cast<size_t>(cfg.batch * n_copies * cfg.ctx));
-        SPECATTN_CUDA_CHECK(cudaMemset(p.collect_scores, 0, static_cast<size_t>(cfg.batch * n_copies * cfg.ctx) * sizeof(float)));
-        p.score_layer_stride = cfg.ctx;
+    if (plan.n_sum_slots > 0) {
+        p.sum_partial = mem.get<float>(static_cast<size_t>(plan.n_sum_slots * n_head_kv * pc.sum_cap));
+        p.sum_cap = pc.sum_cap;
     }
 
     // Bytes the kernel must move, from the plan.
@@ -349,8 +349,8 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     double collect_bytes = 0;
     for (const attention_plan_row & r : plan_rows) {
         collect_bytes += r.collect ? static_cast<double>(n_head) * (2.0 * static_cast<double>(r.pos + 1) + 4.0) : 0.0;
-        collect_bytes += r.sum_offset >= 0 ? 2.0 * static_cast<double>(r.sum_domain) : 0.0; // 4 B per position, 2 rows
     }
+    collect_bytes += 4.0 * static_cast<double>(plan.n_sum_slots * n_head_kv * cfg.ctx); // partial rows (fp32)
     res.bytes = kv_idx * head_dim * 4.0 + list_idx * 4.0 + 2.0 * static_cast<double>(q_elems) * 2.0 + collect_bytes;
     double flop = 0;
     for (const attention_plan_row & r : plan_rows) {

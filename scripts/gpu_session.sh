@@ -6,6 +6,8 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh profile # per-kernel times of batch-1 decode
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh mpw1    # decode warp shape: off against on
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # programmatic launches: off against on
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh collect # Collect-2-Query: cost in the kernel
+#                                                                             # and end to end, logit vs weight
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -110,6 +112,26 @@ pdl)
             --ctx-len 4096,32768 -b 1,64 --spec none 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/PDL=$f /"
     done
     ;;
+collect)
+    # Verify attention alone, with the logit buffer (weight mode) and with the in-kernel sum (logit mode), then
+    # SpecAttn decoding in both score modes and logit mode with the sum turned off (SPECATTN_FUSED_COLLECT=0).
+    for c in verify7:1:32768 verify7:8:32768 verify7:64:32768 verify7:1:131072 verify7:8:131072; do
+        m=${c%%:*}
+        rest=${c#*:}
+        for mode in "$m" "$m+collect" "$m+sum"; do
+            timeout 40 kernel_bench --reps 10 --only "$mode:$rest" 2>&1 | grep -E "^\| verify"
+        done
+    done
+    for s in weight logit; do
+        for cb in 32768:8 131000:4; do
+            timeout 70 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 --ctx-len "${cb%:*}" -b "${cb#*:}" \
+                --spec none,specattn --draft-len 4 --spec-score "$s" 2>/dev/null | grep -E "^\| [0-9]" | sed "s/^/$s /"
+        done
+    done
+    SPECATTN_FUSED_COLLECT=0 timeout 60 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 \
+        --ctx-len 131000 -b 4 --spec specattn --draft-len 4 --spec-score logit 2>/dev/null | grep -E "^\| [0-9]" |
+        sed "s/^/logit-unfused /"
+    ;;
 stories)
     # GPU and CPU greedy on stories15M (the end-to-end check), on the carried bf16 copy
     # (scripts/device_aside.sh makes room for it in the tree).
@@ -118,7 +140,7 @@ stories)
     grep -E "^\[ e2e \]|FAILED|Skipped|not found" "$OUT/stories.log" | head -10
     ;;
 *)
-    echo "usage: $0 tests | decode | profile | mpw1 | pdl | stories" >&2
+    echo "usage: $0 tests | decode | profile | mpw1 | pdl | collect | stories" >&2
     exit 2
     ;;
 esac

@@ -95,22 +95,6 @@ __device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) 
     return b >= 0 && b < 32 && ((sg.sum_mask >> b) & 1u) != 0;
 }
 
-// score[v] += s.x, score[v + 1] += s.y (one vector atomic when both are in range; v is even, score 8-byte aligned).
-__device__ __forceinline__ void add_score_pair(float * score, int v, int end, float2 s) {
-#if __CUDA_ARCH__ >= 900
-    if (v + 1 < end) {
-        atomicAdd(reinterpret_cast<float2 *>(score + v), s);
-        return;
-    }
-#endif
-    if (v < end) {
-        atomicAdd(score + v, s.x);
-    }
-    if (v + 1 < end) {
-        atomicAdd(score + v + 1, s.y);
-    }
-}
-
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
@@ -174,7 +158,9 @@ constexpr int attention_min_ctas(int hd) {
 }
 
 // grid: [n_work]  block: attention_threads  dynamic smem: attention_smem_bytes(HD, MPW)
-template <int HD, int MPW>
+// SUMS: the instance with the summed-row code (attention_params::n_sum_slots > 0); without it the other instances
+// carry none of its registers or branches.
+template <int HD, int MPW, bool SUMS>
 __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     attention_kernel(const attention_params p) {
     using namespace attention_detail;
@@ -245,7 +231,9 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             const int ci = valid ? collect_index(sg, r) : -1;
             crow[mt][i] =
                 ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
-            sbits |= valid && summed_row(sg, r) ? 1u << (2 * mt + i) : 0u;
+            if constexpr (SUMS) {
+                sbits |= valid && summed_row(sg, r) ? 1u << (2 * mt + i) : 0u;
+            }
             if constexpr (!q_in_smem) {
                 const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
 #pragma unroll
@@ -295,8 +283,10 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             collects = collects || crow[mt][i] != nullptr;
         }
     }
-    // Summed rows: the warp adds its vectors' logits per position into the score row (warp-uniform decision).
-    sums = __any_sync(0xffffffffu, sbits != 0);
+    // Summed rows: the warps the plan marked write their vectors' logit sums per position (warp-uniform).
+    if constexpr (SUMS) {
+        sums = ((w.sum_warps >> warp_m) & 1u) != 0;
+    }
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) {
         warp_vlim = max(warp_vlim, __shfl_xor_sync(0xffffffffu, warp_vlim, o));
@@ -493,8 +483,10 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                         for (int e = 0; e < 2; ++e) {
                             const int v = v0 + e;
                             ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
-                            if (sums && ((sbits >> (2 * mt + i)) & 1u) != 0 && ok[e]) {
-                                ssum[nt][e] = __fadd_rn(ssum[nt][e], __fmul_rn(s[mt][nt][2 * i + e], p.scale));
+                            if constexpr (SUMS) {
+                                if (sums && ((sbits >> (2 * mt + i)) & 1u) != 0 && ok[e]) {
+                                    ssum[nt][e] = __fadd_rn(ssum[nt][e], __fmul_rn(s[mt][nt][2 * i + e], p.scale));
+                                }
                             }
                         }
                         if (collects && crow[mt][i] != nullptr) {
@@ -550,15 +542,13 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 pa[mt][2] = pack_bf16x2(s[mt][1][0], s[mt][1][1]);
                 pa[mt][3] = pack_bf16x2(s[mt][1][2], s[mt][1][3]);
             }
-            if (sums) {
+            if (SUMS && sums) {
                 // A column's 16 vectors sit in the 8 lanes of one fc (lane bits 2-4: fr) x 2 halves: sum them, then
-                // lanes 0-3 add the warp's total of 16 positions into the score row. (The row's address is
-                // reloaded here, not kept in registers through the loop: at D = 128, MPW = 2 it spilled.)
-                const attention_segment & gs = p.segs[w.seg];
-                float * score_row =
-                    p.collect_scores + gs.sum_offset + p.layer * p.score_layer_stride +
-                    (gs.sum_per_kv_head != 0 ? static_cast<int64_t>(w.kv_head) * p.score_group_stride : 0);
-                const int score_end = min(gs.sum_domain, w.kv_end);
+                // lanes 0-3 store the warp's 16 positions into its partial row. (The row's address is reloaded
+                // here rather than kept in registers through the loop.)
+                const attention_work & gw = p.work[blockIdx.x];
+                const int slot = gw.sum_slot + __popc(gw.sum_warps & ((1u << warp_m) - 1u));
+                float * part = p.sum_partial + (static_cast<int64_t>(slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
@@ -568,9 +558,11 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                             ssum[nt][e] = __fadd_rn(ssum[nt][e], __shfl_xor_sync(0xffffffffu, ssum[nt][e], o));
                         }
                     }
-                    if (fr == 0) {
-                        add_score_pair(score_row, vc + nt * 8 + 2 * fc, score_end,
-                                       make_float2(ssum[nt][0], ssum[nt][1]));
+                    const int v0 = vc + nt * 8 + 2 * fc;
+                    if (fr == 0 && v0 + 1 < w.kv_end) {
+                        *reinterpret_cast<float2 *>(part + v0) = make_float2(ssum[nt][0], ssum[nt][1]);
+                    } else if (fr == 0 && v0 < w.kv_end) {
+                        part[v0] = ssum[nt][0];
                     }
                 }
             }

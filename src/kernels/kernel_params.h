@@ -97,12 +97,9 @@ struct swiglu_params {
 // Score collection (Collect-2-Query, dense rows only): bit b of collect_mask marks row collect_row0 + b of the
 // segment; collected rows take consecutive collect indices from collect0 in row order. (Relative to collect_row0 so
 // that collecting a prefill chunk's last row does not cut the segment, and so the tiling, of the rows before it.)
-// Bit b of sum_mask marks row collect_row0 + b as a summed row instead: its scaled logits, over all G query heads of
-// a KV head, are added in the kernel into one fp32 score row (logit mode without the per-head logit rows),
-//     collect_scores[sum_offset + layer * score_layer_stride + (sum_per_kv_head ? kv_head * score_group_stride : 0)
-//                    + t] += Σ_{summed rows r, heads h of the KV head} q_{r,h}·k_t * scale       for t < sum_domain,
-// so the score of t is the sum over every summed row of the segment and every query head once all KV heads ran.
-// A segment's summed rows feed one score row (the plan starts a new segment for another).
+// Bit b of sum_mask marks row collect_row0 + b as a summed row instead (logit mode without per-head logit rows): the
+// warp holding it writes, per KV head, the sum over its summed rows' G query heads of the scaled logits into a
+// partial row (attention_work::sum_slot), which the score reduce adds up over slots and KV heads.
 struct attention_segment {
     int32_t row0 = 0;
     int32_t n_rows = 0;
@@ -115,10 +112,6 @@ struct attention_segment {
     int32_t collect_row0 = 0;
     uint32_t collect_mask = 0;
     uint32_t sum_mask = 0;
-    int32_t sum_domain = 0;
-    int32_t sum_per_kv_head = 0; // 0 or 1
-    int32_t reserved = 0;        // keeps sum_offset 8-byte aligned
-    int64_t sum_offset = -1;
 };
 
 // One CTA's work: a tile of up to attention_tile_queries / G consecutive rows of a segment, all G query heads of
@@ -133,6 +126,10 @@ struct attention_work {
     int32_t kv_end = 0;
     int32_t split = 0;   // which chunk
     int32_t n_split = 0; // chunks of this tile; 1: the CTA writes `out` directly
+    // Tiles with summed rows: bit w of sum_warps marks warp row w (attention.cuh's warp_m) as holding some, and such
+    // a warp writes partial row sum_slot + (its rank among the marked warps) of every KV head.
+    int32_t sum_slot = -1;
+    uint32_t sum_warps = 0;
 };
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
@@ -183,11 +180,12 @@ struct attention_params {
     bf16 * collect_logits = nullptr; // [n_collect, H, collect_cap]
     float * collect_lse = nullptr;   // [n_collect, H]
     int64_t collect_cap = 0;
-    // Summed rows (segments with sum_mask != 0, see attention_segment): the score rows they add into, zeroed by the
-    // caller over [0, sum_domain) before the pass.
-    float * collect_scores = nullptr;
-    int64_t score_layer_stride = 0;
-    int64_t score_group_stride = 0;
+    // Summed rows (segments with sum_mask != 0): for a warp's partial slot s and its KV head kh,
+    //     sum_partial[(s * HK + kh) * sum_cap + t] = Σ_{summed rows r of the warp, heads h of kh} q_{r,h}·k_t * scale
+    // for every t of the work's KV range the warp's rows reach (0 where a row masks t); other entries untouched.
+    float * sum_partial = nullptr; // [n_sum_slots, HK, sum_cap]
+    int64_t sum_cap = 0;           // even
+    int64_t n_sum_slots = 0;       // 0: no summed rows (the kernel instance without the summing code runs)
 };
 
 // Greedy sampling: out[r] = argmax of row r, lowest index among ties, NaN never wins (as sampling/sampler.cpp).

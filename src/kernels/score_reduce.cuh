@@ -1,6 +1,7 @@
 // Score reduce of Collect-2-Query (reference/specattn.md §5.4-5.5): after each layer's verify attention, sum the
 // collected bf16 logits of a sink's rows and query heads into one fp32 score per position, in logit mode (Σ s) or
-// weight mode (Σ exp(s − lse)). Bandwidth-bound. A CTA owns 256 consecutive positions of one (job, group); each
+// weight mode (Σ exp(s − lse)); or, for logit sinks the attention kernel summed itself, its fp32 partial rows per KV
+// head (1/8 of the bytes of the logit rows at GQA 4 and two rows, in fp32). Bandwidth-bound. A CTA owns 256 consecutive positions of one (job, group); each
 // of its 8 warps takes every 8th (row, head) pair of the sink, a lane reading 8 positions with one 16-byte load
 // per pair into fp32 registers; the 8 warp partials are summed through shared memory and written coalesced.
 // Splitting the pairs over warps (rather than looping over all of them in one thread) keeps many independent
@@ -34,7 +35,10 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     const int lane = static_cast<int>(threadIdx.x) % warp_size;
     const int warp = static_cast<int>(threadIdx.x) / warp_size;
     const int32_t p0 = pos0 + lane * score_reduce_vec;
-    const int32_t heads_per_group = static_cast<int32_t>(job.n_groups == 1 ? p.n_head : p.n_head / p.n_head_kv);
+    const bool partials = job.mode == score_reduce_mode::score_reduce_mode_partials;
+    // Per group: query heads of the logit rows, or KV heads of the partial rows.
+    const int32_t heads_per_group = static_cast<int32_t>(
+        partials ? (job.n_groups == 1 ? p.n_head_kv : 1) : (job.n_groups == 1 ? p.n_head : p.n_head / p.n_head_kv));
     const int32_t h0 = g * heads_per_group;
     const bool weight = job.mode == score_reduce_mode::score_reduce_mode_weight;
     const bool full = p0 + score_reduce_vec <= job.domain;
@@ -53,8 +57,31 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     for (int32_t t = warp; t < n_pairs; t += score_reduce_warps) {
         const int64_t c = job.collect0 + t / heads_per_group;
         const int64_t h = h0 + t % heads_per_group;
-        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
         float s[score_reduce_vec];
+        if (partials) {
+            const float * src = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0;
+            if (full) { // p0 and the stride are multiples of 4 floats
+#pragma unroll
+                for (int j = 0; j < score_reduce_vec; j += 4) {
+                    const float4 f = *reinterpret_cast<const float4 *>(src + j);
+                    s[j] = f.x;
+                    s[j + 1] = f.y;
+                    s[j + 2] = f.z;
+                    s[j + 3] = f.w;
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < score_reduce_vec; ++j) {
+                    s[j] = p0 + j < job.domain ? src[j] : 0.0f;
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                acc[j] += s[j];
+            }
+            continue;
+        }
+        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
         if (vec) {
             const uint4 raw = *reinterpret_cast<const uint4 *>(src);
             const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);

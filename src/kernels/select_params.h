@@ -22,6 +22,9 @@ using bf16 = __nv_bfloat16;
 enum class score_reduce_mode : int32_t {
     score_reduce_mode_logit = 0,  // Σ s
     score_reduce_mode_weight = 1, // Σ exp(s − lse)
+    // Σ of fp32 partial rows the attention kernel summed already (attention_params::sum_partial): collect0 and
+    // n_rows name partial slots, and the "heads" of a group are KV heads (all HK when n_groups = 1, else g alone).
+    score_reduce_mode_partials = 2,
 };
 
 // One score sink: the sum over n_rows consecutive collected rows and over query heads, per KV-head group.
@@ -41,6 +44,8 @@ struct score_reduce_job {
 struct score_reduce_params {
     const bf16 * logits = nullptr;   // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
     const float * lse = nullptr;     // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
+    const float * partials = nullptr; // [slots][HK][partial_kv_stride] (partials mode)
+    int64_t partial_kv_stride = 0;    // floats; a multiple of 4 for 16-byte loads
     int64_t collect_row_stride = 0;  // elements; 16-byte vector loads when both strides are multiples of 8
     int64_t collect_head_stride = 0; // elements
     const score_reduce_job * jobs = nullptr; // [n_jobs]

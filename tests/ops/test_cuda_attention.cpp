@@ -176,22 +176,18 @@ TEST_P(attention_test, matches_naive_reference) {
         }
     }
 
-    // Summed rows' score rows: [sequence][layer][group][score_stride], NaN but for [0, domain) of this layer.
-    const bool sum_mode =
-        c.collect == collect_rows::collect_rows_sum_first_last || c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
+    // Summed rows: one target per sequence; the reference scores [sequence][group][position] over the domain
+    // (the first row's prefix and itself, as Collect-2-Query's), groups = KV heads or one for all heads.
+    const bool sum_mode = c.collect == collect_rows::collect_rows_sum_first_last ||
+                          c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
     const bool sum_per_kv = c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
     const int64_t sum_groups = sum_per_kv ? c.n_head_kv : 1;
-    const int64_t score_stride = *std::max_element(c.lens.begin(), c.lens.end()) + 3;
-    const int64_t score_seq = n_layer * sum_groups * score_stride;
-    std::vector<float> scores(sum_mode ? n_seq * static_cast<size_t>(score_seq) : 0, nan_f);
-    std::vector<double> want_scores(scores.size(), 0.0);
+    const int64_t max_len = *std::max_element(c.lens.begin(), c.lens.end());
+    const int64_t sum_cap = (max_len / 2 + 2) * 2; // even, past every position
+    std::vector<double> want_scores(n_seq * static_cast<size_t>(sum_groups * sum_cap), 0.0);
     std::vector<int64_t> sum_domain(n_seq, 0);
-    for (size_t s = 0; s < n_seq && sum_mode; ++s) {
-        sum_domain[s] = c.lens[s] - c.rows[s] + 1; // the first row's prefix and itself, as Collect-2-Query's
-        for (int64_t g = 0; g < sum_groups; ++g) {
-            float * row = scores.data() + static_cast<int64_t>(s) * score_seq + (layer * sum_groups + g) * score_stride;
-            std::fill(row, row + sum_domain[s], 0.0f);
-        }
+    for (size_t s = 0; s < n_seq; ++s) {
+        sum_domain[s] = c.lens[s] - c.rows[s] + 1;
     }
 
     // Rows and their queries; the row stride leaves room for K and V heads, poisoned.
@@ -209,9 +205,7 @@ TEST_P(attention_test, matches_naive_reference) {
             } else if (c.collect == collect_rows::collect_rows_first_last) {
                 row.collect = i == 0 || i == c.rows[s] - 1;
             } else if (sum_mode && (sum_per_kv || i == 0 || i == c.rows[s] - 1)) {
-                row.sum_offset = static_cast<int64_t>(s) * score_seq;
-                row.sum_domain = sum_domain[s];
-                row.sum_per_kv_head = sum_per_kv;
+                row.sum_target = static_cast<int32_t>(s);
             }
             rows.push_back(row);
             row_seq.push_back(s);
@@ -237,6 +231,7 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.collect_cap = *std::max_element(c.lens.begin(), c.lens.end()) + 5;
     pc.invariant = c.invariant;
     pc.invariant_chunk = c.chunk;
+    pc.sum_cap = sum_cap;
     attention_plan plan;
     attention_plan_build(rows, pc, plan);
 
@@ -272,14 +267,11 @@ TEST_P(attention_test, matches_naive_reference) {
     p.n_layer = n_layer;
     p.collect_logits = bptr(d_cl);
     p.collect_lse = dptr<float>(d_cs);
-    const device_buffer d_scores = upload(scores.empty() ? std::vector<float>(1, nan_f) : scores);
-    p.collect_scores = dptr<float>(d_scores);
-    p.score_layer_stride = sum_groups * score_stride;
-    p.score_group_stride = score_stride;
+    const size_t part_n = static_cast<size_t>(std::max<int64_t>(plan.n_sum_slots, 1) * c.n_head_kv * sum_cap);
+    const device_buffer d_part = upload(std::vector<float>(part_n, nan_f));
+    p.sum_partial = dptr<float>(d_part);
     launch_attention(p, nullptr);
-    if (sum_mode) {
-        scores = download<float>(d_scores, scores.size());
-    }
+    const std::vector<float> part = download<float>(d_part, part_n);
     const std::vector<float> out = from_bf16(download<uint16_t>(d_out, out_n));
     const std::vector<float> cl = from_bf16(download<uint16_t>(d_cl, cl_n));
     const std::vector<float> cs = download<float>(d_cs, cs_n);
@@ -331,10 +323,9 @@ TEST_P(attention_test, matches_naive_reference) {
                     o[d] += static_cast<float>(wgt * bf16_to_f32(v_pool[static_cast<size_t>(off + d)]));
                 }
             }
-            if (row.sum_offset >= 0) {
-                double * acc = want_scores.data() + row.sum_offset +
-                               (layer * sum_groups + (sum_per_kv ? kvh : 0)) * score_stride;
-                for (size_t j = 0; j < attended.size() && attended[j] < row.sum_domain; ++j) {
+            if (row.sum_target >= 0) {
+                double * acc = want_scores.data() + (static_cast<int64_t>(s) * sum_groups + (sum_per_kv ? kvh : 0)) * sum_cap;
+                for (size_t j = 0; j < attended.size() && attended[j] < sum_domain[s]; ++j) {
                     acc[attended[j]] += sc[j];
                 }
             }
@@ -362,29 +353,42 @@ TEST_P(attention_test, matches_naive_reference) {
         ci += row.collect ? 1 : 0;
     }
     ASSERT_EQ(ci, plan.n_collect);
-    // Summed rows: every position of the domain holds the sum over the rows and heads (fp32 sums of fp32 dot
-    // products against double ones), everything else is untouched.
+    // Summed rows: the partial rows of each sequence's slots, added up over slots and the group's KV heads as the
+    // score reduce does, give the sum over the rows and heads at every position of the domain (fp32 sums of fp32
+    // dot products against double ones); nothing lands past a sequence's last position.
     int64_t n_sums = 0;
+    ASSERT_EQ(plan.n_sum_slots == 0, !sum_mode) << c.name;
     for (size_t s = 0; s < n_seq && sum_mode; ++s) {
-        for (int64_t l = 0; l < n_layer; ++l) {
-            for (int64_t g = 0; g < sum_groups; ++g) {
-                const int64_t at = static_cast<int64_t>(s) * score_seq + (l * sum_groups + g) * score_stride;
-                double row_scale = 0.0;
-                for (int64_t t = 0; t < sum_domain[s]; ++t) {
-                    row_scale = std::max(row_scale, std::fabs(want_scores[static_cast<size_t>(at + t)]));
+        const bool has = s < plan.sum_slots.size() && plan.sum_slots[s].second > 0;
+        ASSERT_EQ(has, sel_n[s] < 0) << c.name << ": sequence " << s << " (dense rows sum, sparse ones do not)";
+        if (!has) {
+            continue;
+        }
+        const auto [slot0, n_slot] = plan.sum_slots[s];
+        for (int32_t sl = slot0; sl < slot0 + n_slot; ++sl) {
+            for (int64_t kvh = 0; kvh < c.n_head_kv; ++kvh) {
+                for (int64_t t = c.lens[s]; t < sum_cap; ++t) {
+                    ASSERT_TRUE(std::isnan(part[static_cast<size_t>((sl * c.n_head_kv + kvh) * sum_cap + t)]))
+                        << c.name << ": partial slot " << sl << " written past the sequence at " << t;
                 }
-                for (int64_t t = 0; t < score_stride; ++t) {
-                    const float got = scores[static_cast<size_t>(at + t)];
-                    if (l != layer || t >= sum_domain[s]) {
-                        ASSERT_TRUE(std::isnan(got)) << c.name << ": score of sequence " << s << " layer " << l
-                                                     << " group " << g << " written at position " << t;
-                        continue;
+            }
+        }
+        for (int64_t g = 0; g < sum_groups; ++g) {
+            const double * want = want_scores.data() + (static_cast<int64_t>(s) * sum_groups + g) * sum_cap;
+            double row_scale = 0.0;
+            for (int64_t t = 0; t < sum_domain[s]; ++t) {
+                row_scale = std::max(row_scale, std::fabs(want[t]));
+            }
+            for (int64_t t = 0; t < sum_domain[s]; ++t) {
+                double got = 0.0;
+                for (int32_t sl = slot0; sl < slot0 + n_slot; ++sl) {
+                    for (int64_t kvh = sum_per_kv ? g : 0; kvh < (sum_per_kv ? g + 1 : c.n_head_kv); ++kvh) {
+                        got += part[static_cast<size_t>((sl * c.n_head_kv + kvh) * sum_cap + t)];
                     }
-                    const double want = want_scores[static_cast<size_t>(at + t)];
-                    ASSERT_LE(std::fabs(got - want), 1e-4 + 1e-4 * row_scale)
-                        << c.name << ": summed score of sequence " << s << " group " << g << " position " << t;
-                    ++n_sums;
                 }
+                ASSERT_LE(std::fabs(got - want[t]), 1e-4 + 1e-4 * row_scale)
+                    << c.name << ": summed score of sequence " << s << " group " << g << " position " << t;
+                ++n_sums;
             }
         }
     }
@@ -592,32 +596,30 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
 }
 
 // The plan side of summed rows (no GPU needed): they take no collect index, share a segment's mask base with
-// collected rows, and a row summing into another score row starts a new segment.
-TEST(attention_plan, summed_rows_take_no_collect_index_and_one_score_row_per_segment) {
+// collected rows, a row summing into another target starts a new segment, and each tile gets one partial slot per
+// warp row holding summed rows, consecutive per target.
+TEST(attention_plan, summed_rows_take_no_collect_index_and_get_partial_slots_per_warp) {
     const std::vector<int32_t> pages = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
     std::vector<attention_plan_row> rows;
-    for (int64_t pos = 100; pos < 107; ++pos) { // sequence 0: rows 0 and 6 summed, row 3 collected
+    for (int64_t pos = 100; pos < 107; ++pos) { // sequence 0: rows 0 and 6 sum into target 0, row 3 is collected
         attention_plan_row r{&pages, 0, pos};
-        if (pos == 100 || pos == 106) {
-            r.sum_offset = 4096;
-            r.sum_domain = 101;
-        }
+        r.sum_target = pos == 100 || pos == 106 ? 0 : -1;
         r.collect = pos == 103;
         rows.push_back(r);
     }
-    for (int64_t pos = 50; pos < 53; ++pos) { // sequence 1: row 0 sums into one row, rows 1-2 into another
+    for (int64_t pos = 50; pos < 53; ++pos) { // sequence 1: row 0 sums into target 1, rows 1-2 into target 2
         attention_plan_row r{&pages, 1, pos};
-        r.sum_offset = pos == 50 ? 8192 : 12288;
-        r.sum_domain = 51;
-        r.sum_per_kv_head = pos != 50;
+        r.sum_target = pos == 50 ? 1 : 2;
         rows.push_back(r);
     }
     attention_plan_config cfg;
-    cfg.n_head = 8;
+    cfg.n_head = 8; // G = 4: sequence 0's 7 rows are 28 query vectors, two row tiles
     cfg.n_head_kv = 2;
     cfg.page_size = 16;
     cfg.slot_capacity = 64;
     cfg.collect_cap = 256;
+    cfg.sum_cap = 256;
+    cfg.n_sm = 1; // no KV split: one work item per tile and KV head
     attention_plan plan;
     attention_plan_build(rows, cfg, plan);
     EXPECT_EQ(plan.n_collect, 1);
@@ -628,16 +630,40 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_one_score_row_per_seg
     EXPECT_EQ(a.collect_mask, 1u << 3);
     EXPECT_EQ(a.collect0, 0);
     EXPECT_EQ(a.sum_mask, (1u << 0) | (1u << 6));
-    EXPECT_EQ(a.sum_offset, 4096);
-    EXPECT_EQ(a.sum_domain, 101);
-    EXPECT_EQ(a.sum_per_kv_head, 0);
-    EXPECT_EQ(plan.segs[1].sum_offset, 8192);
     EXPECT_EQ(plan.segs[1].sum_mask, 1u);
-    EXPECT_EQ(plan.segs[2].sum_offset, 12288);
     EXPECT_EQ(plan.segs[2].sum_mask, 3u);
-    EXPECT_EQ(plan.segs[2].sum_per_kv_head, 1);
     EXPECT_EQ(plan.segs[2].collect_mask, 0u);
-    // A summed row must be dense and sum only what it attends.
-    rows[0].sum_domain = 102;
+    // Heuristic plan, 28 vectors: MPW = 2, both row tiles in one warp row; the others one row tile.
+    ASSERT_EQ(plan.mtiles_per_warp, 2);
+    ASSERT_EQ(plan.sum_slots.size(), 3u);
+    EXPECT_EQ(plan.sum_slots[0], std::make_pair(0, 1));
+    EXPECT_EQ(plan.sum_slots[1], std::make_pair(1, 1));
+    EXPECT_EQ(plan.sum_slots[2], std::make_pair(2, 1));
+    EXPECT_EQ(plan.n_sum_slots, 3);
+    for (const attention_work & w : plan.work) {
+        EXPECT_EQ(w.sum_slot, w.seg) << "segment " << w.seg;
+        EXPECT_EQ(w.sum_warps, 1u);
+    }
+    // A prefill-sized tile (one 64-vector tile of 16 rows at G = 4, MPW = 1: warp row w holds rows 4w .. 4w + 3)
+    // whose rows 5 and 15 sum: warp rows 1 and 3, two slots.
+    rows.clear();
+    for (int64_t pos = 0; pos < 16; ++pos) {
+        attention_plan_row r{&pages, 0, pos};
+        r.sum_target = pos == 5 || pos == 15 ? 0 : -1;
+        rows.push_back(r);
+    }
+    attention_plan_build(rows, cfg, plan);
+    ASSERT_EQ(plan.mtiles_per_warp, 1);
+    EXPECT_EQ(plan.n_sum_slots, 2);
+    EXPECT_EQ(plan.sum_slots[0], std::make_pair(0, 2));
+    for (const attention_work & w : plan.work) {
+        EXPECT_EQ(w.sum_slot, 0);
+        EXPECT_EQ(w.sum_warps, (1u << 1) | (1u << 3));
+    }
+    // A summed row must be dense, not collected too, and within sum_cap.
+    rows[5].collect = true;
+    EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
+    rows[5].collect = false;
+    cfg.sum_cap = 8;
     EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
 }

@@ -41,16 +41,16 @@ void check_row(const attention_plan_row & row, const attention_plan_config & cfg
         SPECATTN_CHECK(row.pos < cfg.collect_cap, "attention plan: collected position %lld exceeds collect_cap %lld",
                        static_cast<long long>(row.pos), static_cast<long long>(cfg.collect_cap));
     }
-    if (row.sum_offset >= 0) {
-        SPECATTN_CHECK(row.sel < 0 && !row.collect && row.sum_domain >= 0 && row.sum_domain <= row.pos + 1,
-                       "attention plan: a summed row (position %lld, domain %lld) must be dense, not also collected, "
-                       "and sum only positions it attends",
-                       static_cast<long long>(row.pos), static_cast<long long>(row.sum_domain));
+    if (row.sum_target >= 0) {
+        SPECATTN_CHECK(row.sel < 0 && !row.collect && cfg.sliding_window <= 0,
+                       "attention plan: a summed row (position %lld) must be dense, not also collected, and not under "
+                       "a sliding window",
+                       static_cast<long long>(row.pos));
     }
 }
 
 bool sums(const attention_plan_row & row) {
-    return row.sum_offset >= 0;
+    return row.sum_target >= 0;
 }
 
 } // namespace
@@ -64,6 +64,8 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.row_n_split.assign(rows.size(), 1);
     plan.n_slots = 0;
     plan.n_collect = 0;
+    plan.n_sum_slots = 0;
+    plan.sum_slots.clear();
     plan.mtiles_per_warp = 1;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
     SPECATTN_CHECK(!cfg.invariant || group <= attention_invariant_tile_queries,
@@ -76,6 +78,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     // Segments; each distinct sequence's page list goes into the table once. A collected row more than 31 rows after
     // the segment's first collected one starts a new segment (past the 32 bits of collect_mask).
     std::map<int32_t, int32_t> page0_of;
+    std::vector<int32_t> seg_target; // the sum target of each segment's summed rows (-1: none yet)
     for (size_t r = 0; r < rows.size(); ++r) {
         const attention_plan_row & row = rows[r];
         check_row(row, cfg);
@@ -88,9 +91,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             extends = prev.seq == row.seq && prev.pos + 1 == row.pos && prev.sel == row.sel &&
                       (row.sel < 0 || (prev.sel_n == row.sel_n && prev.sel_recent == row.sel_recent)) &&
                       !(marked && has_marks && s.n_rows - s.collect_row0 >= attention_collect_rows) &&
-                      !(sums(row) && s.sum_mask != 0 &&
-                        (s.sum_offset != row.sum_offset || s.sum_domain != row.sum_domain ||
-                         (s.sum_per_kv_head != 0) != row.sum_per_kv_head));
+                      !(sums(row) && seg_target.back() >= 0 && seg_target.back() != row.sum_target);
         }
         if (!extends) {
             auto it = page0_of.find(row.seq);
@@ -110,6 +111,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 s.sel_recent = checked_i32(row.sel_recent, "recent position");
             }
             plan.segs.push_back(s);
+            seg_target.push_back(-1);
         }
         attention_segment & s = plan.segs.back();
         if ((row.collect || sums(row)) && (s.collect_mask | s.sum_mask) == 0) {
@@ -124,9 +126,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         }
         if (sums(row)) {
             s.sum_mask |= 1u << (s.n_rows - s.collect_row0);
-            s.sum_offset = row.sum_offset;
-            s.sum_domain = checked_i32(row.sum_domain, "score domain");
-            s.sum_per_kv_head = row.sum_per_kv_head ? 1 : 0;
+            seg_target.back() = row.sum_target;
         }
         ++s.n_rows;
     }
@@ -234,6 +234,64 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     }
     plan.n_slots = next;
 
+    // Two row tiles per warp where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
+    // computes one 16-position chunk of a KV block for both, from one load of its K/V fragments, instead of two
+    // chunks for one. Decode-only heuristic plans keep one (Q in registers), and so do plans with a 64-vector tile
+    // (prefill), whose queries would not fit beside the stages in shared memory.
+    int64_t max_vectors = 0;
+    for (const tile & t : tiles) {
+        max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
+    }
+    if (cfg.invariant) {
+        plan.mtiles_per_warp = cfg.single_tile_mpw1 && max_vectors <= 16 ? 1 : 2;
+    } else {
+        plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
+    }
+
+    // Partial rows of summed rows: one per (tile, warp row holding summed rows), numbered in tile order, so a
+    // target's slots are consecutive (its rows are; other rows between them sum nothing else).
+    std::vector<int32_t> tile_sum_slot(tiles.size(), -1);
+    std::vector<uint32_t> tile_sum_warps(tiles.size(), 0);
+    plan.sum_slots.clear();
+    plan.n_sum_slots = 0;
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        const tile & t = tiles[i];
+        const attention_segment & s = plan.segs[static_cast<size_t>(t.seg)];
+        const int32_t target = seg_target[static_cast<size_t>(t.seg)];
+        if (target < 0) {
+            continue;
+        }
+        SPECATTN_CHECK(t.kv_hi <= cfg.sum_cap && cfg.sum_cap % 2 == 0,
+                       "attention plan: summed rows reach position %lld past sum_cap %lld",
+                       static_cast<long long>(t.kv_hi - 1), static_cast<long long>(cfg.sum_cap));
+        uint32_t warps = 0;
+        for (int32_t j = 0; j < t.n_rows; ++j) {
+            if (!sums(rows[static_cast<size_t>(s.row0 + t.row0 + j)])) {
+                continue;
+            }
+            for (int64_t g = 0; g < group; ++g) { // the warp row of vector j G + g (attention.cuh's warp_m)
+                const int64_t row_tile = (j * group + g) / 16;
+                warps |= 1u << (plan.mtiles_per_warp == 2 ? 0 : row_tile);
+            }
+        }
+        if (warps == 0) {
+            continue;
+        }
+        if (plan.sum_slots.size() <= static_cast<size_t>(target)) {
+            plan.sum_slots.resize(static_cast<size_t>(target) + 1, {0, 0});
+        }
+        std::pair<int32_t, int32_t> & ts = plan.sum_slots[static_cast<size_t>(target)];
+        SPECATTN_CHECK(ts.second == 0 || ts.first + ts.second == plan.n_sum_slots,
+                       "attention plan: the summed rows of target %d are not consecutive", target);
+        if (ts.second == 0) {
+            ts.first = checked_i32(plan.n_sum_slots, "sum slot");
+        }
+        ts.second += __builtin_popcount(warps);
+        tile_sum_slot[i] = checked_i32(plan.n_sum_slots, "sum slot");
+        tile_sum_warps[i] = warps;
+        plan.n_sum_slots += __builtin_popcount(warps);
+    }
+
     for (size_t i = 0; i < tiles.size(); ++i) {
         const tile & t = tiles[i];
         for (int64_t kvh = 0; kvh < cfg.n_head_kv; ++kvh) {
@@ -253,22 +311,11 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 w.kv_end = checked_i32(std::min(t.kv_hi, start + (sp + 1) * chunk[i]), "kv position");
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
+                w.sum_slot = tile_sum_slot[i];
+                w.sum_warps = tile_sum_warps[i];
                 plan.work.push_back(w);
             }
         }
-    }
-    // Two row tiles per warp where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
-    // computes one 16-position chunk of a KV block for both, from one load of its K/V fragments, instead of two
-    // chunks for one. Decode-only heuristic plans keep one (Q in registers), and so do plans with a 64-vector tile
-    // (prefill), whose queries would not fit beside the stages in shared memory.
-    int64_t max_vectors = 0;
-    for (const tile & t : tiles) {
-        max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
-    }
-    if (cfg.invariant) {
-        plan.mtiles_per_warp = cfg.single_tile_mpw1 && max_vectors <= 16 ? 1 : 2;
-    } else {
-        plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
     }
     // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
     std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
@@ -317,6 +364,8 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.sliding_window = cfg.sliding_window;
     p.sel_cap = cfg.sel_cap;
     p.collect_cap = cfg.collect_cap;
+    p.n_sum_slots = plan.n_sum_slots;
+    p.sum_cap = cfg.sum_cap;
     return p;
 }
 

@@ -7,6 +7,7 @@
 #include "kernels/kernel_params.h"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace specattn {
@@ -20,11 +21,10 @@ struct attention_plan_row {
     int64_t sel_n = 0;      // sparse: list entries used (<= sel_cap)
     int64_t sel_recent = 0; // sparse: first position of the dense recent range [sel_recent, pos]; <= pos
     bool collect = false;   // dense rows only: write the row's scaled logits and LSE (Collect-2-Query)
-    // Dense rows only, instead of collect: add the row's scaled logits, summed over the query heads of each KV head,
-    // into the score row at sum_offset (attention_segment's sum fields) for positions < sum_domain (<= pos + 1).
-    int64_t sum_offset = -1;
-    int64_t sum_domain = 0;
-    bool sum_per_kv_head = false;
+    // Dense rows only, instead of collect: the row's scaled logits are summed over query heads into partial rows
+    // (attention_params::sum_partial) shared by the rows of the same target; plan.sum_slots[target] lists them.
+    // A target's rows must be consecutive rows of the batch, and other rows between them sum into no other target.
+    int32_t sum_target = -1;
 };
 
 struct attention_plan_config {
@@ -62,6 +62,7 @@ struct attention_plan_config {
     // (attention_decode_mpw1_from_env); the plan's default stays the plain shape.
     bool single_tile_mpw1 = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
+    int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
 };
 
 // attention_plan_config::single_tile_mpw1 for a backend: on unless SPECATTN_ATTN_DECODE_MPW1=0.
@@ -94,6 +95,9 @@ struct attention_plan {
     std::vector<int32_t> row_n_split; // [n_rows]
     int64_t n_slots = 0;
     int64_t n_collect = 0; // collected rows: collect_logits / collect_lse hold this many rows, in row order
+    int64_t n_sum_slots = 0; // partial rows of summed rows (attention_params::sum_partial)
+    // [target]: (first slot, slots) of the summed rows of attention_plan_row::sum_target (0 slots: none).
+    std::vector<std::pair<int32_t, int32_t>> sum_slots;
     // Warp shape (attention_params::mtiles_per_warp): 2 for every invariant plan (one kernel instance, so a row's
     // bits and a captured graph's launch never depend on the batch) and for heuristic plans whose largest tile holds
     // 17-32 query vectors, else 1.

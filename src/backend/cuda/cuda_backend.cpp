@@ -208,6 +208,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
                                  static_cast<int64_t>(plan.work.size()),
                                  plan.n_slots,
                                  plan.n_collect,
+                                 plan.n_sum_slots, // and with it the kernel instance (attention.cuh's SUMS)
                                  slot_capacity,
                                  plan.mtiles_per_warp,
                                  static_cast<int64_t>(reinterpret_cast<intptr_t>(md)),

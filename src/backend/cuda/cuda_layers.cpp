@@ -18,7 +18,6 @@ void cuda_backend::impl::enqueue_layers(int64_t n, int64_t n_out, const int32_t 
     bf16 * qkv_d = qkv.as<bf16>();
     bf16 * proj_d = proj.as<bf16>();
 
-    sel.before_layers(stream);
     if (tp) { // the rank's vocabulary rows, zeros for other ids, summed over the ranks (exact: one non-zero term)
         launch_tp_embed(tok_embd, md + off.tokens, rank.vocab.begin, rank.vocab.end, x_d, n, n_embd, stream);
         comm->all_reduce_sum(x_d, tp_dtype::tp_dtype_f32, x_d, tp_dtype::tp_dtype_f32, n * n_embd, {stream, invariant});

@@ -17,16 +17,24 @@ namespace specattn {
 
 namespace {
 
-template <int HD, int MPW> void launch_attention_shape(const attention_params & p, cudaStream_t stream) {
+template <int HD, int MPW, bool SUMS> void launch_attention_instance(const attention_params & p, cudaStream_t stream) {
     constexpr size_t smem = attention_smem_bytes(HD, MPW);
     // Above 48 KB a kernel needs an explicit opt-in; done once per instance (it is a property of the function).
     [[maybe_unused]] static const bool configured = [] {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 static_cast<int>(smem)));
+        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW, SUMS>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
         return true;
     }();
-    launch_kernel(pdl_enabled(), attention_kernel<HD, MPW>, dim3(static_cast<unsigned int>(p.n_work)),
+    launch_kernel(pdl_enabled(), attention_kernel<HD, MPW, SUMS>, dim3(static_cast<unsigned int>(p.n_work)),
                   dim3(attention_threads), smem, stream, p);
+}
+
+template <int HD, int MPW> void launch_attention_shape(const attention_params & p, cudaStream_t stream) {
+    if (p.n_sum_slots > 0) {
+        launch_attention_instance<HD, MPW, true>(p, stream);
+    } else {
+        launch_attention_instance<HD, MPW, false>(p, stream);
+    }
 }
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
@@ -61,6 +69,9 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
                    static_cast<long long>(p.layer), static_cast<long long>(p.n_layer));
     SPECATTN_CHECK(p.q_row_stride % 2 == 0, "attention: q row stride %lld must be even",
                    static_cast<long long>(p.q_row_stride));
+    SPECATTN_CHECK(p.n_sum_slots == 0 || (p.sum_partial != nullptr && p.sum_cap % 2 == 0 &&
+                                          reinterpret_cast<uintptr_t>(p.sum_partial) % 8 == 0),
+                   "attention: summed rows need an 8-byte aligned partial buffer with an even row length");
     if (p.n_work == 0) {
         return;
     }

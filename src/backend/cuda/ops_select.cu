@@ -42,6 +42,9 @@ void launch_score_reduce(const score_reduce_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.max_groups == 1 || p.max_groups == p.n_head_kv,
                    "score reduce: max_groups %lld must be 1 or n_head_kv %lld", static_cast<long long>(p.max_groups),
                    static_cast<long long>(p.n_head_kv));
+    SPECATTN_CHECK(p.partials == nullptr ||
+                       (p.partial_kv_stride % 4 == 0 && reinterpret_cast<uintptr_t>(p.partials) % 16 == 0),
+                   "score reduce: partial rows must be 16-byte aligned");
     SPECATTN_CHECK(p.max_domain <= INT32_MAX - score_reduce_span, "score reduce: domain %lld does not fit int32",
                    static_cast<long long>(p.max_domain));
     constexpr int64_t per_block = score_reduce_span;

@@ -213,8 +213,9 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
 
 void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
                                std::vector<attention_plan_row> & rows, attention_plan_config & cfg) {
-    // Rows of sinks reduced after the attention are collected; the rows of a logit sink that shares none of them
-    // with another sink (and lies in this pass, as every sink must) are summed in the kernel instead.
+    // Rows of sinks reduced after the attention are collected; the rows of a logit sink are summed in the kernel
+    // instead when they lie in this pass, belong to no other sink and no other sink's row lies between them (the
+    // plan numbers a target's partial rows consecutively), and no sliding window masks positions of the domain.
     std::vector<int32_t> sinks_of_row(static_cast<size_t>(r_end - r_begin), 0);
     for (const score_sink & s : batch.sinks) {
         for (int32_t r : s.rows) {
@@ -224,30 +225,36 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
         }
     }
     std::vector<bool> collected(static_cast<size_t>(r_end - r_begin), false);
-    zero_ranges_.clear();
-    for (const score_sink & s : batch.sinks) {
-        const bool in_pass = std::all_of(s.rows.begin(), s.rows.end(), [&](int32_t r) { return r >= r_begin && r < r_end; });
-        const bool fused = fuse_logit_sinks_ && in_pass && s.mode == score_mode::score_mode_logit &&
-                           std::all_of(s.rows.begin(), s.rows.end(), [&](int32_t r) {
-                               return sinks_of_row[static_cast<size_t>(r - r_begin)] == 1;
-                           });
-        const sink_layout * l = fused ? find_sink(s.seq, s.id) : nullptr; // begin_forward laid it out
+    fused_.assign(batch.sinks.size(), false);
+    sum_cap_ = 0;
+    for (size_t k = 0; k < batch.sinks.size(); ++k) {
+        const score_sink & s = batch.sinks[k];
+        const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
+        bool fused = fuse_logit_sinks_ && s.mode == score_mode::score_mode_logit && cfg.sliding_window <= 0 &&
+                     *lo >= r_begin && *hi < r_end;
+        for (int64_t r = *lo; fused && r <= *hi; ++r) {
+            const bool own = std::find(s.rows.begin(), s.rows.end(), static_cast<int32_t>(r)) != s.rows.end();
+            fused = sinks_of_row[static_cast<size_t>(r - r_begin)] == (own ? 1 : 0);
+        }
+        fused_[k] = fused;
         for (int32_t r : s.rows) {
             if (r < r_begin || r >= r_end) {
                 continue;
             }
             attention_plan_row & row = rows[static_cast<size_t>(r - r_begin)];
-            if (l != nullptr) {
-                row.sum_offset = l->offset;
-                row.sum_domain = l->domain;
-                row.sum_per_kv_head = l->n_groups > 1;
+            if (fused) {
+                row.sum_target = static_cast<int32_t>(k);
             } else {
                 collected[static_cast<size_t>(r - r_begin)] = true;
             }
         }
-        if (l != nullptr) {
-            zero_ranges_.emplace_back(l->offset, hp_.n_layer * layer_stride_);
+    }
+    if (std::find(fused_.begin(), fused_.end(), true) != fused_.end()) {
+        int64_t max_pos = 0;
+        for (const attention_plan_row & row : rows) {
+            max_pos = std::max(max_pos, row.pos);
         }
+        sum_cap_ = round_up(max_pos + 1, 256); // stable for 256 positions
     }
     int64_t need_cap = 0;
     int64_t n_collect = 0;
@@ -291,6 +298,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     }
     cfg.sel_cap = sel_cap_;
     cfg.collect_cap = collect_cap_;
+    cfg.sum_cap = sum_cap_;
 }
 
 void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
@@ -310,11 +318,31 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
     std::vector<score_reduce_job> reduce;
     reduce_max_domain_ = 0;
     reduce_max_groups_ = 1;
-    for (const score_sink & s : batch.sinks) {
-        if (s.rows.front() < r_begin || s.rows.front() >= r_end || rows[static_cast<size_t>(s.rows.front() - r_begin)].sum_offset >= 0) {
-            continue; // another pass's sink, or one the attention kernel sums
+    const auto sum_bytes = static_cast<size_t>(plan.n_sum_slots * hp_.n_head_kv * sum_cap_) * sizeof(float);
+    if (sum_partial_.bytes() < sum_bytes) {
+        sum_partial_ = device_buffer(sum_bytes + sum_bytes / 4);
+    }
+    for (size_t k = 0; k < batch.sinks.size(); ++k) {
+        const score_sink & s = batch.sinks[k];
+        if (s.rows.front() < r_begin || s.rows.front() >= r_end) {
+            continue; // another pass's sink
         }
         const sink_layout & l = *find_sink(s.seq, s.id); // begin_forward laid it out
+        if (fused_[k]) { // the kernel summed its rows into partial rows per KV head
+            score_reduce_job j;
+            SPECATTN_CHECK(k < plan.sum_slots.size() && plan.sum_slots[k].second > 0,
+                           "score sink %d of sequence %d: its summed rows have no partial rows", s.id, s.seq);
+            j.collect0 = plan.sum_slots[k].first;
+            j.n_rows = plan.sum_slots[k].second;
+            j.domain = checked_i32(s.domain, "score domain");
+            j.mode = score_reduce_mode::score_reduce_mode_partials;
+            j.n_groups = l.n_groups;
+            j.out_offset = l.offset;
+            reduce.push_back(j);
+            reduce_max_domain_ = std::max(reduce_max_domain_, round_up(s.domain, 1024));
+            reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
+            continue;
+        }
         score_reduce_job j;
         j.collect0 = collect_index[static_cast<size_t>(s.rows.front() - r_begin)];
         j.n_rows = static_cast<int32_t>(s.rows.size()); // at most the rows of a pass
@@ -449,10 +477,9 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
             ptr(collect_logits_),
             ptr(collect_lse_),
             ptr(kmin_),
-            ptr(kmax_)};
-    for (const auto & [offset, n] : zero_ranges_) { // the memsets' arguments (n follows from layer_stride_)
-        sig.push_back(offset);
-    }
+            ptr(kmax_),
+            sum_cap_,
+            ptr(sum_partial_)};
     return sig;
 }
 
@@ -518,28 +545,15 @@ void cuda_selection::before_attention(int64_t layer, const bf16 * q, int64_t q_r
     launch_quest_select(p, stream);
 }
 
-void cuda_selection::before_layers(cudaStream_t stream) {
-    // Sinks are laid out one after another, so the ranges merge into few memsets (a captured graph holds them;
-    // launch_signature has the ranges' count and ends).
-    for (size_t i = 0; i < zero_ranges_.size();) {
-        const int64_t begin = zero_ranges_[i].first;
-        int64_t end = begin + zero_ranges_[i].second;
-        for (++i; i < zero_ranges_.size() && zero_ranges_[i].first == end; ++i) {
-            end += zero_ranges_[i].second;
-        }
-        SPECATTN_CUDA_CHECK(cudaMemsetAsync(arena_.as<float>() + begin, 0,
-                                            static_cast<size_t>(end - begin) * sizeof(float), stream));
-    }
-}
-
 void cuda_selection::attention_fields(int64_t layer, attention_params & ap) const {
     ap.sel_pos = lists_.as<int32_t>();
     ap.sel_cap = sel_cap_;
     ap.layer = layer;
     ap.n_layer = hp_.n_layer;
-    ap.collect_scores = arena_.as<float>();
-    ap.score_layer_stride = layer_stride_;
-    ap.score_group_stride = group_stride_;
+    if (sum_cap_ > 0) {
+        ap.sum_partial = sum_partial_.as<float>();
+        ap.sum_cap = sum_cap_;
+    }
     if (collect_cap_ > 0) {
         ap.collect_logits = collect_logits_.as<bf16>();
         ap.collect_lse = collect_lse_.as<float>();
@@ -556,6 +570,8 @@ void cuda_selection::after_attention(int64_t layer, cudaStream_t stream) {
     p.lse = collect_lse_.as<float>();
     p.collect_row_stride = hp_.n_head * collect_cap_;
     p.collect_head_stride = collect_cap_;
+    p.partials = sum_partial_.as<float>();
+    p.partial_kv_stride = sum_cap_;
     p.jobs = dev<score_reduce_job>(w_reduce_);
     p.scores = arena_.as<float>();
     p.n_jobs = n_reduce_;

@@ -82,7 +82,6 @@ class cuda_selection {
 
     // ---- launches, in stream order ----
     void run_queued_top_k(cudaStream_t stream);                                     // before the first layer
-    void before_layers(cudaStream_t stream); // zeroes the score rows the attention kernel sums into
     void after_kv_append(int64_t layer, const bf16 * k_layer, cudaStream_t stream); // Quest metadata
     void before_attention(int64_t layer, const bf16 * q, int64_t q_row_stride, const int32_t * page_table,
                           cudaStream_t stream);                        // Quest selection
@@ -148,11 +147,13 @@ class cuda_selection {
     device_buffer collect_logits_;
     device_buffer collect_lse_;
     int64_t collect_cap_ = 0;
-    // Logit-mode sinks whose rows are in no other sink are summed by the attention kernel itself (attention_plan_row
-    // ::sum_offset), which writes neither their logit rows nor a reduce job; this pass's such sinks' arena blocks
-    // (offset, floats), zeroed before the first layer. SPECATTN_FUSED_COLLECT=0 turns the fusion off (A/B).
+    // Logit-mode sinks summed by the attention kernel itself (attention_plan_row::sum_target = the sink's index in
+    // the batch): no per-head logit rows, only fp32 partial rows per KV head [slots][HK][sum_cap], which the score
+    // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
     bool fuse_logit_sinks_ = true;
-    std::vector<std::pair<int64_t, int64_t>> zero_ranges_;
+    std::vector<bool> fused_; // [batch sink]
+    device_buffer sum_partial_;
+    int64_t sum_cap_ = 0;
 
     // Quest: page key bounds [L][P][HK][D] bf16 each, kept for the sequences that have drafted with Quest.
     device_buffer kmin_, kmax_;
