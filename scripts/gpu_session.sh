@@ -122,6 +122,12 @@ collect)
             timeout 40 kernel_bench --reps 10 --only "$mode:$rest" 2>&1 | grep -E "^\| verify"
         done
     done
+    for f in 1 0; do # programmatic launches on (the default) and off, plain verify and decode
+        for c in verify7:8:131072 decode:8:131072; do
+            SPECATTN_PDL=$f timeout 40 kernel_bench --reps 10 --only "$c:heur" 2>&1 | grep -E "^\| (verify|decode)" |
+                sed "s/^/PDL=$f /"
+        done
+    done
     for s in weight logit; do
         for cb in 32768:8 131000:4; do
             timeout 70 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 --ctx-len "${cb%:*}" -b "${cb#*:}" \
