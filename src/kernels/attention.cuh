@@ -95,6 +95,27 @@ __device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) 
     return b >= 0 && b < 32 && ((sg.sum_mask >> b) & 1u) != 0;
 }
 
+// Dims d, d + 1 of a tile's sum vector: the sum in fp32 of the queries of its summed rows' G heads of the work's
+// KV head, rounded once to bf16.
+__device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, const attention_segment & sg,
+                                                    const attention_work & w, int group, int d) {
+    float x = 0.0f;
+    float y = 0.0f;
+    for (int r = w.row0; r < w.row0 + w.n_rows; ++r) {
+        if (!summed_row(sg, r)) {
+            continue;
+        }
+        const bf16 * q = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride +
+                         static_cast<int64_t>(w.kv_head) * group * p.head_dim + d;
+        for (int g = 0; g < group; ++g) {
+            const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(q + g * p.head_dim));
+            x += f.x;
+            y += f.y;
+        }
+    }
+    return pack_bf16x2(x, y);
+}
+
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
@@ -193,9 +214,12 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     // Narrowing checked by the launcher: H, D, S, positions and row counts fit int32.
     const int group = static_cast<int>(p.n_head / p.n_head_kv);
     const int hd = static_cast<int>(p.head_dim);
-    const int nq = w.n_rows * group;
+    const int nq = w.n_rows * group; // the rows' query vectors
+    // A tile with summed rows computes one more: their sum vector, vector nq (attention_segment::sum_mask).
+    const bool sum_vec = SUMS && w.sum_slot >= 0;
     // Row tiles of 16 vectors: MPW = 2 gives a warp all (1 or 2) of them, MPW = 1 one per warp along M.
-    const int n_rt = nq <= 16 ? 1 : (nq <= 32 ? 2 : 4);
+    const int nqx = nq + (sum_vec ? 1 : 0);
+    const int n_rt = nqx <= 16 ? 1 : (nqx <= 32 ? 2 : 4);
     const int mpw = MPW == 2 ? n_rt : 1; // row tiles per warp
     const int wm = n_rt / mpw;           // warps along M
     const int wk = 4 / wm;               // warps along KV
@@ -215,24 +239,35 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     int vlo[MPW][2];
     int vlim[MPW][2];
     bf16 * crow[MPW][2];
-    uint32_t sbits = 0; // bit 2 mt + i: that vector is a summed row's
     uint32_t qf[q_in_smem ? 1 : NKS][4];
+    // The sum vector attends up to the tile's last summed row; the thread holding it (as its vector 2 mt + i =
+    // sum_at) stores its logits into the partial row.
+    int sum_vlim = -1;
+    int sum_at = -1;
+    float * sum_row = nullptr;
+    if constexpr (SUMS) {
+        for (int r = w.row0; sum_vec && r < w.row0 + w.n_rows; ++r) {
+            sum_vlim = summed_row(sg, r) ? sg.pos0 + r : sum_vlim;
+        }
+    }
 #pragma unroll
     for (int mt = 0; mt < MPW; ++mt) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             const int qi = (warp_m * mpw + mt) * 16 + fr + 8 * i;
             const bool valid = qi < nq && mt < mpw;
+            const bool is_sum = sum_vec && qi == nq && mt < mpw;
             const int r = w.row0 + qi / group; // row in the segment
             const int pos = sg.pos0 + r;
             const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
             vlo[mt][i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
-            vlim[mt][i] = !valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos);
+            vlim[mt][i] = is_sum ? sum_vlim : (!valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos));
             const int ci = valid ? collect_index(sg, r) : -1;
             crow[mt][i] =
                 ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
-            if constexpr (SUMS) {
-                sbits |= valid && summed_row(sg, r) ? 1u << (2 * mt + i) : 0u;
+            if (is_sum) {
+                sum_at = 2 * mt + i;
+                sum_row = p.sum_partial + (static_cast<int64_t>(w.sum_slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
             }
             if constexpr (!q_in_smem) {
                 const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
@@ -244,6 +279,8 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                         uint32_t val = 0;
                         if (valid && d < hd) {
                             val = *reinterpret_cast<const uint32_t *>(qrow + d);
+                        } else if (is_sum && d < hd) {
+                            val = sum_vector_pair(p, sg, w, group, d);
                         }
                         qf[ks][i + 2 * half] = val;
                     }
@@ -265,6 +302,8 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
                 val = *reinterpret_cast<const uint32_t *>(p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride +
                                                           h * hd + d);
+            } else if (sum_vec && qi == nq && d < hd) {
+                val = sum_vector_pair(p, sg, w, group, d);
             }
             *reinterpret_cast<uint32_t *>(q_piece(qi, d >> 3) + (d & 7)) = val;
         }
@@ -273,7 +312,6 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     int warp_vlim = -1;
     int warp_vlo = INT_MAX;
     bool collects = false;
-    bool sums = false;
 #pragma unroll
     for (int mt = 0; mt < MPW; ++mt) {
 #pragma unroll
@@ -282,10 +320,6 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             warp_vlo = min(warp_vlo, vlim[mt][i] < 0 ? INT_MAX : vlo[mt][i]);
             collects = collects || crow[mt][i] != nullptr;
         }
-    }
-    // Summed rows: the warps the plan marked write their vectors' logit sums per position (warp-uniform).
-    if constexpr (SUMS) {
-        sums = ((w.sum_warps >> warp_m) & 1u) != 0;
     }
 #pragma unroll
     for (int o = 16; o > 0; o /= 2) {
@@ -466,7 +500,6 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             }
             // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
             uint32_t pa[MPW][4];
-            float ssum[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}}; // summed rows' logits at this thread's columns
 #pragma unroll
             for (int mt = 0; mt < MPW; ++mt) {
                 if (mt >= mpw) {
@@ -483,10 +516,16 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                         for (int e = 0; e < 2; ++e) {
                             const int v = v0 + e;
                             ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
-                            if constexpr (SUMS) {
-                                if (sums && ((sbits >> (2 * mt + i)) & 1u) != 0 && ok[e]) {
-                                    ssum[nt][e] = __fadd_rn(ssum[nt][e], __fmul_rn(s[mt][nt][2 * i + e], p.scale));
-                                }
+                        }
+                        if (SUMS && 2 * mt + i == sum_at) {
+                            // The sum vector: its scaled logits, unmasked, as far as the work's range goes.
+                            float * dst = sum_row + v0;
+                            const float * x = &s[mt][nt][2 * i];
+                            if (v0 + 1 < w.kv_end) {
+                                *reinterpret_cast<float2 *>(dst) = make_float2(__fmul_rn(x[0], p.scale),
+                                                                               __fmul_rn(x[1], p.scale));
+                            } else if (v0 < w.kv_end) {
+                                dst[0] = __fmul_rn(x[0], p.scale);
                             }
                         }
                         if (collects && crow[mt][i] != nullptr) {
@@ -542,30 +581,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 pa[mt][2] = pack_bf16x2(s[mt][1][0], s[mt][1][1]);
                 pa[mt][3] = pack_bf16x2(s[mt][1][2], s[mt][1][3]);
             }
-            if (SUMS && sums) {
-                // A column's 16 vectors sit in the 8 lanes of one fc (lane bits 2-4: fr) x 2 halves: sum them, then
-                // lanes 0-3 store the warp's 16 positions into its partial row. (The row's address is reloaded
-                // here rather than kept in registers through the loop.)
-                const attention_work & gw = p.work[blockIdx.x];
-                const int slot = gw.sum_slot + __popc(gw.sum_warps & ((1u << warp_m) - 1u));
-                float * part = p.sum_partial + (static_cast<int64_t>(slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
-#pragma unroll
-                for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-#pragma unroll
-                        for (int o = 4; o < warp_size; o *= 2) {
-                            ssum[nt][e] = __fadd_rn(ssum[nt][e], __shfl_xor_sync(0xffffffffu, ssum[nt][e], o));
-                        }
-                    }
-                    const int v0 = vc + nt * 8 + 2 * fc;
-                    if (fr == 0 && v0 + 1 < w.kv_end) {
-                        *reinterpret_cast<float2 *>(part + v0) = make_float2(ssum[nt][0], ssum[nt][1]);
-                    } else if (fr == 0 && v0 < w.kv_end) {
-                        part[v0] = ssum[nt][0];
-                    }
-                }
-            }
+
             // O += P V; the V fragments serve every row tile.
             const bf16 * v_lane = v_s + (c * CH + (lane & 7) + ((lane >> 3) & 1) * 8) * ST + (lane >> 4) * 8;
 #pragma unroll

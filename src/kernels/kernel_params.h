@@ -97,9 +97,10 @@ struct swiglu_params {
 // Score collection (Collect-2-Query, dense rows only): bit b of collect_mask marks row collect_row0 + b of the
 // segment; collected rows take consecutive collect indices from collect0 in row order. (Relative to collect_row0 so
 // that collecting a prefill chunk's last row does not cut the segment, and so the tiling, of the rows before it.)
-// Bit b of sum_mask marks row collect_row0 + b as a summed row instead (logit mode without per-head logit rows): the
-// warp holding it writes, per KV head, the sum over its summed rows' G query heads of the scaled logits into a
-// partial row (attention_work::sum_slot), which the score reduce adds up over slots and KV heads.
+// Bit b of sum_mask marks row collect_row0 + b as a summed row instead (logit mode without per-head logit rows).
+// Logits are linear in the query, so Σ_{summed rows r, heads h of a KV head} q_{r,h}·k = (Σ q_{r,h})·k: a tile with
+// summed rows computes one more query vector, their sum (the sum vector), and writes its scaled logits into a
+// partial row per KV head (attention_work::sum_slot), which the score reduce adds up over slots and KV heads.
 struct attention_segment {
     int32_t row0 = 0;
     int32_t n_rows = 0;
@@ -126,10 +127,10 @@ struct attention_work {
     int32_t kv_end = 0;
     int32_t split = 0;   // which chunk
     int32_t n_split = 0; // chunks of this tile; 1: the CTA writes `out` directly
-    // Tiles with summed rows: bit w of sum_warps marks warp row w (attention.cuh's warp_m) as holding some, and such
-    // a warp writes partial row sum_slot + (its rank among the marked warps) of every KV head.
+    // Tiles with summed rows: their sum vector (query vector n_rows G of the tile) writes partial row sum_slot of every
+    // KV head; -1: no summed rows.
     int32_t sum_slot = -1;
-    uint32_t sum_warps = 0;
+    int32_t reserved = 0;
 };
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
@@ -180,9 +181,10 @@ struct attention_params {
     bf16 * collect_logits = nullptr; // [n_collect, H, collect_cap]
     float * collect_lse = nullptr;   // [n_collect, H]
     int64_t collect_cap = 0;
-    // Summed rows (segments with sum_mask != 0): for a warp's partial slot s and its KV head kh,
-    //     sum_partial[(s * HK + kh) * sum_cap + t] = Σ_{summed rows r of the warp, heads h of kh} q_{r,h}·k_t * scale
-    // for every t of the work's KV range the warp's rows reach (0 where a row masks t); other entries untouched.
+    // Summed rows (segments with sum_mask != 0): for a tile's partial slot s and KV head kh,
+    //     sum_partial[(s * HK + kh) * sum_cap + t] = bf16(Σ_{summed rows r of the tile, heads h of kh} q_{r,h})·k_t * scale
+    // for every t of the work's KV range [kv_begin, kv_end) (t past a summed row's position included: callers read
+    // t below every summed row's position + 1); other entries untouched.
     float * sum_partial = nullptr; // [n_sum_slots, HK, sum_cap]
     int64_t sum_cap = 0;           // even
     int64_t n_sum_slots = 0;       // 0: no summed rows (the kernel instance without the summing code runs)

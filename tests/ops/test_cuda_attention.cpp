@@ -353,11 +353,52 @@ TEST_P(attention_test, matches_naive_reference) {
         ci += row.collect ? 1 : 0;
     }
     ASSERT_EQ(ci, plan.n_collect);
-    // Summed rows: the partial rows of each sequence's slots, added up over slots and the group's KV heads as the
-    // score reduce does, give the sum over the rows and heads at every position of the domain (fp32 sums of fp32
-    // dot products against double ones); nothing lands past a sequence's last position.
+    // Summed rows, exactly: each work item's partial row holds its tile's sum vector (the fp32 sum over the tile's
+    // summed rows and the KV head's G heads of their queries, in that order, rounded once to bf16) times each key,
+    // up to the tile's last summed row.
     int64_t n_sums = 0;
     ASSERT_EQ(plan.n_sum_slots == 0, !sum_mode) << c.name;
+    for (const attention_work & w : plan.work) {
+        if (w.sum_slot < 0) {
+            continue;
+        }
+        const attention_segment & sg = plan.segs[static_cast<size_t>(w.seg)];
+        const size_t s = row_seq[static_cast<size_t>(sg.row0)];
+        const paged_kv_seq view{seq_pages[s].data(), c.lens[s]};
+        std::vector<float> qsum(static_cast<size_t>(hd), 0.0f);
+        int64_t last = -1;
+        for (int32_t r = w.row0; r < w.row0 + w.n_rows; ++r) {
+            const int64_t br = sg.row0 + r; // batch row
+            if (rows[static_cast<size_t>(br)].sum_target < 0) {
+                continue;
+            }
+            last = rows[static_cast<size_t>(br)].pos;
+            for (int64_t g = 0; g < c.group; ++g) {
+                for (int64_t d = 0; d < hd; ++d) {
+                    qsum[static_cast<size_t>(d)] +=
+                        bf16_to_f32(q[static_cast<size_t>(br * q_stride + (w.kv_head * c.group + g) * hd + d)]);
+                }
+            }
+        }
+        ASSERT_GE(last, 0) << c.name << ": a sum slot on a tile without summed rows";
+        for (int64_t t = w.kv_begin; t < std::min<int64_t>(w.kv_end, last + 1); ++t) {
+            const int64_t off = paged_kv_offset(layout, view, layer, w.kv_head, t);
+            double want = 0.0;
+            double mag = 0.0;
+            for (int64_t d = 0; d < hd; ++d) {
+                const double x = static_cast<double>(bf16_to_f32(f32_to_bf16(qsum[static_cast<size_t>(d)]))) *
+                                 bf16_to_f32(k_pool[static_cast<size_t>(off + d)]);
+                want += x;
+                mag += std::fabs(x);
+            }
+            const float got = part[static_cast<size_t>((w.sum_slot * c.n_head_kv + w.kv_head) * sum_cap + t)];
+            ASSERT_LE(std::fabs(got - want * p.scale), 1e-5 + 1e-5 * mag * p.scale)
+                << c.name << ": sum vector of slot " << w.sum_slot << " KV head " << w.kv_head << " position " << t;
+        }
+    }
+    // And what that means: the partial rows of each sequence's slots, added up over slots and the group's KV heads
+    // as the score reduce does, give the sum over the rows and heads of the logits at every position of the domain
+    // (up to the sum vector's bf16 rounding); nothing lands past a sequence's last position.
     for (size_t s = 0; s < n_seq && sum_mode; ++s) {
         const bool has = s < plan.sum_slots.size() && plan.sum_slots[s].second > 0;
         ASSERT_EQ(has, sel_n[s] < 0) << c.name << ": sequence " << s << " (dense rows sum, sparse ones do not)";
@@ -386,7 +427,7 @@ TEST_P(attention_test, matches_naive_reference) {
                         got += part[static_cast<size_t>((sl * c.n_head_kv + kvh) * sum_cap + t)];
                     }
                 }
-                ASSERT_LE(std::fabs(got - want[t]), 1e-4 + 1e-4 * row_scale)
+                ASSERT_LE(std::fabs(got - want[t]), 1e-2 + 2e-2 * row_scale)
                     << c.name << ": summed score of sequence " << s << " group " << g << " position " << t;
                 ++n_sums;
             }
@@ -471,7 +512,8 @@ INSTANTIATE_TEST_SUITE_P(
         // summed rows (logit mode in the kernel): split and unsplit, one row tile or several per warp or per CTA
         attn_case{"sum_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, sum_fl},
         attn_case{"sum_batch_nosplit_g8_d128", {7, 7, 1}, {4099, 97, 300}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 1},
-        attn_case{"sum_all_per_kv_window_g4_d64_ps7", {7, 1}, {300, 17}, 4, 2, 64, 7, 100, {}, 8, sum_all_kv},
+        attn_case{"sum_all_per_kv_g4_d64_ps7", {7, 1}, {300, 17}, 4, 2, 64, 7, 0, {}, 8, sum_all_kv},
+        attn_case{"sum_verify_g8_d128_tiles_of_3", {7}, {4099}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 132, true},
         attn_case{"sum_prefill_97rows_per_kv_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, sum_all_kv},
         attn_case{"sum_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, sum_fl},
         // the batch-invariant plan: warps of two row tiles, tiles of up to 32 query vectors, 512-position KV chunks
@@ -596,9 +638,9 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
 }
 
 // The plan side of summed rows (no GPU needed): they take no collect index, share a segment's mask base with
-// collected rows, a row summing into another target starts a new segment, and each tile gets one partial slot per
-// warp row holding summed rows, consecutive per target.
-TEST(attention_plan, summed_rows_take_no_collect_index_and_get_partial_slots_per_warp) {
+// collected rows, a row summing into another target starts a new segment, tiles leave room for the sum vector, and
+// each tile with summed rows gets one partial slot, consecutive per target.
+TEST(attention_plan, summed_rows_take_no_collect_index_and_get_a_partial_slot_per_tile) {
     const std::vector<int32_t> pages = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3};
     std::vector<attention_plan_row> rows;
     for (int64_t pos = 100; pos < 107; ++pos) { // sequence 0: rows 0 and 6 sum into target 0, row 3 is collected
@@ -642,10 +684,9 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_get_partial_slots_per
     EXPECT_EQ(plan.n_sum_slots, 3);
     for (const attention_work & w : plan.work) {
         EXPECT_EQ(w.sum_slot, w.seg) << "segment " << w.seg;
-        EXPECT_EQ(w.sum_warps, 1u);
     }
-    // A prefill-sized tile (one 64-vector tile of 16 rows at G = 4, MPW = 1: warp row w holds rows 4w .. 4w + 3)
-    // whose rows 5 and 15 sum: warp rows 1 and 3, two slots.
+    // 16 prefill rows at G = 4 (64 vectors: MPW = 1, a warp row per 16 vectors) whose rows 5 and 15 sum: tiles of
+    // 15 rows (60 vectors and the sum vector) and 1 row, a slot each.
     rows.clear();
     for (int64_t pos = 0; pos < 16; ++pos) {
         attention_plan_row r{&pages, 0, pos};
@@ -656,9 +697,10 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_get_partial_slots_per
     ASSERT_EQ(plan.mtiles_per_warp, 1);
     EXPECT_EQ(plan.n_sum_slots, 2);
     EXPECT_EQ(plan.sum_slots[0], std::make_pair(0, 2));
+    ASSERT_EQ(plan.work.size(), 4u); // 2 tiles x 2 KV heads
     for (const attention_work & w : plan.work) {
-        EXPECT_EQ(w.sum_slot, 0);
-        EXPECT_EQ(w.sum_warps, (1u << 1) | (1u << 3));
+        EXPECT_EQ(w.sum_slot, w.row0 == 0 ? 0 : 1);
+        EXPECT_EQ(w.n_rows, w.row0 == 0 ? 15 : 1);
     }
     // A summed row must be dense, not collected too, and within sum_cap.
     rows[5].collect = true;

@@ -72,8 +72,10 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                    "attention plan: a GQA group of %lld query heads exceeds the invariant tile of %lld",
                    static_cast<long long>(group), static_cast<long long>(attention_invariant_tile_queries));
     // See attention_plan_config::invariant.
-    const int64_t rows_per_tile =
-        std::max<int64_t>(1, (cfg.invariant ? attention_invariant_tile_queries : attention_tile_queries) / group);
+    const int64_t tile_queries = cfg.invariant ? attention_invariant_tile_queries : attention_tile_queries;
+    const int64_t rows_per_tile = std::max<int64_t>(1, tile_queries / group);
+    // A tile with summed rows also holds their sum vector (attention.cuh), one query vector more.
+    const int64_t rows_per_sum_tile = (tile_queries - 1) / group;
 
     // Segments; each distinct sequence's page list goes into the table once. A collected row more than 31 rows after
     // the segment's first collected one starts a new segment (past the 32 bits of collect_mask).
@@ -137,8 +139,13 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     std::vector<tile> tiles;
     for (size_t si = 0; si < plan.segs.size(); ++si) {
         const attention_segment & s = plan.segs[si];
+        if (s.sum_mask != 0) {
+            SPECATTN_CHECK(rows_per_sum_tile > 0,
+                           "attention plan: a GQA group of %lld query heads leaves no room for a sum vector",
+                           static_cast<long long>(group));
+        }
         for (int64_t r0 = 0; r0 < s.n_rows;) {
-            int64_t n = std::min(rows_per_tile, s.n_rows - r0);
+            int64_t n = std::min(s.sum_mask != 0 ? rows_per_sum_tile : rows_per_tile, s.n_rows - r0);
             const int64_t first = s.pos0 + r0;
             if (per_position && s.sel < 0) { // rows of one tile share their chunk
                 const int64_t c = attention_invariant_chunk_at(first, cfg.invariant_splits);
@@ -238,9 +245,17 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     // computes one 16-position chunk of a KV block for both, from one load of its K/V fragments, instead of two
     // chunks for one. Decode-only heuristic plans keep one (Q in registers), and so do plans with a 64-vector tile
     // (prefill), whose queries would not fit beside the stages in shared memory.
+    // Tiles with summed rows (they hold one more query vector, their sum vector).
+    std::vector<bool> tile_sums(tiles.size(), false);
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        const attention_segment & s = plan.segs[static_cast<size_t>(tiles[i].seg)];
+        for (int32_t j = 0; j < tiles[i].n_rows; ++j) {
+            tile_sums[i] = tile_sums[i] || sums(rows[static_cast<size_t>(s.row0 + tiles[i].row0 + j)]);
+        }
+    }
     int64_t max_vectors = 0;
-    for (const tile & t : tiles) {
-        max_vectors = std::max<int64_t>(max_vectors, t.n_rows * group);
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        max_vectors = std::max<int64_t>(max_vectors, tiles[i].n_rows * group + (tile_sums[i] ? 1 : 0));
     }
     if (cfg.invariant) {
         plan.mtiles_per_warp = cfg.single_tile_mpw1 && max_vectors <= 16 ? 1 : 2;
@@ -248,35 +263,21 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
     }
 
-    // Partial rows of summed rows: one per (tile, warp row holding summed rows), numbered in tile order, so a
+    // Partial rows of summed rows: one per tile holding some (its sum vector's), numbered in tile order, so a
     // target's slots are consecutive (its rows are; other rows between them sum nothing else).
     std::vector<int32_t> tile_sum_slot(tiles.size(), -1);
-    std::vector<uint32_t> tile_sum_warps(tiles.size(), 0);
     plan.sum_slots.clear();
     plan.n_sum_slots = 0;
     for (size_t i = 0; i < tiles.size(); ++i) {
         const tile & t = tiles[i];
-        const attention_segment & s = plan.segs[static_cast<size_t>(t.seg)];
         const int32_t target = seg_target[static_cast<size_t>(t.seg)];
-        if (target < 0) {
+        if (!tile_sums[i]) {
             continue;
         }
         SPECATTN_CHECK(t.kv_hi <= cfg.sum_cap && cfg.sum_cap % 2 == 0,
                        "attention plan: summed rows reach position %lld past sum_cap %lld",
                        static_cast<long long>(t.kv_hi - 1), static_cast<long long>(cfg.sum_cap));
-        uint32_t warps = 0;
-        for (int32_t j = 0; j < t.n_rows; ++j) {
-            if (!sums(rows[static_cast<size_t>(s.row0 + t.row0 + j)])) {
-                continue;
-            }
-            for (int64_t g = 0; g < group; ++g) { // the warp row of vector j G + g (attention.cuh's warp_m)
-                const int64_t row_tile = (j * group + g) / 16;
-                warps |= 1u << (plan.mtiles_per_warp == 2 ? 0 : row_tile);
-            }
-        }
-        if (warps == 0) {
-            continue;
-        }
+
         if (plan.sum_slots.size() <= static_cast<size_t>(target)) {
             plan.sum_slots.resize(static_cast<size_t>(target) + 1, {0, 0});
         }
@@ -286,10 +287,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         if (ts.second == 0) {
             ts.first = checked_i32(plan.n_sum_slots, "sum slot");
         }
-        ts.second += __builtin_popcount(warps);
+        ++ts.second;
         tile_sum_slot[i] = checked_i32(plan.n_sum_slots, "sum slot");
-        tile_sum_warps[i] = warps;
-        plan.n_sum_slots += __builtin_popcount(warps);
+        ++plan.n_sum_slots;
     }
 
     for (size_t i = 0; i < tiles.size(); ++i) {
@@ -312,7 +312,6 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
                 w.split = static_cast<int32_t>(sp);
                 w.n_split = static_cast<int32_t>(n_split[i]);
                 w.sum_slot = tile_sum_slot[i];
-                w.sum_warps = tile_sum_warps[i];
                 plan.work.push_back(w);
             }
         }

@@ -215,7 +215,8 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
                                std::vector<attention_plan_row> & rows, attention_plan_config & cfg) {
     // Rows of sinks reduced after the attention are collected; the rows of a logit sink are summed in the kernel
     // instead when they lie in this pass, belong to no other sink and no other sink's row lies between them (the
-    // plan numbers a target's partial rows consecutively), and no sliding window masks positions of the domain.
+    // plan numbers a target's partial rows consecutively), no sliding window masks positions of the domain, and a
+    // tile has room for the sum vector beside one row's G query vectors.
     std::vector<int32_t> sinks_of_row(static_cast<size_t>(r_end - r_begin), 0);
     for (const score_sink & s : batch.sinks) {
         for (int32_t r : s.rows) {
@@ -231,7 +232,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
         const score_sink & s = batch.sinks[k];
         const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
         bool fused = fuse_logit_sinks_ && s.mode == score_mode::score_mode_logit && cfg.sliding_window <= 0 &&
-                     *lo >= r_begin && *hi < r_end;
+                     hp_.n_head / hp_.n_head_kv < attention_invariant_tile_queries && *lo >= r_begin && *hi < r_end;
         for (int64_t r = *lo; fused && r <= *hi; ++r) {
             const bool own = std::find(s.rows.begin(), s.rows.end(), static_cast<int32_t>(r)) != s.rows.end();
             fused = sinks_of_row[static_cast<size_t>(r - r_begin)] == (own ? 1 : 0);
