@@ -500,6 +500,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             }
             // Mask, collect, and the online softmax of this thread's rows (a row's 16 columns live in one quad).
             uint32_t pa[MPW][4];
+            float sv[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}}; // the sum vector's raw logits (its threads only)
 #pragma unroll
             for (int mt = 0; mt < MPW; ++mt) {
                 if (mt >= mpw) {
@@ -517,16 +518,9 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                             const int v = v0 + e;
                             ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
                         }
-                        if (SUMS && 2 * mt + i == sum_at) {
-                            // The sum vector: its scaled logits, unmasked, as far as the work's range goes.
-                            float * dst = sum_row + v0;
-                            const float * x = &s[mt][nt][2 * i];
-                            if (v0 + 1 < w.kv_end) {
-                                *reinterpret_cast<float2 *>(dst) = make_float2(__fmul_rn(x[0], p.scale),
-                                                                               __fmul_rn(x[1], p.scale));
-                            } else if (v0 < w.kv_end) {
-                                dst[0] = __fmul_rn(x[0], p.scale);
-                            }
+                        if constexpr (SUMS) { // a select, not a branch: the store waits for the chunk's end
+                            sv[nt][0] = 2 * mt + i == sum_at ? s[mt][nt][2 * i] : sv[nt][0];
+                            sv[nt][1] = 2 * mt + i == sum_at ? s[mt][nt][2 * i + 1] : sv[nt][1];
                         }
                         if (collects && crow[mt][i] != nullptr) {
                             // Dense rows: v is the position. One 4-byte store for both columns where the row
@@ -593,6 +587,20 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                     if (mt < mpw) {
                         mma_bf16_16816(acc[mt][2 * dp], pa[mt], vb[0], vb[1]);
                         mma_bf16_16816(acc[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                    }
+                }
+            }
+            if (SUMS && sum_at >= 0) {
+                // The sum vector's scaled logits, unmasked, as far as the work's range goes: once per chunk, after
+                // the P V products (stored where they are computed, the 4 lanes' branch cost 8% of verify).
+#pragma unroll
+                for (int nt = 0; nt < 2; ++nt) {
+                    const int v0 = vc + nt * 8 + 2 * fc;
+                    if (v0 + 1 < w.kv_end) {
+                        *reinterpret_cast<float2 *>(sum_row + v0) =
+                            make_float2(__fmul_rn(sv[nt][0], p.scale), __fmul_rn(sv[nt][1], p.scale));
+                    } else if (v0 < w.kv_end) {
+                        sum_row[v0] = __fmul_rn(sv[nt][0], p.scale);
                     }
                 }
             }
