@@ -217,15 +217,16 @@ TEST(cuda_gemm, unsupported_shapes_fall_back_to_cublaslt) {
 }
 
 // The GEMV (kernels/gemv.cuh) against the double-precision product on odd shapes (features not a multiple of the
-// warp's 2 or the CTA's 16, K not a multiple of the 32-lane x 4-piece step, rows spanning several 8-row groups),
-// NaN-poisoned padding untouched; and every row of an m-row run equal to its 1-row run bit for bit.
+// 16-row tile, K not a multiple of the 8 warps x 32-k split, so that some warps have a partial range or none, and
+// a K of one piece; more tiles than CTAs (N 9001), so CTAs loop; rows spanning several 8-row groups), NaN-poisoned
+// padding untouched; and every row of an m-row run equal to its 1-row run bit for bit.
 TEST(cuda_gemm, gemv_matches_cpu_reference_and_rows_do_not_depend_on_the_number_of_rows) {
     SPECATTN_REQUIRE_GPU();
     const int n_sm = sm_count();
     struct shape {
         int64_t n, k;
     };
-    for (const shape & sh : {shape{333, 2368}, shape{97, 296}, shape{1, 8}, shape{4099, 1032}}) {
+    for (const shape & sh : {shape{333, 2368}, shape{97, 296}, shape{1, 8}, shape{4099, 1032}, shape{9001, 264}}) {
         for (bool f32 : {false, true}) {
             for (int64_t m : {1, 3, 6, 8, 9, 19}) {
                 const gemm_case cs{m, sh.n, sh.k, f32, 0};

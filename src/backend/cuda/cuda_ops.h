@@ -31,9 +31,10 @@ void launch_fill_kv_synthetic(bf16 * k_pool, bf16 * v_pool, const int32_t * page
                               int64_t page_size, int64_t head_dim, uint64_t seed, cudaStream_t stream);
 
 // GEMV (kernels/gemv.cuh, ops_gemm.cu) for the batch-invariant projections of engines decoding 1-2 sequences:
-// any R, in groups of 8 rows, each row computed as if alone. gemv_supported: K a multiple of 8.
+// any R, in groups of 8 rows, each row computed as if alone. gemv_supported: K a multiple of 8. programmatic: as
+// a programmatic dependent when pdl_enabled() (the engine's launches); false: plainly (benches).
 bool gemv_supported(int64_t n, int64_t k);
-void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream);
+void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream, bool programmatic = true);
 
 // Skinny GEMM (kernels/skinny_gemm.cuh, ops_gemm.cu) for the batch-invariant decode / draft / verify projections.
 // Supported: K a multiple of 8, any N, any number of rows (chunks of 64 in stream order).

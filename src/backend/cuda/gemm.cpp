@@ -48,9 +48,11 @@ cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_by
     if (env != nullptr && (std::strcmp(env, "0") == 0 || std::strcmp(env, "1") == 0)) {
         skinny_ = env[0] == '1';
     }
-    // SPECATTN_GEMV=0: tuning never picks the GEMV (A/B runs against cuBLASLt alone).
+    // SPECATTN_GEMV=0: tuning never picks the GEMV (A/B runs against cuBLASLt alone); =2: always, where it can run
+    // (A/B runs of the GEMV in the engine whatever the timings say).
     const char * gemv_env = std::getenv("SPECATTN_GEMV");
     gemv_ = gemv_env == nullptr || std::strcmp(gemv_env, "0") != 0;
+    gemv_forced_ = gemv_env != nullptr && std::strcmp(gemv_env, "2") == 0;
     SPECATTN_CUDA_CHECK(cublasLtCreate(&handle_));
     SPECATTN_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
     int dev = 0;
@@ -285,7 +287,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
                    "cuBLASLt has no batch-invariant algorithm for n %lld, k %lld", static_cast<long long>(n),
                    static_cast<long long>(k));
     tuned_choice choice;
-    choice.gemv = gemv_score >= 0.0 && (chosen == nullptr || gemv_score < best);
+    choice.gemv = gemv_score >= 0.0 && (chosen == nullptr || gemv_score < best || gemv_forced_);
     if (!choice.gemv) {
         choice.algo = *chosen;
     }
@@ -293,10 +295,10 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     invariant_[key] = choice;
     if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
         std::fprintf(stderr,
-                     "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu), GEMV %.1f us -> %s\n",
+                     "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu), GEMV %.1f us -> %s%s\n",
                      static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m_decode),
                      static_cast<long long>(m_verify), 1e3 * best, cands.size(), 1e3 * gemv_score,
-                     choice.gemv ? "GEMV" : "cuBLASLt");
+                     choice.gemv ? "GEMV" : "cuBLASLt", gemv_forced_ ? " (SPECATTN_GEMV=2)" : "");
     }
 }
 

@@ -57,9 +57,9 @@ class cublaslt_gemm {
     // differ 2× there on the 8B shapes), so the engine's batch decides; every row is still computed the same way
     // whatever the pass's size. Call before any invariant run of the shape (not while a stream is being
     // captured); untuned shapes use invariant_ref_m. Shapes the skinny GEMM serves need no tuning. The GEMV
-    // (kernels/gemv.cuh) is timed the same way and takes the shape when it scores better (SPECATTN_GEMV=0: never);
-    // SPECATTN_GEMM_LOG=1 prints each shape's scores. The choice is kept for the process: later backends tuning the
-    // same (device, shape, decode_rows) take it without timing, so they compute the same bits.
+    // (kernels/gemv.cuh) is timed the same way and takes the shape when it scores better (SPECATTN_GEMV=0: never,
+    // =2: always); SPECATTN_GEMM_LOG=1 prints each shape's scores. The choice is kept for the process: later
+    // backends tuning the same (device, shape, decode_rows) take it without timing, so they compute the same bits.
     void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream,
                         int64_t decode_rows = 1);
 
@@ -93,6 +93,7 @@ class cublaslt_gemm {
     std::map<std::tuple<int32_t, int64_t, int64_t, int64_t, bool>, plan> plans_;
     std::map<std::tuple<int32_t, int64_t, int64_t>, invariant_choice> invariant_; // (out, n, k)
     bool gemv_ = true;
+    bool gemv_forced_ = false; // SPECATTN_GEMV=2
 };
 
 } // namespace specattn

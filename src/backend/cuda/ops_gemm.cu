@@ -31,51 +31,36 @@ template <bool OUT_F32> void launch_rows(const skinny_gemm_params & p, cudaStrea
     }
 }
 
-template <bool OUT_F32> void launch_gemv_group(const gemv_params & q, unsigned grid, cudaStream_t stream) {
-    switch (q.m) {
-    case 1:
-        launch_kernel(pdl_enabled(), gemv_kernel<1, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 2:
-        launch_kernel(pdl_enabled(), gemv_kernel<2, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 3:
-        launch_kernel(pdl_enabled(), gemv_kernel<3, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 4:
-        launch_kernel(pdl_enabled(), gemv_kernel<4, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 5:
-        launch_kernel(pdl_enabled(), gemv_kernel<5, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 6:
-        launch_kernel(pdl_enabled(), gemv_kernel<6, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    case 7:
-        launch_kernel(pdl_enabled(), gemv_kernel<7, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    default:
-        launch_kernel(pdl_enabled(), gemv_kernel<8, OUT_F32>, dim3(grid), dim3(gemv_threads), 0, stream, q);
-        break;
-    }
+// NOTE(gemv): the GEMV's tiles of 16 rows are dealt evenly over at most two CTAs per SM (16 warps), never more
+// than fit at once (a second wave would start its stream late). On the H200 one CTA per SM was 13-28% slower on
+// every Llama-8B shape; 2, 3 and 4 requested (two fit) measured the same. A function of (N, SMs) only.
+constexpr int gemv_ctas_per_sm = 2;
+
+template <bool OUT_F32> void launch_gemv_rows(const gemv_params & q, int n_sm, bool programmatic, cudaStream_t stream) {
+    const auto kernel = gemv_kernel<OUT_F32>;
+    static const int fit = [&] {
+        int b = 0;
+        SPECATTN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, kernel, gemv_threads, 0));
+        return std::max(b, 1);
+    }();
+    const int64_t tiles = (q.n + gemv_mma_tile - 1) / gemv_mma_tile;
+    const int64_t cap = int64_t{std::min(fit, gemv_ctas_per_sm)} * std::max(n_sm, 1);
+    const int64_t per_cta = (tiles + cap - 1) / cap;
+    const int64_t ctas = (tiles + per_cta - 1) / per_cta;
+    launch_kernel(programmatic, kernel, dim3(static_cast<unsigned>(ctas)), dim3(gemv_threads), 0, stream, q);
 }
 
 } // namespace
 
 bool gemv_supported(int64_t n, int64_t k) {
-    return n > 0 && k > 0 && k % 8 == 0;
+    return n > 0 && k > 0 && k % 8 == 0 && n < INT32_MAX / 2 && k < INT32_MAX / 2; // the kernel counts in int32
 }
 
-void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream) {
+void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream, bool programmatic) {
     SPECATTN_CHECK(p.m > 0 && gemv_supported(p.n, p.k), "GEMV: unsupported shape m %lld, n %lld, k %lld",
                    static_cast<long long>(p.m), static_cast<long long>(p.n), static_cast<long long>(p.k));
     const auto aligned = [](const void * q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
     SPECATTN_CHECK(aligned(p.x) && aligned(p.w), "GEMV: x and w must be 16-byte aligned");
-    // Enough CTAs for every feature group of the shape, at most 4 per SM (64 KB of W in flight each); the warps
-    // stride over the groups. A function of (N, SMs) only.
-    constexpr int64_t feats_per_cta = int64_t{gemv_threads} / warp_size * gemv_feats;
-    const int64_t ctas = std::min<int64_t>((p.n + feats_per_cta - 1) / feats_per_cta, int64_t{4} * std::max(n_sm, 1));
-    const auto grid = static_cast<unsigned>(ctas);
     const size_t y_elem = p.out_f32 ? sizeof(float) : sizeof(bf16);
     for (int64_t r0 = 0; r0 < p.m; r0 += gemv_max_rows) { // groups of rows, each computed as if alone
         gemv_params q = p;
@@ -83,9 +68,9 @@ void launch_gemv(const gemv_params & p, int n_sm, cudaStream_t stream) {
         q.y = static_cast<char *>(p.y) + static_cast<size_t>(r0 * p.n) * y_elem;
         q.m = std::min<int64_t>(gemv_max_rows, p.m - r0);
         if (p.out_f32) {
-            launch_gemv_group<true>(q, grid, stream);
+            launch_gemv_rows<true>(q, n_sm, programmatic && pdl_enabled(), stream);
         } else {
-            launch_gemv_group<false>(q, grid, stream);
+            launch_gemv_rows<false>(q, n_sm, programmatic && pdl_enabled(), stream);
         }
     }
 }
