@@ -27,7 +27,10 @@
 //
 // Outputs: unsplit tiles write `out` (bf16); split tiles write normalized partials and their log2-sum-exp per KV
 // chunk, merged by attention_combine_kernel (attention_combine.cuh). Collected rows also write their scaled logits
-// straight from the S registers (bf16) and their natural-log LSE (here, or in the combine for split rows).
+// straight from the S registers (bf16) and their natural-log LSE (here, or in the combine for split rows). A tile
+// with summed rows (logit-mode Collect-2-Query, kernel instance SUMS) computes one more query vector, the sum of
+// their queries over the KV head's G heads, whose logits (Σ q)·k are the summed scores: stored as an fp32 partial
+// row per KV head (attention_params::sum_partial), its softmax and P V computed and never written.
 //
 // Positions outside the work's range, list entries past sel_n and head dims past head_dim are never read from
 // global memory (cp.async zero-fills them), so NaN in unwritten slots cannot leak in.
@@ -575,7 +578,6 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 pa[mt][2] = pack_bf16x2(s[mt][1][0], s[mt][1][1]);
                 pa[mt][3] = pack_bf16x2(s[mt][1][2], s[mt][1][3]);
             }
-
             // O += P V; the V fragments serve every row tile.
             const bf16 * v_lane = v_s + (c * CH + (lane & 7) + ((lane >> 3) & 1) * 8) * ST + (lane >> 4) * 8;
 #pragma unroll
@@ -592,7 +594,8 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
             }
             if (SUMS && sum_at >= 0) {
                 // The sum vector's scaled logits, unmasked, as far as the work's range goes: once per chunk, after
-                // the P V products (stored where they are computed, the 4 lanes' branch cost 8% of verify).
+                // the P V products (stored where computed, a branch of 4 lanes per vector and column pair: verify
+                // +7-9% on the H200, against +4-5% this way).
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
                     const int v0 = vc + nt * 8 + 2 * fc;

@@ -49,8 +49,8 @@ struct attn_case {
     std::vector<int64_t> sel_n = {}; // per sequence: -1 dense, -2 every position before the recent range, else n
     int64_t recent = 8;              // sparse: dense positions before the first row
     collect_rows collect = collect_rows::collect_rows_none;
-    int64_t n_sm = 132;     // 1: no split
-    bool invariant = false; // the batch-invariant plan (two row tiles per warp, 512-position chunks)
+    int64_t n_sm = 132;                        // 1: no split
+    bool invariant = false;                    // the batch-invariant plan (two row tiles per warp, 512-position chunks)
     int64_t chunk = attention_invariant_chunk; // its KV chunk (a backend's, attention_invariant_chunk_for)
 };
 
@@ -324,7 +324,8 @@ TEST_P(attention_test, matches_naive_reference) {
                 }
             }
             if (row.sum_target >= 0) {
-                double * acc = want_scores.data() + (static_cast<int64_t>(s) * sum_groups + (sum_per_kv ? kvh : 0)) * sum_cap;
+                double * acc =
+                    want_scores.data() + (static_cast<int64_t>(s) * sum_groups + (sum_per_kv ? kvh : 0)) * sum_cap;
                 for (size_t j = 0; j < attended.size() && attended[j] < sum_domain[s]; ++j) {
                     acc[attended[j]] += sc[j];
                 }
@@ -547,14 +548,26 @@ INSTANTIATE_TEST_SUITE_P(
                   true},
         attn_case{"inv_mixed_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, fl, 132, true},
         attn_case{"inv_verify_and_sparse_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl, 132, true},
-        attn_case{"inv_sum_verify_3x7rows_g4_d128_ps7", {7, 7, 7}, {97, 4099, 17}, 4, 2, 128, 7, 0, {}, 8, sum_fl, 132,
-                  true},
+        attn_case{
+            "inv_sum_verify_3x7rows_g4_d128_ps7", {7, 7, 7}, {97, 4099, 17}, 4, 2, 128, 7, 0, {}, 8, sum_fl, 132, true},
         attn_case{"inv_verify_7rows_len17_g4_d48", {7, 1}, {17, 97}, 4, 2, 48, 16, 0, {}, 8, all_rows, 132, true},
         // the chunks a backend may keep instead of 512 (short sequences at batch 1; large batches)
-        attn_case{"inv_chunk128_verify_collect_g4_d128", {7, 1}, {4099, 300}, 4, 2, 128, 16, 0, {}, 8, fl, 132, true,
-                  128},
-        attn_case{"inv_chunk4096_mixed_g8_d128_ps7", {1, 7, 1}, {5000, 4099, 97}, 8, 1, 128, 7, 0, {}, 8, fl, 132,
-                  true, 4096}));
+        attn_case{
+            "inv_chunk128_verify_collect_g4_d128", {7, 1}, {4099, 300}, 4, 2, 128, 16, 0, {}, 8, fl, 132, true, 128},
+        attn_case{"inv_chunk4096_mixed_g8_d128_ps7",
+                  {1, 7, 1},
+                  {5000, 4099, 97},
+                  8,
+                  1,
+                  128,
+                  7,
+                  0,
+                  {},
+                  8,
+                  fl,
+                  132,
+                  true,
+                  4096}));
 
 // Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a
 // large multiple of one key, so softmax picks that position with weight 1 - 1e-6 and the output must equal its V

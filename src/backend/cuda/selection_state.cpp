@@ -329,37 +329,30 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
             continue; // another pass's sink
         }
         const sink_layout & l = *find_sink(s.seq, s.id); // begin_forward laid it out
+        score_reduce_job j;
+        j.domain = checked_i32(s.domain, "score domain");
+        j.n_groups = l.n_groups;
+        j.out_offset = l.offset;
         if (fused_[k]) { // the kernel summed its rows into partial rows per KV head
-            score_reduce_job j;
             SPECATTN_CHECK(k < plan.sum_slots.size() && plan.sum_slots[k].second > 0,
                            "score sink %d of sequence %d: its summed rows have no partial rows", s.id, s.seq);
             j.collect0 = plan.sum_slots[k].first;
             j.n_rows = plan.sum_slots[k].second;
-            j.domain = checked_i32(s.domain, "score domain");
             j.mode = score_reduce_mode::score_reduce_mode_partials;
-            j.n_groups = l.n_groups;
-            j.out_offset = l.offset;
-            reduce.push_back(j);
-            reduce_max_domain_ = std::max(reduce_max_domain_, round_up(s.domain, 1024));
-            reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
-            continue;
+        } else {
+            j.collect0 = collect_index[static_cast<size_t>(s.rows.front() - r_begin)];
+            j.n_rows = static_cast<int32_t>(s.rows.size()); // at most the rows of a pass
+            for (size_t r = 0; r < s.rows.size(); ++r) {
+                SPECATTN_CHECK(s.rows[r] >= r_begin && s.rows[r] < r_end &&
+                                   collect_index[static_cast<size_t>(s.rows[r] - r_begin)] ==
+                                       j.collect0 + static_cast<int32_t>(r),
+                               "score sink %d of sequence %d: its rows must be in one pass, in order, with no other "
+                               "collected row between them",
+                               s.id, s.seq);
+            }
+            j.mode = s.mode == score_mode::score_mode_logit ? score_reduce_mode::score_reduce_mode_logit
+                                                            : score_reduce_mode::score_reduce_mode_weight;
         }
-        score_reduce_job j;
-        j.collect0 = collect_index[static_cast<size_t>(s.rows.front() - r_begin)];
-        j.n_rows = static_cast<int32_t>(s.rows.size()); // at most the rows of a pass
-        for (size_t k = 0; k < s.rows.size(); ++k) {
-            SPECATTN_CHECK(s.rows[k] >= r_begin && s.rows[k] < r_end &&
-                               collect_index[static_cast<size_t>(s.rows[k] - r_begin)] ==
-                                   j.collect0 + static_cast<int32_t>(k),
-                           "score sink %d of sequence %d: its rows must be in one pass, in order, with no other "
-                           "collected row between them",
-                           s.id, s.seq);
-        }
-        j.domain = checked_i32(s.domain, "score domain");
-        j.mode = s.mode == score_mode::score_mode_logit ? score_reduce_mode::score_reduce_mode_logit
-                                                        : score_reduce_mode::score_reduce_mode_weight;
-        j.n_groups = l.n_groups;
-        j.out_offset = l.offset;
         reduce.push_back(j);
         reduce_max_domain_ = std::max(reduce_max_domain_, round_up(s.domain, 1024)); // sizes the grid only
         reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
@@ -459,7 +452,7 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
     const auto ptr = [](const device_buffer & b) {
         return static_cast<int64_t>(reinterpret_cast<intptr_t>(b.as<void>()));
     };
-    std::vector<int64_t> sig{sel_cap_,
+    return {sel_cap_,
             collect_cap_,
             n_reduce_,
             reduce_max_domain_,
@@ -481,7 +474,6 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
             ptr(kmax_),
             sum_cap_,
             ptr(sum_partial_)};
-    return sig;
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------
