@@ -8,6 +8,8 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh pdl     # programmatic launches: off against on
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh collect # Collect-2-Query: cost in the kernel
 #                                                                             # and end to end, logit vs weight
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh verifyprof # why verify attention trails
+#                                                                             # decode: Nsight Compute side by side
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -138,6 +140,19 @@ collect)
         --ctx-len 131000 -b 4 --spec specattn --draft-len 4 --spec-score logit 2>/dev/null | grep -E "^\| [0-9]" |
         sed "s/^/logit-unfused /"
     ;;
+verifyprof)
+    # One attention launch each of decode and verify7 at 8 x 128K (heuristic plan = the engine's there), with the
+    # sections that say where a memory-bound kernel loses: throughput, warp stall reasons, issue slots, occupancy.
+    # Verify reads the same KV at 78% of copy where decode reaches 97% (docs/perf_attention.md, session 11).
+    for c in decode:8:131072:heur verify7:8:131072:heur; do
+        step "ncu_${c%%:*}" 150 "ncu_${c%%:*}.txt" ncu --clock-control none -k regex:attention_kernel -c 1 \
+            --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
+            --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
+            kernel_bench --reps 3 --only "$c"
+        grep -E "Duration|Memory Throughput|DRAM Throughput|Stall|Issued|Eligible|Active Warps|Registers|Executed Ipc" \
+            "$OUT/ncu_${c%%:*}.txt" | head -40
+    done
+    ;;
 stories)
     # GPU and CPU greedy on stories15M (the issue's end-to-end check), on the carried bf16 copy
     # (scripts/device_aside.sh makes room for it in the tree; the code model's case of the same test then fails for
@@ -147,7 +162,7 @@ stories)
     grep -E "^\[ e2e \]|FAILED|Skipped|not found" "$OUT/stories.log" | head -10
     ;;
 *)
-    echo "usage: $0 tests | decode | profile | mpw1 | pdl | collect | stories" >&2
+    echo "usage: $0 tests | decode | profile | mpw1 | pdl | collect | verifyprof | stories" >&2
     exit 2
     ;;
 esac
