@@ -566,17 +566,10 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                         }
                     }
                     l[mt][i] = __fmaf_rn(l[mt][i], alpha, sum);
-                    // NOTE(attn): a running max changes in few chunks of a long row (records of a sequence), and
-                    // where no vector of the warp's (mt, i) changed it alpha is exactly 1 for all of them: the
-                    // rescale would multiply by 1.0 (the same bits), so it is skipped. Per 16 positions it is
-                    // 2 NDT multiplies per vector, 15% of verify's instructions (Nsight Compute: verify issues
-                    // 1.5x decode's instructions and is bound by them at 2 warps per scheduler).
-                    if (__any_sync(0xffffffffu, alpha != 1.0f)) {
 #pragma unroll
-                        for (int dt = 0; dt < NDT; ++dt) {
-                            acc[mt][dt][2 * i] = __fmul_rn(acc[mt][dt][2 * i], alpha);
-                            acc[mt][dt][2 * i + 1] = __fmul_rn(acc[mt][dt][2 * i + 1], alpha);
-                        }
+                    for (int dt = 0; dt < NDT; ++dt) {
+                        acc[mt][dt][2 * i] = __fmul_rn(acc[mt][dt][2 * i], alpha);
+                        acc[mt][dt][2 * i + 1] = __fmul_rn(acc[mt][dt][2 * i + 1], alpha);
                     }
                 }
                 // P's accumulator layout is the A fragment of a 16x16 tile.
