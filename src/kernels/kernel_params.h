@@ -130,7 +130,6 @@ struct attention_work {
     // Tiles with summed rows: their sum vector (query vector n_rows G of the tile) writes partial row sum_slot of every
     // KV head; -1: no summed rows.
     int32_t sum_slot = -1;
-    int32_t reserved = 0;
 };
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
@@ -182,9 +181,10 @@ struct attention_params {
     float * collect_lse = nullptr;   // [n_collect, H]
     int64_t collect_cap = 0;
     // Summed rows (segments with sum_mask != 0): for a tile's partial slot s and KV head kh,
-    //     sum_partial[(s * HK + kh) * sum_cap + t] = bf16(Σ_{summed rows r of the tile, heads h of kh} q_{r,h})·k_t * scale
-    // for every t of the work's KV range [kv_begin, kv_end) (t past a summed row's position included: callers read
-    // t below every summed row's position + 1); other entries untouched.
+    //     sum_partial[(s * HK + kh) * sum_cap + t] = bf16(Σ_{summed rows r of the tile, heads h of kh} q_{r,h})·k_t *
+    //     scale
+    // for every t of the work's KV range [kv_begin, kv_end) up to the tile's last summed row's position (some
+    // further ones too: callers read only t below every summed row's position + 1); other entries untouched.
     float * sum_partial = nullptr; // [n_sum_slots, HK, sum_cap]
     int64_t sum_cap = 0;           // even
     int64_t n_sum_slots = 0;       // 0: no summed rows (the kernel instance without the summing code runs)

@@ -57,33 +57,25 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     for (int32_t t = warp; t < n_pairs; t += score_reduce_warps) {
         const int64_t c = job.collect0 + t / heads_per_group;
         const int64_t h = h0 + t % heads_per_group;
-        float s[score_reduce_vec];
-        if (partials) {
-            const float * src = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0;
-            if (full) { // p0 and the stride are multiples of 4 floats
+        float s[score_reduce_vec]; // this pair's values at positions p0 .. p0 + 7 (0 past the domain)
+        const float * part = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0; // partials mode
+        if (partials && full) { // p0 and the stride are multiples of 4 floats
 #pragma unroll
-                for (int j = 0; j < score_reduce_vec; j += 4) {
-                    const float4 f = *reinterpret_cast<const float4 *>(src + j);
-                    s[j] = f.x;
-                    s[j + 1] = f.y;
-                    s[j + 2] = f.z;
-                    s[j + 3] = f.w;
-                }
-            } else {
-#pragma unroll
-                for (int j = 0; j < score_reduce_vec; ++j) {
-                    s[j] = p0 + j < job.domain ? src[j] : 0.0f;
-                }
+            for (int j = 0; j < score_reduce_vec; j += 4) {
+                const float4 f = *reinterpret_cast<const float4 *>(part + j);
+                s[j] = f.x;
+                s[j + 1] = f.y;
+                s[j + 2] = f.z;
+                s[j + 3] = f.w;
             }
+        } else if (partials) {
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; ++j) {
-                acc[j] += s[j];
+                s[j] = p0 + j < job.domain ? part[j] : 0.0f;
             }
-            continue;
-        }
-        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
-        if (vec) {
-            const uint4 raw = *reinterpret_cast<const uint4 *>(src);
+        } else if (vec) {
+            const uint4 raw =
+                *reinterpret_cast<const uint4 *>(p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0);
             const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
 #pragma unroll
             for (int j = 0; j < score_reduce_vec / 2; ++j) {
@@ -92,6 +84,7 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
                 s[2 * j + 1] = f.y;
             }
         } else {
+            const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; ++j) {
                 s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;

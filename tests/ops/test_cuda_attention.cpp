@@ -715,7 +715,29 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_get_a_partial_slot_pe
         EXPECT_EQ(w.sum_slot, w.row0 == 0 ? 0 : 1);
         EXPECT_EQ(w.n_rows, w.row0 == 0 ? 15 : 1);
     }
+    // 32 prefill rows with the last one summed: only the tile holding it gives up a row (16, 15, 1), the others stay
+    // full.
+    rows.clear();
+    for (int64_t pos = 0; pos < 32; ++pos) {
+        attention_plan_row r{&pages, 0, pos};
+        r.sum_target = pos == 31 ? 0 : -1;
+        rows.push_back(r);
+    }
+    attention_plan_build(rows, cfg, plan);
+    std::vector<std::pair<int32_t, int32_t>> tiles; // (row0, n_rows) of KV head 0
+    for (const attention_work & w : plan.work) {
+        if (w.kv_head == 0) {
+            tiles.emplace_back(w.row0, w.n_rows);
+            EXPECT_EQ(w.sum_slot, w.row0 == 31 ? 0 : -1) << "tile at row " << w.row0;
+        }
+    }
+    std::sort(tiles.begin(), tiles.end());
+    const std::vector<std::pair<int32_t, int32_t>> want_tiles = {{0, 16}, {16, 15}, {31, 1}};
+    EXPECT_EQ(tiles, want_tiles);
+    EXPECT_EQ(plan.n_sum_slots, 1);
     // A summed row must be dense, not collected too, and within sum_cap.
+    rows.resize(16);
+    rows[5].sum_target = 0;
     rows[5].collect = true;
     EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
     rows[5].collect = false;

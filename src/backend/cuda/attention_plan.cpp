@@ -53,6 +53,18 @@ bool sums(const attention_plan_row & row) {
     return row.sum_target >= 0;
 }
 
+// Whether rows [r0, r0 + n) of segment s include a summed row (sum_mask, relative to collect_row0).
+bool sums_in(const attention_segment & s, int64_t r0, int64_t n) {
+    const int64_t lo = std::max<int64_t>(r0, s.collect_row0);
+    const int64_t hi = std::min<int64_t>(r0 + n, s.collect_row0 + attention_collect_rows);
+    for (int64_t r = lo; r < hi; ++r) {
+        if (((s.sum_mask >> (r - s.collect_row0)) & 1u) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 } // namespace
 
 void attention_plan_build(const std::vector<attention_plan_row> & rows, const attention_plan_config & cfg,
@@ -139,13 +151,14 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     std::vector<tile> tiles;
     for (size_t si = 0; si < plan.segs.size(); ++si) {
         const attention_segment & s = plan.segs[si];
-        if (s.sum_mask != 0) {
-            SPECATTN_CHECK(rows_per_sum_tile > 0,
-                           "attention plan: a GQA group of %lld query heads leaves no room for a sum vector",
-                           static_cast<long long>(group));
-        }
         for (int64_t r0 = 0; r0 < s.n_rows;) {
-            int64_t n = std::min(s.sum_mask != 0 ? rows_per_sum_tile : rows_per_tile, s.n_rows - r0);
+            int64_t n = std::min(rows_per_tile, s.n_rows - r0);
+            if (n * group >= tile_queries && sums_in(s, r0, n)) { // a full tile: no row left for the sum vector
+                SPECATTN_CHECK(rows_per_sum_tile > 0,
+                               "attention plan: a GQA group of %lld query heads leaves no room for a sum vector",
+                               static_cast<long long>(group));
+                n = rows_per_sum_tile;
+            }
             const int64_t first = s.pos0 + r0;
             if (per_position && s.sel < 0) { // rows of one tile share their chunk
                 const int64_t c = attention_invariant_chunk_at(first, cfg.invariant_splits);
@@ -241,18 +254,16 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     }
     plan.n_slots = next;
 
+    // Tiles with summed rows hold one more query vector, their sum vector.
+    std::vector<bool> tile_sums(tiles.size(), false);
+    for (size_t i = 0; i < tiles.size(); ++i) {
+        tile_sums[i] = sums_in(plan.segs[static_cast<size_t>(tiles[i].seg)], tiles[i].row0, tiles[i].n_rows);
+    }
     // Two row tiles per warp where the largest tile holds 17-32 query vectors (a G = 4 verify): each warp then
     // computes one 16-position chunk of a KV block for both, from one load of its K/V fragments, instead of two
     // chunks for one. Decode-only heuristic plans keep one (Q in registers), and so do plans with a 64-vector tile
-    // (prefill), whose queries would not fit beside the stages in shared memory.
-    // Tiles with summed rows (they hold one more query vector, their sum vector).
-    std::vector<bool> tile_sums(tiles.size(), false);
-    for (size_t i = 0; i < tiles.size(); ++i) {
-        const attention_segment & s = plan.segs[static_cast<size_t>(tiles[i].seg)];
-        for (int32_t j = 0; j < tiles[i].n_rows; ++j) {
-            tile_sums[i] = tile_sums[i] || sums(rows[static_cast<size_t>(s.row0 + tiles[i].row0 + j)]);
-        }
-    }
+    // (prefill), whose queries would not fit beside the stages in shared memory; decode-only invariant plans keep
+    // one with single_tile_mpw1.
     int64_t max_vectors = 0;
     for (size_t i = 0; i < tiles.size(); ++i) {
         max_vectors = std::max<int64_t>(max_vectors, tiles[i].n_rows * group + (tile_sums[i] ? 1 : 0));
@@ -266,18 +277,15 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     // Partial rows of summed rows: one per tile holding some (its sum vector's), numbered in tile order, so a
     // target's slots are consecutive (its rows are; other rows between them sum nothing else).
     std::vector<int32_t> tile_sum_slot(tiles.size(), -1);
-    plan.sum_slots.clear();
-    plan.n_sum_slots = 0;
     for (size_t i = 0; i < tiles.size(); ++i) {
-        const tile & t = tiles[i];
-        const int32_t target = seg_target[static_cast<size_t>(t.seg)];
         if (!tile_sums[i]) {
             continue;
         }
+        const tile & t = tiles[i];
+        const int32_t target = seg_target[static_cast<size_t>(t.seg)];
         SPECATTN_CHECK(t.kv_hi <= cfg.sum_cap && cfg.sum_cap % 2 == 0,
                        "attention plan: summed rows reach position %lld past sum_cap %lld",
                        static_cast<long long>(t.kv_hi - 1), static_cast<long long>(cfg.sum_cap));
-
         if (plan.sum_slots.size() <= static_cast<size_t>(target)) {
             plan.sum_slots.resize(static_cast<size_t>(target) + 1, {0, 0});
         }

@@ -98,9 +98,9 @@ struct attention_plan {
     int64_t n_sum_slots = 0; // partial rows of summed rows (attention_params::sum_partial)
     // [target]: (first slot, slots) of the summed rows of attention_plan_row::sum_target (0 slots: none).
     std::vector<std::pair<int32_t, int32_t>> sum_slots;
-    // Warp shape (attention_params::mtiles_per_warp): 2 for every invariant plan (one kernel instance, so a row's
-    // bits and a captured graph's launch never depend on the batch) and for heuristic plans whose largest tile holds
-    // 17-32 query vectors, else 1.
+    // Warp shape (attention_params::mtiles_per_warp): 2 for invariant plans (a row's bits are the same in either
+    // shape; single_tile_mpw1 gives decode-only ones 1) and for heuristic plans whose largest tile holds 17-32
+    // query vectors, else 1.
     int64_t mtiles_per_warp = 1;
 };
 

@@ -214,48 +214,48 @@ void cuda_selection::begin_forward(const forward_batch & batch) {
 void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int64_t r_end,
                                std::vector<attention_plan_row> & rows, attention_plan_config & cfg) {
     // Rows of sinks reduced after the attention are collected; the rows of a logit sink are summed in the kernel
-    // instead when they lie in this pass, belong to no other sink and no other sink's row lies between them (the
-    // plan numbers a target's partial rows consecutively), no sliding window masks positions of the domain, and a
-    // tile has room for the sum vector beside one row's G query vectors.
+    // instead (sum_target = the sink's index) when they lie in this pass, belong to no other sink and no other sink's
+    // row lies between them (the plan numbers a target's partial rows consecutively), no sliding window masks
+    // positions of the domain, and a tile has room for the sum vector beside one row's G query vectors.
+    const auto in_pass = [&](int64_t r) { return r >= r_begin && r < r_end; };
     std::vector<int32_t> sinks_of_row(static_cast<size_t>(r_end - r_begin), 0);
     for (const score_sink & s : batch.sinks) {
         for (int32_t r : s.rows) {
-            if (r >= r_begin && r < r_end) {
+            if (in_pass(r)) {
                 ++sinks_of_row[static_cast<size_t>(r - r_begin)];
             }
         }
     }
-    std::vector<bool> collected(static_cast<size_t>(r_end - r_begin), false);
-    fused_.assign(batch.sinks.size(), false);
-    sum_cap_ = 0;
+    const auto summed = [&](const score_sink & s) {
+        const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
+        if (!fuse_logit_sinks_ || s.mode != score_mode::score_mode_logit || cfg.sliding_window > 0 ||
+            hp_.n_head / hp_.n_head_kv >= attention_invariant_tile_queries || !in_pass(*lo) || !in_pass(*hi)) {
+            return false;
+        }
+        for (int64_t r = *lo; r <= *hi; ++r) {
+            const bool own = std::find(s.rows.begin(), s.rows.end(), static_cast<int32_t>(r)) != s.rows.end();
+            if (sinks_of_row[static_cast<size_t>(r - r_begin)] != (own ? 1 : 0)) {
+                return false;
+            }
+        }
+        return true;
+    };
+    bool any_summed = false;
     for (size_t k = 0; k < batch.sinks.size(); ++k) {
         const score_sink & s = batch.sinks[k];
-        const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
-        bool fused = fuse_logit_sinks_ && s.mode == score_mode::score_mode_logit && cfg.sliding_window <= 0 &&
-                     hp_.n_head / hp_.n_head_kv < attention_invariant_tile_queries && *lo >= r_begin && *hi < r_end;
-        for (int64_t r = *lo; fused && r <= *hi; ++r) {
-            const bool own = std::find(s.rows.begin(), s.rows.end(), static_cast<int32_t>(r)) != s.rows.end();
-            fused = sinks_of_row[static_cast<size_t>(r - r_begin)] == (own ? 1 : 0);
-        }
-        fused_[k] = fused;
+        const bool sum = summed(s);
+        any_summed = any_summed || sum;
         for (int32_t r : s.rows) {
-            if (r < r_begin || r >= r_end) {
-                continue;
-            }
-            attention_plan_row & row = rows[static_cast<size_t>(r - r_begin)];
-            if (fused) {
-                row.sum_target = static_cast<int32_t>(k);
-            } else {
-                collected[static_cast<size_t>(r - r_begin)] = true;
+            if (in_pass(r)) {
+                attention_plan_row & row = rows[static_cast<size_t>(r - r_begin)];
+                row.sum_target = sum ? static_cast<int32_t>(k) : -1;
+                row.collect = !sum;
             }
         }
     }
-    if (std::find(fused_.begin(), fused_.end(), true) != fused_.end()) {
-        int64_t max_pos = 0;
-        for (const attention_plan_row & row : rows) {
-            max_pos = std::max(max_pos, row.pos);
-        }
-        sum_cap_ = round_up(max_pos + 1, 256); // stable for 256 positions
+    sum_cap_ = 0;
+    for (const attention_plan_row & row : rows) { // a partial row spans its tile, which may reach past the sink
+        sum_cap_ = any_summed ? std::max(sum_cap_, round_up(row.pos + 1, 256)) : 0; // stable for 256 positions
     }
     int64_t need_cap = 0;
     int64_t n_collect = 0;
@@ -281,7 +281,6 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
             row.sel_recent = d->recent_from;
             need_cap = std::max(need_cap, d->n_list);
         }
-        row.collect = collected[static_cast<size_t>(i)];
         if (row.collect) {
             ++n_collect;
             collect_cap_ = std::max(collect_cap_, round_up(row.pos + 1, 256)); // stable for 256 positions
@@ -333,7 +332,7 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         j.domain = checked_i32(s.domain, "score domain");
         j.n_groups = l.n_groups;
         j.out_offset = l.offset;
-        if (fused_[k]) { // the kernel summed its rows into partial rows per KV head
+        if (rows[static_cast<size_t>(s.rows.front() - r_begin)].sum_target >= 0) { // summed by the kernel (plan_rows)
             SPECATTN_CHECK(k < plan.sum_slots.size() && plan.sum_slots[k].second > 0,
                            "score sink %d of sequence %d: its summed rows have no partial rows", s.id, s.seq);
             j.collect0 = plan.sum_slots[k].first;

@@ -151,7 +151,6 @@ class cuda_selection {
     // the batch): no per-head logit rows, only fp32 partial rows per KV head [slots][HK][sum_cap], which the score
     // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
     bool fuse_logit_sinks_ = true;
-    std::vector<bool> fused_; // [batch sink]
     device_buffer sum_partial_;
     int64_t sum_cap_ = 0;
 
