@@ -304,6 +304,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.invariant = cfg.invariant;
     pc.invariant_chunk = cfg.chunk;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
+    pc.split_d = attention_split_d_from_env();
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 

@@ -142,15 +142,22 @@ collect)
     ;;
 verifyprof)
     # One attention launch each of decode and verify7 at 8 x 128K (heuristic plan = the engine's there), with the
-    # sections that say where a memory-bound kernel loses: throughput, warp stall reasons, issue slots, occupancy.
-    # Verify reads the same KV at 78% of copy where decode reaches 97% (docs/perf_attention.md, session 11).
-    for c in decode:8:131072:heur verify7:8:131072:heur; do
-        step "ncu_${c%%:*}" 150 "ncu_${c%%:*}.txt" ncu --clock-control none -k regex:attention_kernel -c 1 \
+    # sections that say where a memory-bound kernel loses: throughput, warp stall reasons (per issued instruction),
+    # issue slots, occupancy; verify also with attention.cuh's kernel (SPECATTN_ATTN_SPLIT_D=0).
+    for c in decode:8:131072:heur verify7:8:131072:heur verify7:8:131072:heur:old; do
+        name=ncu_${c%%:*}
+        split_d=1
+        if [ "${c##*:}" = old ]; then name+=_old split_d=0; fi
+        env SPECATTN_ATTN_SPLIT_D=$split_d \
+            timeout 150 ncu --clock-control none -k regex:"attention_(dsplit_)?kernel" -c 1 \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
             --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
-            kernel_bench --reps 3 --only "$c"
-        grep -E "Duration|Memory Throughput|DRAM Throughput|Stall|Issued|Eligible|Active Warps|Registers|Executed Ipc" \
-            "$OUT/ncu_${c%%:*}.txt" | head -40
+            --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio \
+            kernel_bench --reps 3 --only "${c%:old}" >"$OUT/$name.txt" 2>&1
+        echo "== $name"
+        grep -E "Duration|DRAM Throughput|Issued Ipc|Eligible|Active Warps|Registers Per|Executed Instructions  " \
+            "$OUT/$name.txt" | head -12
+        grep -E "stalled_.*ratio" "$OUT/$name.txt" | awk '$NF + 0 >= 0.05' | sed 's/smsp__average_warps_issue_//'
     done
     ;;
 stories)

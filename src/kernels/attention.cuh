@@ -119,6 +119,31 @@ __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, 
     return pack_bf16x2(x, y);
 }
 
+// Stores the scaled logits x[0], x[1] of positions v0, v0 + 1 of a collected row at dst (= row + v0) where ok:
+// one 4-byte store for both where the row allows it (collect_cap or a window may make v0 odd), 2-byte ones at the
+// edges.
+__device__ __forceinline__ void store_collected(bf16 * dst, const float * x, const bool (&ok)[2], float scale) {
+    if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
+        *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(__fmul_rn(x[0], scale), __fmul_rn(x[1], scale));
+        return;
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+        if (ok[e]) {
+            dst[e] = __float2bfloat16(__fmul_rn(x[e], scale));
+        }
+    }
+}
+
+// Stores a sum vector's scaled logits a, b of positions v0, v0 + 1 into its partial row, as far as kv_end goes.
+__device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end, float a, float b, float scale) {
+    if (v0 + 1 < kv_end) {
+        *reinterpret_cast<float2 *>(sum_row + v0) = make_float2(__fmul_rn(a, scale), __fmul_rn(b, scale));
+    } else if (v0 < kv_end) {
+        sum_row[v0] = __fmul_rn(a, scale);
+    }
+}
+
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
@@ -136,15 +161,16 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
     return (page * p.n_head_kv * page_size + head_off + t % page_size) * p.head_dim;
 }
 
-// Stages the K and V rows at offsets off[0 .. KT) (-1: zero-fill) into k_s / v_s ([KT][stride]); dims >= hd are
-// zero-filled.
-template <int HD, int NT>
-__device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p, const int64_t * off,
-                                           bool vec16) {
+// Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows
+// are attention_smem_stride(HD) apart, or with SWZ HD apart with 16-byte piece j of row r at piece j ^ (r % 8)
+// (conflict-free ldmatrix without the padding: attention_dsplit.cuh).
+template <int HD, int NT, bool SWZ = false>
+__device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const int64_t * off, int hd, bool vec16) {
     constexpr int KT = attention_kv_block;
-    constexpr int ST = attention_smem_stride(HD);
+    constexpr int ST = SWZ ? HD : attention_smem_stride(HD);
+    static_assert(!SWZ || HD >= 64, "a swizzled row spans at least 8 pieces");
+    const auto at = [](int j, int col) { return j * ST + (SWZ ? (((col >> 3) ^ (j & 7)) << 3) | (col & 7) : col); };
     const int tid = static_cast<int>(threadIdx.x);
-    const int hd = static_cast<int>(p.head_dim);
     if (vec16) {
         constexpr int CPR = HD / 8; // 16-byte pieces per row
         constexpr int RPP = NT / CPR;
@@ -154,10 +180,7 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
         for (int it = 0; it < KT / RPP; ++it) {
             const int j = tid / CPR + it * RPP;
             const int64_t o = off[j];
-            const int n = o < 0 ? 0 : bytes;
-            const int64_t src = o < 0 ? 0 : o + col;
-            cp_async_16(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
-            cp_async_16(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
+            cp_async_16(smem_addr(dst + at(j, col)), pool + (o < 0 ? 0 : o + col), o < 0 ? 0 : bytes);
         }
     } else {
         constexpr int PPR = HD / 2; // bf16 pairs per row
@@ -165,12 +188,18 @@ __device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attenti
             const int j = e / PPR;
             const int col = (e % PPR) * 2;
             const int64_t o = col < hd ? off[j] : -1;
-            const int n = o < 0 ? 0 : 4;
-            const int64_t src = o < 0 ? 0 : o + col;
-            cp_async_4(smem_addr(k_s + j * ST + col), p.k_pool + src, n);
-            cp_async_4(smem_addr(v_s + j * ST + col), p.v_pool + src, n);
+            cp_async_4(smem_addr(dst + at(j, col)), pool + (o < 0 ? 0 : o + col), o < 0 ? 0 : 4);
         }
     }
+}
+
+// The K and V rows of a block (load_rows of both pools).
+template <int HD, int NT>
+__device__ __forceinline__ void load_block(bf16 * k_s, bf16 * v_s, const attention_params & p, const int64_t * off,
+                                           bool vec16) {
+    const int hd = static_cast<int>(p.head_dim);
+    load_rows<HD, NT>(k_s, p.k_pool, off, hd, vec16);
+    load_rows<HD, NT>(v_s, p.v_pool, off, hd, vec16);
 }
 
 } // namespace attention_detail
@@ -525,22 +554,8 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                             sv[nt][0] = 2 * mt + i == sum_at ? s[mt][nt][2 * i] : sv[nt][0];
                             sv[nt][1] = 2 * mt + i == sum_at ? s[mt][nt][2 * i + 1] : sv[nt][1];
                         }
-                        if (collects && crow[mt][i] != nullptr) {
-                            // Dense rows: v is the position. One 4-byte store for both columns where the row
-                            // allows it (collect_cap or a window may make v0 odd); 2-byte stores at the edges.
-                            float * x = &s[mt][nt][2 * i];
-                            bf16 * dst = crow[mt][i] + v0;
-                            if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
-                                *reinterpret_cast<__nv_bfloat162 *>(dst) =
-                                    __floats2bfloat162_rn(__fmul_rn(x[0], p.scale), __fmul_rn(x[1], p.scale));
-                            } else {
-#pragma unroll
-                                for (int e = 0; e < 2; ++e) {
-                                    if (ok[e]) {
-                                        dst[e] = __float2bfloat16(__fmul_rn(x[e], p.scale));
-                                    }
-                                }
-                            }
+                        if (collects && crow[mt][i] != nullptr) { // dense rows: v is the position
+                            store_collected(crow[mt][i] + v0, &s[mt][nt][2 * i], ok, p.scale);
                         }
 #pragma unroll
                         for (int e = 0; e < 2; ++e) {
@@ -598,13 +613,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 // +7-9% on the H200, against +4-5% this way).
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
-                    const int v0 = vc + nt * 8 + 2 * fc;
-                    if (v0 + 1 < w.kv_end) {
-                        *reinterpret_cast<float2 *>(sum_row + v0) =
-                            make_float2(__fmul_rn(sv[nt][0], p.scale), __fmul_rn(sv[nt][1], p.scale));
-                    } else if (v0 < w.kv_end) {
-                        sum_row[v0] = __fmul_rn(sv[nt][0], p.scale);
-                    }
+                    store_summed(sum_row, vc + nt * 8 + 2 * fc, w.kv_end, sv[nt][0], sv[nt][1], p.scale);
                 }
             }
         }

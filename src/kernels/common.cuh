@@ -25,6 +25,12 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
+// Barrier of the `threads` threads (a multiple of 32) of the warps that call it with the same id (1-15: 0 is
+// __syncthreads'), so groups of warps of one CTA synchronize without waiting for each other.
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = warp_size / 2; o > 0; o /= 2) {

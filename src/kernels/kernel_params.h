@@ -160,6 +160,9 @@ struct attention_params {
     bf16 * out = nullptr;                     // [R, H, D]
     int64_t n_work = 0;
     int64_t mtiles_per_warp = 1; // warp shape, from the plan: 16-vector row tiles per warp (1 or 2; attention.cuh)
+    // > 0: the plan's tiles hold at most 16 split_d_row_tiles query vectors and run attention_dsplit_kernel
+    // (attention_dsplit.cuh) with that many row tiles (1 or 2) instead of attention_kernel.
+    int64_t split_d_row_tiles = 0;
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;

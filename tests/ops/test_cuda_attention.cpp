@@ -19,8 +19,11 @@
 #include "ops_test_util.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <numeric>
 #include <string>
+#include <tuple>
+#include <utility>
 
 using namespace specattn;
 using namespace specattn::test;
@@ -58,7 +61,9 @@ void PrintTo(const attn_case & c, std::ostream * os) {
     *os << c.name;
 }
 
-class attention_test : public ::testing::TestWithParam<attn_case> {};
+// Each case runs with both kernels of decode/verify tiles (attention_plan_config::split_d: attention_dsplit.cuh and
+// attention.cuh); cases whose plan has larger tiles run once.
+class attention_test : public ::testing::TestWithParam<std::tuple<attn_case, bool>> {};
 
 std::vector<int64_t> repeat(int64_t v, int64_t n) {
     return std::vector<int64_t>(static_cast<size_t>(n), v);
@@ -91,7 +96,8 @@ constexpr int32_t far_poison = 1 << 30; // list entries of unused slots: reading
 
 TEST_P(attention_test, matches_naive_reference) {
     SPECATTN_REQUIRE_GPU();
-    const attn_case & c = GetParam();
+    const attn_case & c = std::get<0>(GetParam());
+    const bool split_d = std::get<1>(GetParam());
     const int64_t n_head = c.group * c.n_head_kv;
     const int64_t hd = c.head_dim;
     const size_t n_seq = c.rows.size();
@@ -232,8 +238,12 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.invariant = c.invariant;
     pc.invariant_chunk = c.chunk;
     pc.sum_cap = sum_cap;
+    pc.split_d = split_d;
     attention_plan plan;
     attention_plan_build(rows, pc, plan);
+    if (split_d && plan.split_d_row_tiles == 0) {
+        GTEST_SKIP() << c.name << ": tiles of more than 32 query vectors (attention.cuh only)";
+    }
 
     const device_buffer d_q = upload(q);
     const device_buffer d_k = upload(k_pool);
@@ -463,7 +473,7 @@ constexpr collect_rows sum_all_kv = collect_rows::collect_rows_sum_all_per_kv_he
 
 INSTANTIATE_TEST_SUITE_P(
     grid, attention_test,
-    ::testing::Values(
+    ::testing::Combine(::testing::Values(
         // decode: one row per sequence
         attn_case{"decode_len1_g1_d64", {1}, {1}, 1, 2, 64, 16},
         attn_case{"decode_17seq_len17to97_g4_d128", repeat(1, 17), ramp(17, 5, 17), 4, 2, 128, 16},
@@ -567,14 +577,20 @@ INSTANTIATE_TEST_SUITE_P(
                   fl,
                   132,
                   true,
-                  4096}));
+                  4096}),
+                       ::testing::Bool()),
+    [](const ::testing::TestParamInfo<std::tuple<attn_case, bool>> & case_info) {
+        return std::string(std::get<0>(case_info.param).name) + (std::get<1>(case_info.param) ? "_split_d" : "");
+    });
 
 // Exactness oracle of the tensor-core path: keys are one-hot (position t has a 1 in dim t), each query vector is a
 // large multiple of one key, so softmax picks that position with weight 1 - 1e-6 and the output must equal its V
 // row to bf16 precision. A swapped fragment register, row or column shows up as a wrong value here.
 TEST(attention_mma_layout, every_query_vector_picks_its_position) {
     SPECATTN_REQUIRE_GPU();
-    for (const int64_t hd : {64, 128}) {
+    // Both kernels of a 7-row verify tile: attention.cuh's and the split-D one (attention_dsplit.cuh).
+    for (const auto & [hd, split_d] :
+         std::initializer_list<std::pair<int64_t, bool>>{{64, false}, {128, false}, {64, true}, {128, true}}) {
         const int64_t group = 4;
         const int64_t n_head_kv = 2;
         const int64_t n_head = group * n_head_kv;
@@ -616,8 +632,10 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
         pc.n_head_kv = n_head_kv;
         pc.page_size = page_size;
         pc.n_sm = 1;
+        pc.split_d = split_d;
         attention_plan plan;
         attention_plan_build(rows, pc, plan);
+        ASSERT_EQ(plan.split_d_row_tiles, split_d ? 2 : 0);
         const device_buffer d_q = upload(q);
         const device_buffer d_k = upload(k_pool);
         const device_buffer d_v = upload(v_pool);
@@ -643,7 +661,8 @@ TEST(attention_mma_layout, every_query_vector_picks_its_position) {
                     const float want = bf16_to_f32(v_pool[static_cast<size_t>(off + d)]);
                     const float got = out[static_cast<size_t>((r * n_head + h) * hd + d)];
                     ASSERT_NEAR(got, want, 0.01f * std::max(1.0f, want))
-                        << "d" << hd << ": row " << r << " head " << h << " dim " << d << " should be V[" << t << "]";
+                        << "d" << hd << (split_d ? " split-D" : "") << ": row " << r << " head " << h << " dim " << d
+                        << " should be V[" << t << "]";
                 }
             }
         }

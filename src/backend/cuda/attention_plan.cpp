@@ -79,6 +79,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     plan.n_sum_slots = 0;
     plan.sum_slots.clear();
     plan.mtiles_per_warp = 1;
+    plan.split_d_row_tiles = 0;
     const int64_t group = cfg.n_head / cfg.n_head_kv;
     SPECATTN_CHECK(!cfg.invariant || group <= attention_invariant_tile_queries,
                    "attention plan: a GQA group of %lld query heads exceeds the invariant tile of %lld",
@@ -273,6 +274,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     } else {
         plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
     }
+    plan.split_d_row_tiles = cfg.split_d && max_vectors <= 32 ? (max_vectors <= 16 ? 1 : 2) : 0;
 
     // Partial rows of summed rows: one per tile holding some (its sum vector's), numbered in tile order, so a
     // target's slots are consecutive (its rows are; other rows between them sum nothing else).
@@ -336,6 +338,11 @@ bool attention_decode_mpw1_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
+bool attention_split_d_from_env() {
+    const char * e = std::getenv("SPECATTN_ATTN_SPLIT_D");
+    return e == nullptr || e[0] != '0';
+}
+
 int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm) {
     return std::max<int64_t>(1, n_sm * ctas_per_sm / std::max<int64_t>(1, decode_rows * n_head_kv));
 }
@@ -362,6 +369,7 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.row_n_split = dev.row_n_split;
     p.n_work = static_cast<int64_t>(plan.work.size());
     p.mtiles_per_warp = plan.mtiles_per_warp;
+    p.split_d_row_tiles = plan.split_d_row_tiles;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;
     p.n_rows = static_cast<int64_t>(plan.row_slot.size());

@@ -61,12 +61,18 @@ struct attention_plan_config {
     // x 64 from 4,024 to 4,291 tok/s. The backends turn it on unless SPECATTN_ATTN_DECODE_MPW1=0
     // (attention_decode_mpw1_from_env); the plan's default stays the plain shape.
     bool single_tile_mpw1 = false;
+    // Plans whose tiles all hold at most 32 query vectors (decode, draft, verify) run the split-D kernel
+    // (attention_dsplit.cuh); invariant plans must then use it for every pass that compares bits. The backends
+    // turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
+    bool split_d = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
 };
 
 // attention_plan_config::single_tile_mpw1 for a backend: on unless SPECATTN_ATTN_DECODE_MPW1=0.
 bool attention_decode_mpw1_from_env();
+// attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
+bool attention_split_d_from_env();
 
 // The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;
@@ -102,6 +108,9 @@ struct attention_plan {
     // shape; single_tile_mpw1 gives decode-only ones 1) and for heuristic plans whose largest tile holds 17-32
     // query vectors, else 1.
     int64_t mtiles_per_warp = 1;
+    // attention_params::split_d_row_tiles: with attention_plan_config::split_d, ceil(largest tile's vectors / 16) when
+    // that is at most 2, else 0.
+    int64_t split_d_row_tiles = 0;
 };
 
 // Builds the plan. Rows of one sequence must be consecutive with consecutive positions inside each segment

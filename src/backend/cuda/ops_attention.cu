@@ -9,6 +9,7 @@
 #include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/attention.cuh"
+#include "kernels/attention_dsplit.cuh"
 #include "kernels/attention_combine.cuh"
 
 #include <climits>
@@ -37,7 +38,37 @@ template <int HD, int MPW> void launch_attention_shape(const attention_params & 
     }
 }
 
+template <int HD, int NRT, bool SUMS>
+void launch_attention_dsplit_instance(const attention_params & p, cudaStream_t stream) {
+    constexpr size_t smem = attention_dsplit_smem_bytes(HD, NRT);
+    [[maybe_unused]] static const bool configured = [] {
+        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_dsplit_kernel<HD, NRT, SUMS>,
+                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+        return true;
+    }();
+    launch_kernel(pdl_enabled(), attention_dsplit_kernel<HD, NRT, SUMS>, dim3(static_cast<unsigned int>(p.n_work)),
+                  dim3(NRT * attention_threads), smem, stream, p);
+}
+
+template <int HD, int NRT> void launch_attention_dsplit(const attention_params & p, cudaStream_t stream) {
+    if (p.n_sum_slots > 0) {
+        launch_attention_dsplit_instance<HD, NRT, true>(p, stream);
+    } else {
+        launch_attention_dsplit_instance<HD, NRT, false>(p, stream);
+    }
+}
+
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
+    if (p.split_d_row_tiles == 1) {
+        launch_attention_dsplit<HD, 1>(p, stream);
+        return;
+    }
+    if (p.split_d_row_tiles == 2) {
+        launch_attention_dsplit<HD, 2>(p, stream);
+        return;
+    }
+    SPECATTN_CHECK(p.split_d_row_tiles == 0, "attention: unsupported split_d_row_tiles %lld (0, 1 or 2)",
+                   static_cast<long long>(p.split_d_row_tiles));
     switch (p.mtiles_per_warp) {
     case 1:
         launch_attention_shape<HD, 1>(p, stream);
