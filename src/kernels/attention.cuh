@@ -171,8 +171,30 @@ __device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const i
     static_assert(!SWZ || HD >= 64, "a swizzled row spans at least 8 pieces");
     const auto at = [](int j, int col) { return j * ST + (SWZ ? (((col >> 3) ^ (j & 7)) << 3) | (col & 7) : col); };
     const int tid = static_cast<int>(threadIdx.x);
-    if (vec16) {
-        constexpr int CPR = HD / 8; // 16-byte pieces per row
+    constexpr int CPR = HD / 8; // 16-byte pieces per row
+    if (vec16 && hd == HD) {
+        // Whole rows: TPR threads per row, each copying PPT pieces of it (p0, p0 + TPR, ...), so a warp's copy
+        // reads whole 128-byte lines and one offset lookup serves PPT copies (their global addresses differ by
+        // immediates). Per-piece lookups cost ~16 issued instructions per 16-byte copy, a quarter of split-D
+        // verify's instruction stream (SASS, H200); a thread per half line (PPT 4 at HD 128) cut the instructions
+        // but doubled the memory requests and slowed 128-thread CTAs by 20-30%.
+        constexpr int TPR = CPR < 8 ? CPR : 8;
+        constexpr int PPT = CPR / TPR;
+        constexpr int RPP = NT / TPR; // rows per pass
+        static_assert(NT % TPR == 0 && KT % RPP == 0, "passes of whole rows");
+        const int p0 = tid % TPR;
+#pragma unroll
+        for (int it = 0; it < KT / RPP; ++it) {
+            const int j = tid / TPR + it * RPP;
+            const int64_t o = off[j];
+            const bf16 * src = pool + (o < 0 ? 0 : o) + p0 * 8;
+            const int n = o < 0 ? 0 : 16;
+#pragma unroll
+            for (int k = 0; k < PPT; ++k) {
+                cp_async_16(smem_addr(dst + at(j, (p0 + k * TPR) * 8)), src + k * TPR * 8, n);
+            }
+        }
+    } else if (vec16) {
         constexpr int RPP = NT / CPR;
         const int col = (tid % CPR) * 8;
         const int bytes = min(max(hd - col, 0), 8) * 2;
