@@ -294,7 +294,6 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             }
         }
         const int vc = w.kv_begin + blk * KT + part * CH; // first position of this warp's chunk of block blk
-        float sv[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};    // the sum vector's raw logits (its threads only)
         if (active && blk < n_blk) {
             // 2. S over the chunk, masked, its collected logits stored; chunk maxima, P and chunk sums published.
             // Row part CH + (lane & 7) + 8 (lane / 16), piece 2 ks + (lane / 8) % 2, swizzled by row % 8 = lane % 8.
@@ -323,9 +322,10 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
                         const int v = v0 + e;
                         ok[e] = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
                     }
-                    if constexpr (SUMS) {
-                        sv[nt][0] = i == sum_at ? s[nt][2 * i] : sv[nt][0];
-                        sv[nt][1] = i == sum_at ? s[nt][2 * i + 1] : sv[nt][1];
+                    if (SUMS && i == sum_at) {
+                        // The sum vector's scaled logits, unmasked, as far as the work's range goes, where computed:
+                        // 4 lanes of one warp (attention.cuh defers it; here that cost registers and spilled).
+                        store_summed(sum_row, v0, w.kv_end, s[nt][2 * i], s[nt][2 * i + 1], p.scale);
                     }
                     if (collects && crow[i] != nullptr) {
                         store_collected(crow[i] + v0, &s[nt][2 * i], ok, p.scale);
@@ -367,13 +367,6 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
                     mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
                     mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
                 }
-            }
-        }
-        if (SUMS && sum_at >= 0 && blk < n_blk) {
-            // The sum vector's scaled logits over this warp's chunk, unmasked, as far as the work's range goes.
-#pragma unroll
-            for (int nt = 0; nt < 2; ++nt) {
-                store_summed(sum_row, vc + nt * 8 + 2 * fc, w.kv_end, sv[nt][0], sv[nt][1], p.scale);
             }
         }
         if (tid < KT) {
