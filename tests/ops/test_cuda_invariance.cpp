@@ -247,6 +247,37 @@ TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
     }
 }
 
+// The split-D kernel (attention_plan_config::split_d) runs every tile of up to 32 query vectors, so a decode row and
+// the same row in a verification go through one kernel in invariant and heuristic plans alike: one row tile for
+// decode-only plans, two for a G = 4 verification of 5 rows, none (attention.cuh) for a 16-row prefill tile.
+TEST(cuda_invariance, split_d_kernel_for_every_tile_of_up_to_32_vectors) {
+    const std::vector<int32_t> pages = scattered_pages(64);
+    const auto rows_of = [&](int64_t pos, int64_t n) {
+        std::vector<attention_plan_row> rows;
+        for (int64_t p = pos; p < pos + n; ++p) {
+            rows.push_back(dense_row(pages, 0, p));
+        }
+        return rows;
+    };
+    attention_plan plan;
+    for (bool invariant : {true, false}) {
+        attention_plan_config cfg = llama8b_invariant_config();
+        cfg.invariant = invariant;
+        cfg.split_d = true;
+        attention_plan_build(rows_of(500, 1), cfg, plan);
+        EXPECT_EQ(plan.split_d_row_tiles, 1) << "decode, invariant " << invariant;
+        attention_plan_build(rows_of(500, 5), cfg, plan);
+        EXPECT_EQ(plan.split_d_row_tiles, 2) << "verify, invariant " << invariant;
+        if (!invariant) { // invariant tiles never exceed 32 vectors
+            attention_plan_build(rows_of(500, 16), cfg, plan);
+            EXPECT_EQ(plan.split_d_row_tiles, 0) << "prefill tile of 64 vectors";
+        }
+        cfg.split_d = false;
+        attention_plan_build(rows_of(500, 5), cfg, plan);
+        EXPECT_EQ(plan.split_d_row_tiles, 0) << "off, invariant " << invariant;
+    }
+}
+
 // Draft rows (sparse lists) in an invariant plan are split as the heuristic plan splits them: one draft row of a
 // 9,000-entry list gets a wave's worth of CTAs, while a dense row beside it keeps the backend's chunk.
 TEST(cuda_invariance, draft_rows_of_an_invariant_plan_are_split_for_the_wave) {
