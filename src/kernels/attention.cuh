@@ -144,6 +144,52 @@ __device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end
     }
 }
 
+// What a thread needs of one query vector of its tile (vector qi: row w.row0 + qi / G, head qi % G of the work's
+// KV head; vector nq, when the tile sums rows, is the sum vector).
+struct tile_vector {
+    bool valid = false;  // a real (row, head) of the tile
+    bool is_sum = false; // the tile's sum vector
+    int vlo = 0;         // first attended KV index (a sliding window's start)
+    int vlim = -1;       // last attended KV index (-1: none)
+    bf16 * crow = nullptr;      // its collected logit row, or nullptr
+    const bf16 * q = nullptr;   // its query (valid vectors)
+};
+
+// The tile's last summed row's position (attention_segment::sum_mask), which the sum vector attends up to; -1
+// without summed rows.
+__device__ __forceinline__ int sum_vector_limit(const attention_segment & sg, const attention_work & w, bool sum_vec) {
+    int lim = -1;
+    for (int r = w.row0; sum_vec && r < w.row0 + w.n_rows; ++r) {
+        lim = summed_row(sg, r) ? sg.pos0 + r : lim;
+    }
+    return lim;
+}
+
+// Vector qi of the tile; `here` false (a row tile the thread's warp does not hold) gives an empty vector.
+__device__ __forceinline__ tile_vector tile_vector_of(const attention_params & p, const attention_segment & sg,
+                                                      const attention_work & w, int qi, bool here, int sum_vlim) {
+    const int group = static_cast<int>(p.n_head / p.n_head_kv);
+    const int nq = w.n_rows * group;
+    tile_vector v;
+    v.valid = here && qi < nq;
+    v.is_sum = here && w.sum_slot >= 0 && qi == nq;
+    const int r = w.row0 + qi / group; // row in the segment
+    const int pos = sg.pos0 + r;
+    const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+    const bool sparse = sg.sel >= 0;
+    v.vlo = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
+    v.vlim = v.is_sum ? sum_vlim : (!v.valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos));
+    const int ci = v.valid ? collect_index(sg, r) : -1;
+    v.crow = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+    v.q = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * p.head_dim;
+    return v;
+}
+
+// The work's partial row of its sum vector (attention_params::sum_partial).
+__device__ __forceinline__ float * sum_row_of(const attention_params & p, const attention_work & w) {
+    return p.sum_partial + (static_cast<int64_t>(w.sum_slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
+}
+
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
@@ -296,35 +342,25 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     uint32_t qf[q_in_smem ? 1 : NKS][4];
     // The sum vector attends up to the tile's last summed row; the thread holding it (as its vector 2 mt + i =
     // sum_at) stores its logits into the partial row.
-    int sum_vlim = -1;
+    const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
     int sum_at = -1;
     float * sum_row = nullptr;
-    if constexpr (SUMS) {
-        for (int r = w.row0; sum_vec && r < w.row0 + w.n_rows; ++r) {
-            sum_vlim = summed_row(sg, r) ? sg.pos0 + r : sum_vlim;
-        }
-    }
 #pragma unroll
     for (int mt = 0; mt < MPW; ++mt) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            const int qi = (warp_m * mpw + mt) * 16 + fr + 8 * i;
-            const bool valid = qi < nq && mt < mpw;
-            const bool is_sum = sum_vec && qi == nq && mt < mpw;
-            const int r = w.row0 + qi / group; // row in the segment
-            const int pos = sg.pos0 + r;
-            const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-            vlo[mt][i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
-            vlim[mt][i] = is_sum ? sum_vlim : (!valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos));
-            const int ci = valid ? collect_index(sg, r) : -1;
-            crow[mt][i] =
-                ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+            const tile_vector v = tile_vector_of(p, sg, w, (warp_m * mpw + mt) * 16 + fr + 8 * i, mt < mpw, sum_vlim);
+            const bool valid = v.valid;
+            const bool is_sum = SUMS && v.is_sum;
+            vlo[mt][i] = v.vlo;
+            vlim[mt][i] = v.vlim;
+            crow[mt][i] = v.crow;
             if (is_sum) {
                 sum_at = 2 * mt + i;
-                sum_row = p.sum_partial + (static_cast<int64_t>(w.sum_slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
+                sum_row = sum_row_of(p, w);
             }
             if constexpr (!q_in_smem) {
-                const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
+                const bf16 * qrow = v.q;
 #pragma unroll
                 for (int ks = 0; ks < NKS; ++ks) {
 #pragma unroll

@@ -122,31 +122,22 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     int vlim[2];
     bf16 * crow[2];
     uint32_t qf[NKS][4];
-    int sum_vlim = -1;
+    const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
     int sum_at = -1; // which of the thread's two vectors is the sum vector
     float * sum_row = nullptr;
-    if constexpr (SUMS) {
-        for (int r = w.row0; sum_vec && r < w.row0 + w.n_rows; ++r) {
-            sum_vlim = summed_row(sg, r) ? sg.pos0 + r : sum_vlim;
-        }
-    }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-        const int qi = rt * 16 + fr + 8 * i;
-        const bool valid = qi < nq;
-        const bool is_sum = sum_vec && qi == nq;
-        const int r = w.row0 + qi / group;
-        const int pos = sg.pos0 + r;
-        const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-        vlo[i] = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
-        vlim[i] = is_sum ? sum_vlim : (!valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos));
-        const int ci = valid ? collect_index(sg, r) : -1;
-        crow[i] = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
+        const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + fr + 8 * i, true, sum_vlim);
+        const bool valid = v.valid;
+        const bool is_sum = SUMS && v.is_sum;
+        vlo[i] = v.vlo;
+        vlim[i] = v.vlim;
+        crow[i] = v.crow;
         if (is_sum) {
             sum_at = i;
-            sum_row = p.sum_partial + (static_cast<int64_t>(w.sum_slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
+            sum_row = sum_row_of(p, w);
         }
-        const bf16 * qrow = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * hd;
+        const bf16 * qrow = v.q;
 #pragma unroll
         for (int ks = 0; ks < NKS; ++ks) {
 #pragma unroll
