@@ -185,26 +185,66 @@ __device__ __forceinline__ tile_vector tile_vector_of(const attention_params & p
     return v;
 }
 
+// Vector v's A fragments of Q Kᵀ (registers i and i + 2 of each k-step: the thread's rows fr + 8 i), from its query,
+// or for the sum vector from sum_pair(d) (dims d, d + 1), zero past head_dim and for empty vectors.
+template <int NKS, typename SumPair>
+__device__ __forceinline__ void load_q_fragments(uint32_t (&qf)[NKS][4], int i, const tile_vector & v, bool is_sum,
+                                                 int fc, int hd, SumPair sum_pair) {
+#pragma unroll
+    for (int ks = 0; ks < NKS; ++ks) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int d = ks * 16 + half * 8 + 2 * fc;
+            uint32_t val = 0;
+            if (v.valid && d < hd) {
+                val = *reinterpret_cast<const uint32_t *>(v.q + d);
+            } else if (is_sum && d < hd) {
+                val = sum_pair(d);
+            }
+            qf[ks][i + 2 * half] = val;
+        }
+    }
+}
+
 // The work's partial row of its sum vector (attention_params::sum_partial).
 __device__ __forceinline__ float * sum_row_of(const attention_params & p, const attention_work & w) {
     return p.sum_partial + (static_cast<int64_t>(w.sum_slot) * p.n_head_kv + w.kv_head) * p.sum_cap;
 }
 
+// Where a work item's K/V rows are: its sequence's pages, its KV head and, for sparse (draft) rows, its selection
+// list.
+struct work_rows {
+    const int32_t * pages = nullptr;
+    const int32_t * list = nullptr; // nullptr: dense rows
+    int64_t head_off = 0;           // the KV head's first row within a page
+};
+
+__device__ __forceinline__ work_rows work_rows_of(const attention_params & p, const attention_segment & sg,
+                                                  const attention_work & w) {
+    work_rows k;
+    k.pages = p.page_table + sg.page0;
+    if (sg.sel >= 0) {
+        k.list = p.sel_pos +
+                 ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap;
+    }
+    k.head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
+    return k;
+}
+
 // Element offset of KV index v's row (this head) in the pools, or -1 when v is past the work's range. Sparse
 // segments map v through the selection list (entries < sel_n only) and the recent range.
 __device__ __forceinline__ int64_t row_offset(const attention_params & p, const attention_segment & sg,
-                                              const int32_t * pages, const int32_t * list, int64_t head_off, int v,
-                                              int v_end) {
+                                              const work_rows & k, int v, int v_end) {
     if (v >= v_end) {
         return -1;
     }
     int t = v;
-    if (list != nullptr) {
-        t = v < sg.sel_n ? list[v] : sg.sel_recent + (v - sg.sel_n);
+    if (k.list != nullptr) {
+        t = v < sg.sel_n ? k.list[v] : sg.sel_recent + (v - sg.sel_n);
     }
     const int page_size = static_cast<int>(p.page_size);
-    const int64_t page = pages[t / page_size];
-    return (page * p.n_head_kv * page_size + head_off + t % page_size) * p.head_dim;
+    const int64_t page = k.pages[t / page_size];
+    return (page * p.n_head_kv * page_size + k.head_off + t % page_size) * p.head_dim;
 }
 
 // Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows
@@ -325,13 +365,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     const int wk = 4 / wm;               // warps along KV
     const int warp_m = warp % wm;
     const int warp_k = warp / wm;
-    const bool sparse = sg.sel >= 0;
-    const int32_t * list =
-        sparse
-            ? p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap
-            : nullptr;
-    const int32_t * pages = p.page_table + sg.page0;
-    const int64_t head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
+    const work_rows rows = work_rows_of(p, sg, w);
     const bool vec16 = hd % 8 == 0;
 
     // This thread's query vectors (fragment rows fr and fr + 8 of each of the warp's row tiles): the virtual KV
@@ -350,7 +384,6 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             const tile_vector v = tile_vector_of(p, sg, w, (warp_m * mpw + mt) * 16 + fr + 8 * i, mt < mpw, sum_vlim);
-            const bool valid = v.valid;
             const bool is_sum = SUMS && v.is_sum;
             vlo[mt][i] = v.vlo;
             vlim[mt][i] = v.vlim;
@@ -360,21 +393,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 sum_row = sum_row_of(p, w);
             }
             if constexpr (!q_in_smem) {
-                const bf16 * qrow = v.q;
-#pragma unroll
-                for (int ks = 0; ks < NKS; ++ks) {
-#pragma unroll
-                    for (int half = 0; half < 2; ++half) {
-                        const int d = ks * 16 + half * 8 + 2 * fc;
-                        uint32_t val = 0;
-                        if (valid && d < hd) {
-                            val = *reinterpret_cast<const uint32_t *>(qrow + d);
-                        } else if (is_sum && d < hd) {
-                            val = sum_vector_pair(p, sg, w, group, d);
-                        }
-                        qf[ks][i + 2 * half] = val;
-                    }
-                }
+                load_q_fragments(qf, i, v, is_sum, fc, hd, [&](int d) { return sum_vector_pair(p, sg, w, group, d); });
             }
         }
     }
@@ -516,7 +535,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
     const auto offset_of = [&](int blk) {
-        return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
+        return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end);
     };
     if (tid < KT) {
 #pragma unroll

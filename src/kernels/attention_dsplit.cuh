@@ -97,13 +97,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     const bool sum_vec = SUMS && w.sum_slot >= 0; // one more vector, nq: the sum of the summed rows' queries
     // Row tiles past the tile's vectors (a short tile in an NRT = 2 launch) only help load the blocks.
     const bool active = rt * 16 < nq + (sum_vec ? 1 : 0);
-    const bool sparse = sg.sel >= 0;
-    const int32_t * list =
-        sparse
-            ? p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap
-            : nullptr;
-    const int32_t * pages = p.page_table + sg.page0;
-    const int64_t head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
+    const work_rows rows = work_rows_of(p, sg, w);
     const bool vec16 = hd % 8 == 0;
 
     // The sum vector, built by the CTA into the first P tile (free until the first block's P, which comes after the
@@ -128,7 +122,6 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + fr + 8 * i, true, sum_vlim);
-        const bool valid = v.valid;
         const bool is_sum = SUMS && v.is_sum;
         vlo[i] = v.vlo;
         vlim[i] = v.vlim;
@@ -137,21 +130,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             sum_at = i;
             sum_row = sum_row_of(p, w);
         }
-        const bf16 * qrow = v.q;
-#pragma unroll
-        for (int ks = 0; ks < NKS; ++ks) {
-#pragma unroll
-            for (int half = 0; half < 2; ++half) {
-                const int d = ks * 16 + half * 8 + 2 * fc;
-                uint32_t val = 0;
-                if (valid && d < hd) {
-                    val = *reinterpret_cast<const uint32_t *>(qrow + d);
-                } else if (is_sum) {
-                    val = *reinterpret_cast<const uint32_t *>(sum_q + d);
-                }
-                qf[ks][i + 2 * half] = val;
-            }
-        }
+        load_q_fragments(qf, i, v, is_sum, fc, hd, [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); });
     }
     const bool collects = crow[0] != nullptr || crow[1] != nullptr;
 
@@ -205,7 +184,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     // all but the newest group. Row offsets are computed by threads < KT three blocks ahead into a ring of 4.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
     const auto offset_of = [&](int blk) {
-        return row_offset(p, sg, pages, list, head_off, w.kv_begin + blk * KT + tid, w.kv_end);
+        return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end);
     };
     const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
     const auto load_k = [&](int blk) {
