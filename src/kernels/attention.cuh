@@ -1,5 +1,8 @@
 // Attention of many rows over the paged KV cache on tensor cores: GQA-packed, split over KV (flash-decoding),
 // sparse draft rows (position lists) and the Collect-2-Query score side output.
+// Prefill tiles run here; decode, draft and verify tiles (up to 32 query vectors) run attention_dsplit.cuh's kernel,
+// which shares this file's work items, copies and helpers (attention_plan_config::split_d; off, everything runs
+// here).
 //
 // One CTA owns one KV head and a tile of rows of one segment with ALL G query heads of that KV head packed into the
 // M dimension (query vector qi = row_in_tile * G + g, up to 64: 4 mma row tiles of 16), so each KV page is read
@@ -124,7 +127,8 @@ __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, 
 // edges.
 __device__ __forceinline__ void store_collected(bf16 * dst, const float * x, const bool (&ok)[2], float scale) {
     if (ok[0] && ok[1] && (reinterpret_cast<uintptr_t>(dst) & 3u) == 0) {
-        *reinterpret_cast<__nv_bfloat162 *>(dst) = __floats2bfloat162_rn(__fmul_rn(x[0], scale), __fmul_rn(x[1], scale));
+        *reinterpret_cast<__nv_bfloat162 *>(dst) =
+            __floats2bfloat162_rn(__fmul_rn(x[0], scale), __fmul_rn(x[1], scale));
         return;
     }
 #pragma unroll
@@ -147,12 +151,12 @@ __device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end
 // What a thread needs of one query vector of its tile (vector qi: row w.row0 + qi / G, head qi % G of the work's
 // KV head; vector nq, when the tile sums rows, is the sum vector).
 struct tile_vector {
-    bool valid = false;  // a real (row, head) of the tile
-    bool is_sum = false; // the tile's sum vector
-    int vlo = 0;         // first attended KV index (a sliding window's start)
-    int vlim = -1;       // last attended KV index (-1: none)
-    bf16 * crow = nullptr;      // its collected logit row, or nullptr
-    const bf16 * q = nullptr;   // its query (valid vectors)
+    bool valid = false;       // a real (row, head) of the tile
+    bool is_sum = false;      // the tile's sum vector
+    int vlo = 0;              // first attended KV index (a sliding window's start)
+    int vlim = -1;            // last attended KV index (-1: none)
+    bf16 * crow = nullptr;    // its collected logit row, or nullptr
+    const bf16 * q = nullptr; // its query (valid vectors)
 };
 
 // The tile's last summed row's position (attention_segment::sum_mask), which the sum vector attends up to; -1
@@ -224,8 +228,8 @@ __device__ __forceinline__ work_rows work_rows_of(const attention_params & p, co
     work_rows k;
     k.pages = p.page_table + sg.page0;
     if (sg.sel >= 0) {
-        k.list = p.sel_pos +
-                 ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap;
+        k.list =
+            p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap;
     }
     k.head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
     return k;
@@ -534,9 +538,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
     // threads < KT one iteration before block b's copy is issued, into ring slot b % ring, so the copies never wait
     // on them. Slot (b + stages) is written after the compute of iteration b and read after the next barrier.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
-    const auto offset_of = [&](int blk) {
-        return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end);
-    };
+    const auto offset_of = [&](int blk) { return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end); };
     if (tid < KT) {
 #pragma unroll
         for (int s = 0; s < attention_stages; ++s) {

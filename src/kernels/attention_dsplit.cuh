@@ -67,9 +67,9 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     constexpr int KT = attention_kv_block;
     constexpr int CH = attention_chunk;
     constexpr int NT = NRT * attention_threads;
-    constexpr int NKS = HD / 16;    // k-steps of Q Kᵀ
-    constexpr int SLICE = HD / 4;   // head dims of O per warp
-    constexpr int NDT = SLICE / 8;  // n-tiles of P V per warp
+    constexpr int NKS = HD / 16;   // k-steps of Q Kᵀ
+    constexpr int SLICE = HD / 4;  // head dims of O per warp
+    constexpr int NDT = SLICE / 8; // n-tiles of P V per warp
     constexpr int PS = attention_dsplit_p_stride;
     static_assert((NRT == 1 || NRT == 2) && KT == 4 * CH && NDT % 2 == 0, "tile shape");
 
@@ -77,10 +77,10 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     constexpr size_t BB = attention_dsplit_block_bytes(HD);
     constexpr int KS = attention_dsplit_k_stages;
     constexpr int VS = attention_dsplit_v_stages;
-    bf16 * k_ring = reinterpret_cast<bf16 *>(smem_raw);                                       // [KS][KT][HD]
-    bf16 * v_ring = reinterpret_cast<bf16 *>(smem_raw + KS * BB);                             // [VS][KT][HD]
-    int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + (KS + VS) * BB);                 // [ring][KT]
-    unsigned char * tiles_s = smem_raw + (KS + VS) * BB + attention_ring_bytes();             // [2][NRT] tiles
+    bf16 * k_ring = reinterpret_cast<bf16 *>(smem_raw);                           // [KS][KT][HD]
+    bf16 * v_ring = reinterpret_cast<bf16 *>(smem_raw + KS * BB);                 // [VS][KT][HD]
+    int64_t * off_s = reinterpret_cast<int64_t *>(smem_raw + (KS + VS) * BB);     // [ring][KT]
+    unsigned char * tiles_s = smem_raw + (KS + VS) * BB + attention_ring_bytes(); // [2][NRT] tiles
     const int tid = static_cast<int>(threadIdx.x);
     const int lane = tid % warp_size;
     const int warp = tid / warp_size;
@@ -130,7 +130,8 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             sum_at = i;
             sum_row = sum_row_of(p, w);
         }
-        load_q_fragments(qf, i, v, is_sum, fc, hd, [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); });
+        load_q_fragments(qf, i, v, is_sum, fc, hd,
+                         [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); });
     }
     const bool collects = crow[0] != nullptr || crow[1] != nullptr;
 
@@ -183,9 +184,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     // Copies: K of block b and V of block b - 1 in iteration b - 2, one group per iteration, so iteration b waits for
     // all but the newest group. Row offsets are computed by threads < KT three blocks ahead into a ring of 4.
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
-    const auto offset_of = [&](int blk) {
-        return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end);
-    };
+    const auto offset_of = [&](int blk) { return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end); };
     const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
     const auto load_k = [&](int blk) {
         if (blk < n_blk) {
@@ -333,7 +332,8 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
 #pragma unroll
                 for (int dp = 0; dp < NDT / 2; ++dp) {
                     uint32_t vb[4];
-                    ldmatrix_x4_trans(vb, smem_addr(v_row + ks * CH * HD + (((part * SLICE / 8 + 2 * dp) ^ v_piece) << 3)));
+                    ldmatrix_x4_trans(vb,
+                                      smem_addr(v_row + ks * CH * HD + (((part * SLICE / 8 + 2 * dp) ^ v_piece) << 3)));
                     mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
                     mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
                 }

@@ -38,13 +38,13 @@ struct attention_plan_config {
     int64_t slot_capacity = 0; // partial slots the caller's workspace holds
     int64_t sel_cap = 0;       // entries per selection list (attention_params::sel_cap); 0: no sparse rows
     // Batch invariance (forward_batch::prefill): every row is computed the same whatever else is in the batch.
-    // Tiles hold up to attention_invariant_tile_queries query vectors and every warp takes all of them, so the
-    // warps along KV are 4 for every tile (the kernel's per-vector arithmetic is the same; a G = 4 verify of up to 8
-    // rows reads its KV once), and a dense row's KV is split at multiples of its chunk (invariant_chunk, or its
-    // position's: invariant_splits) from position 0, never by the grid's size; split rows of a tile whose own range
-    // ends earlier get empty chunks, which the combine weighs exactly 0. Draft rows (sparse lists) are split like a
-    // heuristic plan's: nothing compares their bits. The partial slots may then exceed slot_capacity: the caller
-    // grows its workspace to plan.n_slots.
+    // Tiles hold up to attention_invariant_tile_queries query vectors and run one kernel whose per-vector
+    // arithmetic does not depend on the tile (split_d: attention_dsplit.cuh; else attention.cuh with every warp taking
+    // all of a tile's vectors, 4 warps along KV; a G = 4 verify of up to 8 rows reads its KV once), and a dense row's
+    // KV is split at multiples of its chunk (invariant_chunk, or its position's: invariant_splits) from position 0,
+    // never by the grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine
+    // weighs exactly 0. Draft rows (sparse lists) are split like a heuristic plan's: nothing compares their bits. The
+    // partial slots may then exceed slot_capacity: the caller grows its workspace to plan.n_slots.
     bool invariant = false;
     // KV positions per chunk of an invariant plan (a multiple of attention_kv_block), when invariant_splits is 0.
     int64_t invariant_chunk = 512;
@@ -100,13 +100,13 @@ struct attention_plan {
     std::vector<int32_t> row_slot;    // [n_rows]
     std::vector<int32_t> row_n_split; // [n_rows]
     int64_t n_slots = 0;
-    int64_t n_collect = 0; // collected rows: collect_logits / collect_lse hold this many rows, in row order
+    int64_t n_collect = 0;   // collected rows: collect_logits / collect_lse hold this many rows, in row order
     int64_t n_sum_slots = 0; // partial rows of summed rows (attention_params::sum_partial)
     // [target]: (first slot, slots) of the summed rows of attention_plan_row::sum_target (0 slots: none).
     std::vector<std::pair<int32_t, int32_t>> sum_slots;
-    // Warp shape (attention_params::mtiles_per_warp): 2 for invariant plans (a row's bits are the same in either
-    // shape; single_tile_mpw1 gives decode-only ones 1) and for heuristic plans whose largest tile holds 17-32
-    // query vectors, else 1.
+    // attention.cuh's warp shape (attention_params::mtiles_per_warp; without split_d): 2 for invariant plans (a row's
+    // bits are the same in either shape; single_tile_mpw1 gives decode-only ones 1) and for heuristic plans whose
+    // largest tile holds 17-32 query vectors, else 1.
     int64_t mtiles_per_warp = 1;
     // attention_params::split_d_row_tiles: with attention_plan_config::split_d, ceil(largest tile's vectors / 16) when
     // that is at most 2, else 0.
