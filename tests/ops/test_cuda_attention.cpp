@@ -493,6 +493,9 @@ INSTANTIATE_TEST_SUITE_P(
             attn_case{"prefill_200rows_g4_d128", {200}, {1000}, 4, 2, 128, 16},
             attn_case{"mixed_1_17_97_g4_d96_ps13", {1, 17, 97}, {4099, 17, 200}, 4, 2, 96, 13},
             attn_case{"mixed_g8_d256_window1000", {1, 5}, {4099, 1500}, 8, 1, 256, 16, 1000},
+            // head dim 256 in decode and verify tiles (the split-D kernel's 256 instance: one CTA per SM)
+            attn_case{"verify_7rows_len4099_g4_d256", {7}, {4099}, 4, 2, 256, 16},
+            attn_case{"decode_len300_len17_g2_d256_ps7", {1, 1}, {300, 17}, 2, 2, 256, 7},
             attn_case{"page_boundary_rows_g4_d128", {16, 1, 1}, {32, 16, 17}, 4, 2, 128, 16},
             // sparse draft rows: list sizes 0 .. all, recent ranges, per-sequence selections, split and unsplit
             attn_case{"sparse_len1_empty_g4_d128", {1}, {1}, 4, 2, 128, 16, 0, {0}},
