@@ -138,28 +138,6 @@ std::vector<float> to_host(const void * y, int64_t count, bool f32) {
 
 // ---- GEMV section ----
 
-// While one lives, cublaslt_gemm objects are made as with SPECATTN_GEMV=0: their invariant tuning never picks the
-// GEMV (the columns that say cuBLASLt time cuBLASLt).
-struct gemv_off {
-    std::string saved;
-    bool had = false;
-    gemv_off() {
-        const char * e = std::getenv("SPECATTN_GEMV");
-        had = e != nullptr;
-        saved = had ? e : "";
-        setenv("SPECATTN_GEMV", "0", 1);
-    }
-    ~gemv_off() {
-        if (had) {
-            setenv("SPECATTN_GEMV", saved.c_str(), 1);
-        } else {
-            unsetenv("SPECATTN_GEMV");
-        }
-    }
-    gemv_off(const gemv_off &) = delete;
-    gemv_off & operator=(const gemv_off &) = delete;
-};
-
 // The read floor: W streamed with 16-byte evict-first loads, 8 in flight per thread, 8 CTAs of 256 per SM, and
 // nothing else (an XOR kept alive by a store that never happens). What any kernel reading W once can reach.
 __global__ void __launch_bounds__(256) read_floor(const uint4 * w, int64_t n16, uint32_t * sink) {
@@ -323,9 +301,10 @@ int gemv_section(const std::vector<shape> & shapes, int n_sm, int reps, double c
     b.stream = stream;
     SPECATTN_CUDA_CHECK(cudaMalloc(&b.sink, 16));
     // cuBLASLt alone as the engine tunes it with SPECATTN_GEMV=0, at decode_rows 1 (batch 1) and 8 (batch 8).
-    const gemv_off off;
     cublaslt_gemm cub1(size_t{32} << 20, false);
     cublaslt_gemm cub8(size_t{32} << 20, false);
+    cub1.never_gemv();
+    cub8.never_gemv();
     bool ok = true;
     std::printf(
         "\n| shape | m | read floor us | %% | cuBLASLt tuned us | %% copy | GEMV us | %% copy | chain: small kernel "
@@ -407,9 +386,10 @@ int main(int argc, char ** argv) {
                     copy_gbs, reps);
         cudaStream_t stream;
         SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-        const gemv_off off;
         cublaslt_gemm skinny(size_t{32} << 20, true); // invariant calls -> skinny GEMM
-        cublaslt_gemm old(size_t{32} << 20, false); // invariant calls -> cuBLASLt's tuned invariant algorithm
+        cublaslt_gemm old(size_t{32} << 20, false);   // invariant calls -> cuBLASLt's tuned invariant algorithm
+        skinny.never_gemv();
+        old.never_gemv();
         const std::vector<shape> shapes = {{"qkv", 6144, 4096, false},
                                            {"o", 4096, 4096, false},
                                            {"gate_up", 28672, 4096, false},
@@ -461,17 +441,20 @@ int main(int argc, char ** argv) {
                                      static_cast<double>(static_cast<size_t>(m * sh.n) * y_elem);
                 const auto gbs = [&](double t_ms) { return bytes / (t_ms * 1e-3) / 1e9; };
                 const auto wi = [&](int64_t i) { return w + static_cast<size_t>(i % n_copies) * w_elems; };
-                const double t_new = time_graph([&](int64_t i, cudaStream_t s) { skinny.run(x, wi(i), y, out, m, sh.n, sh.k, s, true); },
-                                                n_copies, reps, stream);
-                const double t_heur = time_graph([&](int64_t i, cudaStream_t s) { old.run(x, wi(i), y, out, m, sh.n, sh.k, s, false); },
-                                                 n_copies, reps, stream);
-                const double t_inv = time_graph([&](int64_t i, cudaStream_t s) { old.run(x, wi(i), y, out, m, sh.n, sh.k, s, true); },
-                                                n_copies, reps, stream);
-                std::printf("| %s | %lldx%lld | %lld | %d | %.1f | %.0f | %.0f%% | %.1f | %.0f%% | %.1f | %.0f%% | %.2f |\n",
-                            sh.name, static_cast<long long>(sh.n), static_cast<long long>(sh.k),
-                            static_cast<long long>(m), splits, t_new * 1e3, gbs(t_new), 100 * gbs(t_new) / copy_gbs,
-                            t_heur * 1e3, 100 * gbs(t_heur) / copy_gbs, t_inv * 1e3, 100 * gbs(t_inv) / copy_gbs,
-                            t_inv / t_new);
+                const double t_new =
+                    time_graph([&](int64_t i, cudaStream_t s) { skinny.run(x, wi(i), y, out, m, sh.n, sh.k, s, true); },
+                               n_copies, reps, stream);
+                const double t_heur =
+                    time_graph([&](int64_t i, cudaStream_t s) { old.run(x, wi(i), y, out, m, sh.n, sh.k, s, false); },
+                               n_copies, reps, stream);
+                const double t_inv =
+                    time_graph([&](int64_t i, cudaStream_t s) { old.run(x, wi(i), y, out, m, sh.n, sh.k, s, true); },
+                               n_copies, reps, stream);
+                std::printf(
+                    "| %s | %lldx%lld | %lld | %d | %.1f | %.0f | %.0f%% | %.1f | %.0f%% | %.1f | %.0f%% | %.2f |\n",
+                    sh.name, static_cast<long long>(sh.n), static_cast<long long>(sh.k), static_cast<long long>(m),
+                    splits, t_new * 1e3, gbs(t_new), 100 * gbs(t_new) / copy_gbs, t_heur * 1e3,
+                    100 * gbs(t_heur) / copy_gbs, t_inv * 1e3, 100 * gbs(t_inv) / copy_gbs, t_inv / t_new);
                 std::fflush(stdout);
                 if (!sweep || (m != 1 && m != 16 && m != 64)) {
                     continue;
@@ -497,8 +480,13 @@ int main(int argc, char ** argv) {
                         continue;
                     }
                     p.splits = s;
-                    const double t = time_graph([&](int64_t i, cudaStream_t st) { skinny_gemm_params q = p; q.w = wi(i); launch_skinny_gemm(q, st); },
-                                                n_copies, reps, stream);
+                    const double t = time_graph(
+                        [&](int64_t i, cudaStream_t st) {
+                            skinny_gemm_params q = p;
+                            q.w = wi(i);
+                            launch_skinny_gemm(q, st);
+                        },
+                        n_copies, reps, stream);
                     std::snprintf(line, sizeof line, " %d%s=%.1fus(%.0f%%)", s, s == splits ? "*" : "", t * 1e3,
                                   100 * gbs(t) / copy_gbs);
                     l += line;

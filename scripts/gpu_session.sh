@@ -91,7 +91,9 @@ profile)
     ;;
 mpw1)
     # SPECATTN_ATTN_DECODE_MPW1 (attention_plan_config::single_tile_mpw1, on by default): bit-identity with it off
-    # (the invariance and speculative tests), then decode attention and decoding with it off and on.
+    # (the invariance and speculative tests), then decode attention and decoding with it off and on. It shapes
+    # attention.cuh's decode tiles only, so the split-D kernel (which runs them by default) is turned off here.
+    export SPECATTN_ATTN_SPLIT_D=0
     SPECATTN_ATTN_DECODE_MPW1=0 step invariance_mpw1_off 200 invariance_mpw1_off.log test_cuda_ops --gtest_color=no \
         --gtest_filter='cuda_invariance.*:cuda_spec.*:*cuda_model*'
     grep -E "^\[  FAILED|bit-identical|Failure" "$OUT/invariance_mpw1_off.log" | head -20

@@ -148,6 +148,65 @@ __device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end
     }
 }
 
+// Row i of S (the thread's vector rows fr + 8 i) over a 16-position chunk starting at vc, in place: positions
+// outside the vector's range [vlo, vlim] or past kv_end become -inf, the others are scaled to log2 units. Before
+// that, a collected vector's scaled logits go to crow (collects: any of the thread's vectors is collected), and
+// raw(nt, v0, a, b) sees each raw column pair (v0, v0 + 1) (the sum vector's). Returns the vector's chunk max: its
+// 16 columns live in one quad.
+template <typename Raw>
+__device__ __forceinline__ float mask_chunk(float (&s)[2][4], int i, int vc, int fc, int kv_end, int vlo, int vlim,
+                                            bf16 * crow, bool collects, float scale, float qscale, Raw && raw) {
+    float cmax = -CUDART_INF_F;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+        const int v0 = vc + nt * 8 + 2 * fc; // this thread's two adjacent columns: v0, v0 + 1
+        bool ok[2];
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const int v = v0 + e;
+            ok[e] = v < kv_end && v <= vlim && v >= vlo;
+        }
+        raw(nt, v0, s[nt][2 * i], s[nt][2 * i + 1]);
+        if (collects && crow != nullptr) { // dense rows: v is the position
+            store_collected(crow + v0, &s[nt][2 * i], ok, scale);
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            float & x = s[nt][2 * i + e];
+            x = ok[e] ? __fmul_rn(x, qscale) : -CUDART_INF_F;
+            cmax = fmaxf(cmax, x);
+        }
+    }
+    cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
+    return fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
+}
+
+// Dims d, d + 1 of query vector qi's attention output, already normalized (o = O / l), and its log2-sum-exp:
+// an unsplit tile writes out (bf16) and, for a collected row, the natural-log LSE; a split tile its normalized
+// partial and log2-sum-exp for the combine. with_lse: the one writer of the vector's LSE.
+__device__ __forceinline__ void store_output(const attention_params & p, const attention_segment & sg,
+                                             const attention_work & w, int qi, int d, float2 o, float lse2,
+                                             bool with_lse) {
+    const int group = static_cast<int>(p.n_head / p.n_head_kv);
+    const int r = w.row0 + qi / group;
+    const int64_t row = sg.row0 + r;
+    const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
+    if (w.n_split == 1) {
+        *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * p.head_dim + d) =
+            __floats2bfloat162_rn(o.x, o.y);
+        const int ci = with_lse ? collect_index(sg, r) : -1;
+        if (ci >= 0) {
+            p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = __fmul_rn(lse2, ln2);
+        }
+    } else {
+        const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
+        *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * p.head_dim + d) = o;
+        if (with_lse) {
+            p.partial_lse[slot * p.n_head + h] = lse2;
+        }
+    }
+}
+
 // What a thread needs of one query vector of its tile (vector qi: row w.row0 + qi / G, head qi % G of the work's
 // KV head; vector nq, when the tile sums rows, is the sum vector).
 struct tile_vector {
@@ -512,24 +571,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 }
                 const float inv = sum > 0.0f ? __frcp_rn(sum) : 0.0f;
                 const float lse2 = sum > 0.0f ? __fadd_rn(mx, log2f(sum)) : -CUDART_INF_F;
-                const int r = w.row0 + qi / group;
-                const int64_t row = sg.row0 + r;
-                const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-                if (w.n_split == 1) {
-                    *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
-                        __floats2bfloat162_rn(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv));
-                    const int ci = collect_index(sg, r);
-                    if (d == 0 && ci >= 0) {
-                        p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = __fmul_rn(lse2, ln2);
-                    }
-                } else {
-                    const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
-                    *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
-                        make_float2(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv));
-                    if (d == 0) {
-                        p.partial_lse[slot * p.n_head + h] = lse2;
-                    }
-                }
+                store_output(p, sg, w, qi, d, make_float2(__fmul_rn(o.x, inv), __fmul_rn(o.y, inv)), lse2, d == 0);
             }
         }
     };
@@ -619,32 +661,14 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 }
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
-                    float cmax = -CUDART_INF_F;
-#pragma unroll
-                    for (int nt = 0; nt < 2; ++nt) {
-                        const int v0 = vc + nt * 8 + 2 * fc; // this thread's two adjacent columns: v0, v0 + 1
-                        bool ok[2];
-#pragma unroll
-                        for (int e = 0; e < 2; ++e) {
-                            const int v = v0 + e;
-                            ok[e] = v < w.kv_end && v <= vlim[mt][i] && v >= vlo[mt][i];
-                        }
-                        if constexpr (SUMS) { // a select, not a branch: the store waits for the chunk's end
-                            sv[nt][0] = 2 * mt + i == sum_at ? s[mt][nt][2 * i] : sv[nt][0];
-                            sv[nt][1] = 2 * mt + i == sum_at ? s[mt][nt][2 * i + 1] : sv[nt][1];
-                        }
-                        if (collects && crow[mt][i] != nullptr) { // dense rows: v is the position
-                            store_collected(crow[mt][i] + v0, &s[mt][nt][2 * i], ok, p.scale);
-                        }
-#pragma unroll
-                        for (int e = 0; e < 2; ++e) {
-                            float & x = s[mt][nt][2 * i + e];
-                            x = ok[e] ? __fmul_rn(x, qscale) : -CUDART_INF_F;
-                            cmax = fmaxf(cmax, x);
-                        }
-                    }
-                    cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
-                    cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
+                    const float cmax = mask_chunk(s[mt], i, vc, fc, w.kv_end, vlo[mt][i], vlim[mt][i], crow[mt][i],
+                                                  collects, p.scale, qscale, [&](int nt, int, float a, float b) {
+                                                      if constexpr (SUMS) { // a select, not a branch: the store
+                                                                            // waits for the chunk's end
+                                                          sv[nt][0] = 2 * mt + i == sum_at ? a : sv[nt][0];
+                                                          sv[nt][1] = 2 * mt + i == sum_at ? b : sv[nt][1];
+                                                      }
+                                                  });
                     const float m_new = fmaxf(m[mt][i], cmax);
                     const float m_use = m_new == -CUDART_INF_F ? 0.0f : m_new; // all masked so far: exp2 finite
                     const float alpha = exp2f(__fsub_rn(m[mt][i], m_use));

@@ -281,33 +281,14 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             }
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                float cmax = -CUDART_INF_F;
-#pragma unroll
-                for (int nt = 0; nt < 2; ++nt) {
-                    const int v0 = vc + nt * 8 + 2 * fc;
-                    bool ok[2];
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int v = v0 + e;
-                        ok[e] = v < w.kv_end && v <= vlim[i] && v >= vlo[i];
-                    }
-                    if (SUMS && i == sum_at) {
-                        // The sum vector's scaled logits, unmasked, as far as the work's range goes, where computed:
-                        // 4 lanes of one warp (attention.cuh defers it; here that cost registers and spilled).
-                        store_summed(sum_row, v0, w.kv_end, s[nt][2 * i], s[nt][2 * i + 1], p.scale);
-                    }
-                    if (collects && crow[i] != nullptr) {
-                        store_collected(crow[i] + v0, &s[nt][2 * i], ok, p.scale);
-                    }
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        float & x = s[nt][2 * i + e];
-                        x = ok[e] ? __fmul_rn(x, qscale) : -CUDART_INF_F;
-                        cmax = fmaxf(cmax, x);
-                    }
-                }
-                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
-                cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 2));
+                const float cmax = mask_chunk(s, i, vc, fc, w.kv_end, vlo[i], vlim[i], crow[i], collects, p.scale,
+                                              qscale, [&](int, int v0, float a, float b) {
+                                                  if (SUMS && i == sum_at) {
+                                                      // The sum vector's scaled logits, unmasked, where computed
+                                                      // (attention.cuh defers them; here that spilled).
+                                                      store_summed(sum_row, v0, w.kv_end, a, b, p.scale);
+                                                  }
+                                              });
                 if (fc == 0) {
                     cmax_tile(blk)[(fr + 8 * i) * 4 + part] = cmax;
                 }
@@ -355,35 +336,13 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             }
             const float inv = l[i] > 0.0f ? __frcp_rn(l[i]) : 0.0f;
             const float lse2 = l[i] > 0.0f ? __fadd_rn(m[i], log2f(l[i])) : -CUDART_INF_F;
-            const int r = w.row0 + qi / group;
-            const int64_t row = sg.row0 + r;
-            const int64_t h = static_cast<int64_t>(w.kv_head) * group + qi % group;
-            const bool first = part == 0 && fc == 0;
-            if (w.n_split == 1) {
 #pragma unroll
-                for (int dt = 0; dt < NDT; ++dt) {
-                    const int d = part * SLICE + dt * 8 + 2 * fc;
-                    if (d < hd) {
-                        *reinterpret_cast<__nv_bfloat162 *>(p.out + (row * p.n_head + h) * hd + d) =
-                            __floats2bfloat162_rn(__fmul_rn(acc[dt][2 * i], inv), __fmul_rn(acc[dt][2 * i + 1], inv));
-                    }
-                }
-                const int ci = collect_index(sg, r);
-                if (first && ci >= 0) {
-                    p.collect_lse[static_cast<int64_t>(ci) * p.n_head + h] = __fmul_rn(lse2, ln2);
-                }
-            } else {
-                const int64_t slot = static_cast<int64_t>(p.row_slot[row]) + w.split;
-#pragma unroll
-                for (int dt = 0; dt < NDT; ++dt) {
-                    const int d = part * SLICE + dt * 8 + 2 * fc;
-                    if (d < hd) {
-                        *reinterpret_cast<float2 *>(p.partial_o + (slot * p.n_head + h) * hd + d) =
-                            make_float2(__fmul_rn(acc[dt][2 * i], inv), __fmul_rn(acc[dt][2 * i + 1], inv));
-                    }
-                }
-                if (first) {
-                    p.partial_lse[slot * p.n_head + h] = lse2;
+            for (int dt = 0; dt < NDT; ++dt) {
+                const int d = part * SLICE + dt * 8 + 2 * fc;
+                if (d < hd) {
+                    store_output(p, sg, w, qi, d,
+                                 make_float2(__fmul_rn(acc[dt][2 * i], inv), __fmul_rn(acc[dt][2 * i + 1], inv)), lse2,
+                                 d == 0);
                 }
             }
         }

@@ -62,6 +62,11 @@ class cublaslt_gemm {
     // backends tuning the same (device, shape, decode_rows) take it without timing, so they compute the same bits.
     void tune_invariant(gemm_out out, int64_t n, int64_t k, const bf16 * w, cudaStream_t stream,
                         int64_t decode_rows = 1);
+    // From now on this object's tuning never picks the GEMV, as SPECATTN_GEMV=0 would (benches timing cuBLASLt).
+    void never_gemv() {
+        gemv_ = false;
+        gemv_forced_ = false;
+    }
 
     // The K split the skinny GEMM uses for an invariant (n, k), 0 when the shape stays on cuBLASLt.
     int32_t skinny_splits(int64_t n, int64_t k) const;

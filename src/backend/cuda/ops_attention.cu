@@ -18,43 +18,35 @@ namespace specattn {
 
 namespace {
 
-template <int HD, int MPW, bool SUMS> void launch_attention_instance(const attention_params & p, cudaStream_t stream) {
-    constexpr size_t smem = attention_smem_bytes(HD, MPW);
-    // Above 48 KB a kernel needs an explicit opt-in; done once per instance (it is a property of the function).
-    [[maybe_unused]] static const bool configured = [] {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HD, MPW, SUMS>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+// One attention grid, a CTA per work item. Above 48 KB of dynamic shared memory a kernel needs an explicit opt-in;
+// done once per instance (it is a property of the function).
+template <auto Kernel>
+void launch_work_grid(const attention_params & p, int threads, size_t smem, cudaStream_t stream) {
+    [[maybe_unused]] static const bool configured = [smem] {
+        SPECATTN_CUDA_CHECK(
+            cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
         return true;
     }();
-    launch_kernel(pdl_enabled(), attention_kernel<HD, MPW, SUMS>, dim3(static_cast<unsigned int>(p.n_work)),
-                  dim3(attention_threads), smem, stream, p);
+    launch_kernel(pdl_enabled(), Kernel, dim3(static_cast<unsigned int>(p.n_work)), dim3(threads), smem, stream, p);
 }
 
+// attention.cuh's kernel in warp shape MPW, with the summing code when the plan sums rows.
 template <int HD, int MPW> void launch_attention_shape(const attention_params & p, cudaStream_t stream) {
+    constexpr size_t smem = attention_smem_bytes(HD, MPW);
     if (p.n_sum_slots > 0) {
-        launch_attention_instance<HD, MPW, true>(p, stream);
+        launch_work_grid<attention_kernel<HD, MPW, true>>(p, attention_threads, smem, stream);
     } else {
-        launch_attention_instance<HD, MPW, false>(p, stream);
+        launch_work_grid<attention_kernel<HD, MPW, false>>(p, attention_threads, smem, stream);
     }
 }
 
-template <int HD, int NRT, bool SUMS>
-void launch_attention_dsplit_instance(const attention_params & p, cudaStream_t stream) {
-    constexpr size_t smem = attention_dsplit_smem_bytes(HD, NRT);
-    [[maybe_unused]] static const bool configured = [] {
-        SPECATTN_CUDA_CHECK(cudaFuncSetAttribute(attention_dsplit_kernel<HD, NRT, SUMS>,
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-        return true;
-    }();
-    launch_kernel(pdl_enabled(), attention_dsplit_kernel<HD, NRT, SUMS>, dim3(static_cast<unsigned int>(p.n_work)),
-                  dim3(NRT * attention_threads), smem, stream, p);
-}
-
+// attention_dsplit.cuh's kernel with NRT row tiles, the same way.
 template <int HD, int NRT> void launch_attention_dsplit(const attention_params & p, cudaStream_t stream) {
+    constexpr size_t smem = attention_dsplit_smem_bytes(HD, NRT);
     if (p.n_sum_slots > 0) {
-        launch_attention_dsplit_instance<HD, NRT, true>(p, stream);
+        launch_work_grid<attention_dsplit_kernel<HD, NRT, true>>(p, NRT * attention_threads, smem, stream);
     } else {
-        launch_attention_dsplit_instance<HD, NRT, false>(p, stream);
+        launch_work_grid<attention_dsplit_kernel<HD, NRT, false>>(p, NRT * attention_threads, smem, stream);
     }
 }
 

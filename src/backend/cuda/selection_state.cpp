@@ -255,7 +255,9 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     }
     sum_cap_ = 0;
     for (const attention_plan_row & row : rows) { // a partial row spans its tile, which may reach past the sink
-        sum_cap_ = any_summed ? std::max(sum_cap_, round_up(row.pos + 1, 256)) : 0; // stable for 256 positions
+        if (any_summed) {
+            sum_cap_ = std::max(sum_cap_, round_up(row.pos + 1, 256)); // stable for 256 positions
+        }
     }
     int64_t need_cap = 0;
     int64_t n_collect = 0;
