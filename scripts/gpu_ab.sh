@@ -5,7 +5,7 @@
 #     STAGES=".dev-a:SPECATTN_ATTN_SPLIT_D=0 .dev-a" bash scripts/gpu_ab.sh ...   # one build, two settings
 # A variant is a directory made by `STAGE_DIR=... scripts/device_prebuilt.sh stage`, optionally followed by
 # :NAME=VALUE environment settings (comma-separated); run this through `device_prebuilt.sh run` (for the loader
-# paths). ROUNDS (default 2) repeats the whole interleaved sweep; the table last gives each case's median
+# paths). ROUNDS (default 2) repeats the whole interleaved sweep (odd rounds in reverse variant order); the table last gives each case's median
 # microseconds and % of copy per variant and the time ratio to the first.
 set -uo pipefail
 stages=(${STAGES:?set STAGES to the staged build directories})
@@ -14,8 +14,13 @@ log=${OUT:-/tmp/gpu_ab}/ab.log
 mkdir -p "$(dirname "$log")"
 : >"$log"
 for ((r = 0; r < rounds; r++)); do
+    order=("${stages[@]}")
+    if ((r % 2 == 1)); then # odd rounds run the variants in reverse: no variant always goes first
+        order=()
+        for ((i = ${#stages[@]} - 1; i >= 0; i--)); do order+=("${stages[i]}"); done
+    fi
     for c in "$@"; do
-        for s in "${stages[@]}"; do
+        for s in "${order[@]}"; do
             dir=${s%%:*}
             envs=()
             [ "$dir" != "$s" ] && IFS=, read -ra envs <<<"${s#*:}"

@@ -88,7 +88,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     const int part = warp % 4; // its chunk of each block (S, P) and its slice of the head dims (O)
     const int fr = lane / 4;   // fragment row (and row of the second half: fr + 8)
     const int fc = lane % 4;   // fragment column pair
-    pdl_wait();
+    // The plan (work, segments, page table) was uploaded before the forward's first grid: readable before pdl_wait.
     const attention_work w = p.work[blockIdx.x];
     const attention_segment sg = p.segs[w.seg];
     const int group = static_cast<int>(p.n_head / p.n_head_kv);
@@ -99,6 +99,47 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     const bool active = rt * 16 < nq + (sum_vec ? 1 : 0);
     const work_rows rows = work_rows_of(p, sg, w);
     const bool vec16 = hd % 8 == 0;
+
+    // Copies: K of block b and V of block b - 1 in iteration b - 2, one group per iteration, so iteration b waits for
+    // all but the newest group. Row offsets are computed by threads < KT three blocks ahead into a ring of 4.
+    const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
+    const auto offset_of = [&](int blk) { return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end); };
+    const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
+    const auto load_k = [&](int blk) {
+        if (blk < n_blk) {
+            load_rows<HD, NT, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16);
+        }
+    };
+    const auto load_v = [&](int blk) {
+        if (blk < n_blk) {
+            load_rows<HD, NT, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16);
+        }
+    };
+    static_assert(attention_offset_ring == 4 && KS == 3 && VS == 3, "the schedule above");
+    // The pipeline's first copies (K and V of block 0, K of block 1) and the offsets of blocks 0-2. Issued before
+    // pdl_wait where the plan says those rows were written by earlier passes (attention_work::early_copy): their
+    // latency then overlaps the grid ahead and this CTA's own loads of q below.
+    const auto start_pipeline = [&] {
+        if (tid < KT) {
+#pragma unroll
+            for (int b = 0; b < 3; ++b) {
+                off_s[b * KT + tid] = b < n_blk ? offset_of(b) : -1;
+            }
+        }
+        __syncthreads();
+        load_k(0);
+        load_v(0);
+        cp_async_commit();
+        load_k(1);
+        cp_async_commit();
+    };
+    if (w.early_copy) {
+        start_pipeline();
+    }
+    pdl_wait(); // q, the newest K/V rows and selection lists come from the grids ahead
+    if (!w.early_copy) {
+        start_pipeline();
+    }
 
     // The sum vector, built by the CTA into the first P tile (free until the first block's P, which comes after the
     // loop's first CTA barrier) and read from there into the Q fragments of its threads.
@@ -180,35 +221,6 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
             csum_tile(b)[(fr + 8 * i) * 4 + part] = sum;
         }
     };
-
-    // Copies: K of block b and V of block b - 1 in iteration b - 2, one group per iteration, so iteration b waits for
-    // all but the newest group. Row offsets are computed by threads < KT three blocks ahead into a ring of 4.
-    const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
-    const auto offset_of = [&](int blk) { return row_offset(p, sg, rows, w.kv_begin + blk * KT + tid, w.kv_end); };
-    const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
-    const auto load_k = [&](int blk) {
-        if (blk < n_blk) {
-            load_rows<HD, NT, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16);
-        }
-    };
-    const auto load_v = [&](int blk) {
-        if (blk < n_blk) {
-            load_rows<HD, NT, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16);
-        }
-    };
-    static_assert(attention_offset_ring == 4 && KS == 3 && VS == 3, "the schedule above");
-    if (tid < KT) {
-#pragma unroll
-        for (int b = 0; b < 3; ++b) {
-            off_s[b * KT + tid] = b < n_blk ? offset_of(b) : -1;
-        }
-    }
-    __syncthreads();
-    load_k(0);
-    load_v(0);
-    cp_async_commit();
-    load_k(1);
-    cp_async_commit();
 
     const float qscale = p.scale * log2e;
     for (int blk = 0; blk <= n_blk; ++blk) {

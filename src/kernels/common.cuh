@@ -13,6 +13,9 @@ constexpr int warp_size = 32;
 // or has no dependent): pdl_wait blocks until the preceding grid in the stream has completed and its memory is
 // visible, so a kernel may do only work that reads no mutable data (weights, its own parameters) before it;
 // pdl_launch_dependents lets the next grid be scheduled before this one ends (it still waits at its pdl_wait).
+// Rule: every kernel calls pdl_launch_dependents only after its pdl_wait. Then a grid that has begun knows that
+// the grid ahead has passed its own wait, so every grid before that one has ended: data those wrote (the K/V rows
+// of earlier passes, attention_work::early_copy) may also be read before pdl_wait.
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");

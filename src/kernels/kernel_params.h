@@ -130,6 +130,11 @@ struct attention_work {
     // Tiles with summed rows: their sum vector (query vector n_rows G of the tile) writes partial row sum_slot of every
     // KV head; -1: no summed rows.
     int32_t sum_slot = -1;
+    // 1: the first two KV blocks of this work are rows that no kernel of this forward writes (dense rows on pages
+    // none of the batch's rows append to), so attention_dsplit_kernel may copy them before pdl_wait: the grids that
+    // wrote them ended before the grid ahead of it began (every kernel calls pdl_launch_dependents only after its
+    // pdl_wait). 0: copy after pdl_wait.
+    int32_t early_copy = 0;
 };
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).

@@ -793,3 +793,55 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_get_a_partial_slot_pe
     cfg.sum_cap = 8;
     EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
 }
+
+// attention_work::early_copy (no GPU needed): a dense work item may copy its first two KV blocks before waiting for
+// the grid ahead only when none of their pages is one the batch's rows append to, by physical page (a page another
+// sequence shares counts too); sparse work never.
+TEST(attention_plan, early_copy_only_where_no_row_of_the_batch_appends) {
+    std::vector<int32_t> pages_a(40);
+    std::iota(pages_a.begin(), pages_a.end(), 0); // sequence 0: pages 0-39, positions 0-639
+    std::vector<int32_t> pages_b(40);
+    std::iota(pages_b.begin(), pages_b.end(), 100);
+    pages_b[5] = 37; // sequence 1 reads, at positions 80-95, the page sequence 0 appends to below
+    std::vector<attention_plan_row> rows;
+    for (int64_t pos = 600; pos < 608; ++pos) { // a verify of sequence 0 on page 37 (positions 592-607)
+        rows.push_back(attention_plan_row{&pages_a, 0, pos});
+    }
+    rows.push_back(attention_plan_row{&pages_b, 1, 500}); // a decode row of sequence 1 (page 131)
+    attention_plan_row draft{&pages_b, 2, 400};           // a sparse draft row
+    draft.sel = 0;
+    draft.sel_n = 64;
+    draft.sel_recent = 380;
+    rows.push_back(draft);
+    attention_plan_config cfg;
+    cfg.n_head = 8;
+    cfg.n_head_kv = 2;
+    cfg.page_size = 16;
+    cfg.slot_capacity = 4096;
+    cfg.sel_cap = 64;
+    cfg.min_chunk = 64; // split into one-block chunks: many work items
+    attention_plan plan;
+    attention_plan_build(rows, cfg, plan);
+    const auto appended = [&](int32_t page) {
+        return page == 37 || page == pages_b[500 / 16] || page == pages_b[400 / 16];
+    };
+    int early = 0;
+    int late = 0;
+    for (const attention_work & w : plan.work) {
+        const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];
+        bool want = s.sel < 0;
+        for (int32_t v = w.kv_begin; want && v < std::min(w.kv_end, w.kv_begin + 2 * attention_kv_block); ++v) {
+            want = !appended(plan.page_table[static_cast<size_t>(s.page0 + v / 16)]);
+        }
+        EXPECT_EQ(w.early_copy, want ? 1 : 0) << "segment " << w.seg << " kv " << w.kv_begin << "-" << w.kv_end;
+        (want ? early : late) += 1;
+        if (s.sel < 0 && w.kv_begin <= 600 && 600 < w.kv_end) {
+            EXPECT_EQ(w.early_copy, 0); // holds the verify's own rows
+        }
+        if (s.sel < 0 && s.pos0 == 500 && w.kv_begin <= 80 && 80 < w.kv_begin + 2 * attention_kv_block) {
+            EXPECT_EQ(w.early_copy, 0); // reads the page sequence 0 appends to
+        }
+    }
+    EXPECT_GT(early, 0);
+    EXPECT_GT(late, 0);
+}

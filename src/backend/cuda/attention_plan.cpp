@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <map>
+#include <unordered_set>
 
 namespace specattn {
 
@@ -63,6 +64,31 @@ bool sums_in(const attention_segment & s, int64_t r0, int64_t n) {
         }
     }
     return false;
+}
+
+// attention_work::early_copy: a dense work item whose first two KV blocks lie on pages no row of the batch appends
+// to (the K/V rows of earlier passes) may copy them before waiting for the grid ahead. By physical page, so pages
+// shared between sequences are covered too.
+void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t page_size, attention_plan & plan) {
+    std::unordered_set<int32_t> appended;
+    for (const attention_plan_row & r : rows) {
+        const size_t at = static_cast<size_t>(r.pos / page_size);
+        if (at < r.pages->size()) {
+            appended.insert((*r.pages)[at]);
+        }
+    }
+    for (attention_work & w : plan.work) {
+        const attention_segment & s = plan.segs[static_cast<size_t>(w.seg)];
+        if (s.sel >= 0) {
+            continue; // sparse: the row offsets come from selection lists the grids ahead may still be writing
+        }
+        const int64_t end = std::min<int64_t>(w.kv_end, int64_t{w.kv_begin} + 2 * attention_kv_block);
+        bool settled = true;
+        for (int64_t v = w.kv_begin / page_size * page_size; settled && v < end; v += page_size) {
+            settled = appended.count(plan.page_table[static_cast<size_t>(s.page0 + v / page_size)]) == 0;
+        }
+        w.early_copy = settled ? 1 : 0;
+    }
 }
 
 } // namespace
@@ -326,6 +352,7 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
             }
         }
     }
+    mark_early_copies(rows, cfg.page_size, plan);
     // Longest work first: CTAs are dispatched in index order, so the long ones do not trail in a last wave.
     std::stable_sort(plan.work.begin(), plan.work.end(), [](const attention_work & a, const attention_work & b) {
         return a.kv_end - a.kv_begin > b.kv_end - b.kv_begin;
