@@ -10,6 +10,7 @@
 #                                                                             # and end to end, logit vs weight
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh verifyprof # why verify attention trails
 #                                                                             # decode: Nsight Compute side by side
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh durations # attention vs combine device time
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -146,20 +147,32 @@ verifyprof)
     # One attention launch each of decode and verify7 at 8 x 128K (heuristic plan = the engine's there), with the
     # sections that say where a memory-bound kernel loses: throughput, warp stall reasons (per issued instruction),
     # issue slots, occupancy; verify also with attention.cuh's kernel (SPECATTN_ATTN_SPLIT_D=0).
-    for c in decode:8:131072:heur verify7:8:131072:heur verify7:8:131072:heur:old; do
-        name=ncu_${c%%:*}
+    # CASES="verify7:1:131072:heur verify7+sum:1:131072:heur" profiles others.
+    for c in ${CASES:-decode:8:131072:heur verify7:8:131072:heur verify7:8:131072:heur:old}; do
+        name=ncu_${c%%:*}_$(echo "$c" | cut -d: -f2-3 | tr : _)
         split_d=1
         if [ "${c##*:}" = old ]; then name+=_old split_d=0; fi
         env SPECATTN_ATTN_SPLIT_D=$split_d \
             timeout 150 ncu --clock-control none -k regex:"attention_(dsplit_)?kernel" -c 1 \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
             --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
-            --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio \
+            --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio,dram__bytes_read.sum,dram__bytes_write.sum \
             kernel_bench --reps 3 --only "${c%:old}" >"$OUT/$name.txt" 2>&1
         echo "== $name"
-        grep -E "Duration|DRAM Throughput|Issued Ipc|Eligible|Active Warps|Registers Per|Executed Instructions  " \
-            "$OUT/$name.txt" | head -12
+        grep -E "Duration|DRAM Throughput|Issued Ipc|Eligible|Active Warps|Registers Per|Executed Instructions  |dram__bytes" \
+            "$OUT/$name.txt" | head -14
         grep -E "stalled_.*ratio" "$OUT/$name.txt" | awk '$NF + 0 >= 0.05' | sed 's/smsp__average_warps_issue_//'
+    done
+    ;;
+durations)
+    # Device time of each kernel of one attention pass (the attention grid, then the combine), in isolation
+    # (Nsight Compute serializes launches): how much of a pass the combine and the per-CTA start cost.
+    for c in ${CASES:-verify7:1:131072:heur verify7:8:32768:heur decode:1:131072:heur}; do
+        name=ncu_dur_${c//:/_}
+        timeout 120 ncu --clock-control none -k regex:"attention_" -c 4 --section SpeedOfLight \
+            kernel_bench --reps 2 --only "$c" >"$OUT/$name.txt" 2>&1
+        echo "== $c"
+        grep -E "attention_[a-z_]*kernel|Duration" "$OUT/$name.txt" | cut -c1-110 | head -8
     done
     ;;
 stories)
