@@ -447,9 +447,18 @@ int main(int argc, char ** argv) {
         std::printf("\n");
 
         std::vector<config> configs;
-        const std::vector<int64_t> ctxs =
-            quick ? std::vector<int64_t>{32768} : std::vector<int64_t>{4096, 32768, 131072};
-        const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 8} : std::vector<int64_t>{1, 8, 64};
+        std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{32768} : std::vector<int64_t>{4096, 32768, 131072};
+        std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 8} : std::vector<int64_t>{1, 8, 64};
+        if (!only.empty()) { // --only mode:B:ctx[:plan] runs that batch and context, in the lists or not
+            long long ob = 0;
+            long long octx = 0;
+            const size_t colon = only.find(':');
+            if (colon != std::string::npos && std::sscanf(only.c_str() + colon + 1, "%lld:%lld", &ob, &octx) == 2 &&
+                ob > 0 && octx > 0) {
+                batches = {ob};
+                ctxs = {octx};
+            }
+        }
         for (int64_t ctx : ctxs) {
             for (int64_t b : batches) {
                 // The chunk an engine decoding b sequences of ctx tokens keeps (attention_invariant_chunk_for).

@@ -146,12 +146,15 @@ TEST(cuda_invariance, plan_tiles_and_splits_do_not_depend_on_the_batch) {
     EXPECT_THROW(attention_plan_build(verify, cfg, plan), specattn::error);
 }
 
-// The chunk a backend keeps for its life: full-context rows of the decode batch fill one wave of CTAs (264 on the
-// H200), longer as the batch grows, whole rows once the batch alone fills the wave. Llama-8B shape: 8 KV heads.
+// The chunk a backend keeps for its life: full-context rows of a small decode batch fill one wave of CTAs (264 on
+// the H200), longer as the batch grows, whole rows once the batch alone fills the wave; a batch that would leave
+// much of a wave idle is split over several. Llama-8B shape: 8 KV heads.
 TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
     EXPECT_EQ(attention_invariant_chunk_for(1, 8, 32768, 132, 2), 1024) << "33 chunks: 264 CTAs, one wave";
     EXPECT_EQ(attention_invariant_chunk_for(8, 8, 32768, 132, 2), 8192) << "4 chunks: 256 CTAs";
-    EXPECT_EQ(attention_invariant_chunk_for(24, 8, 32768, 132, 2), 32768) << "192 unsplit rows · heads";
+    EXPECT_EQ(attention_invariant_chunk_for(24, 8, 32768, 132, 2), 8192)
+        << "4 chunks: 768 CTAs in 2.9 waves, not 192 unsplit rows · heads in 73% of one";
+    EXPECT_EQ(attention_invariant_chunk_for(40, 8, 32768, 132, 2), 8192) << "320 rows · heads: 1,280 CTAs, 4.8 waves";
     EXPECT_EQ(attention_invariant_chunk_for(64, 8, 32768, 132, 2), 32768);
     EXPECT_EQ(attention_invariant_chunk_for(64, 8, 4096, 132, 2), 4096);
     EXPECT_EQ(attention_invariant_chunk_for(1, 8, 131072, 132, 2), 4032) << "33 chunks of whole KV blocks";
@@ -164,8 +167,22 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
             const int64_t c = attention_invariant_chunk_for(b, 8, ctx, 132, 2);
             EXPECT_EQ(c % attention_kv_block, 0);
             EXPECT_GE(c, 128);
-            // Never more CTAs than one wave (or one per row · head when even that is more).
-            EXPECT_LE(b * 8 * ((ctx + c - 1) / c), std::max<int64_t>(264, b * 8)) << "batch " << b << " ctx " << ctx;
+            // A split grid keeps its waves at least 70% full, and is no slower by the model than the one-wave rule
+            // (floor(264 / units) splits) it replaced.
+            const int64_t units = b * 8;
+            const int64_t splits = (ctx + c - 1) / c;
+            const int64_t ctas = units * splits;
+            const int64_t waves = (ctas + 263) / 264;
+            if (splits > 1 && c > 128) { // (at the smallest chunk a short context cannot fill a wave)
+                EXPECT_GE(10 * ctas, 7 * waves * 264) << "batch " << b << " ctx " << ctx;
+            }
+            const int64_t blocks = (ctx + attention_kv_block - 1) / attention_kv_block;
+            const auto cost = [&](int64_t s) {
+                return (units * s + 263) / 264 * ((blocks + s - 1) / s + attention_cta_fixed_blocks);
+            };
+            const int64_t one_wave = std::min(std::max<int64_t>(1, 264 / units), std::max<int64_t>(1, blocks / 2));
+            EXPECT_LE(cost(attention_invariant_splits_for(b, 8, ctx, 132, 2)), cost(one_wave))
+                << "batch " << b << " ctx " << ctx;
         }
     }
 }
@@ -176,7 +193,7 @@ TEST(cuda_invariance, invariant_chunk_grows_with_the_decode_batch) {
 TEST(cuda_invariance, per_position_chunks_do_not_depend_on_the_batch) {
     const std::vector<int32_t> pages = scattered_pages(8200, 37);
     constexpr int64_t splits = 33; // batch 1, 8 KV heads, 132 SMs x 2
-    EXPECT_EQ(attention_invariant_splits_for(1, 8, 132, 2), splits);
+    EXPECT_EQ(attention_invariant_splits_for(1, 8, 131072, 132, 2), splits);
     EXPECT_EQ(attention_invariant_chunk_at(6335, splits), 192);
     EXPECT_EQ(attention_invariant_chunk_at(6336, splits), 256) << "6,337 positions / 33 > 192";
     EXPECT_EQ(attention_invariant_chunk_at(130999, splits), 4032);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <unordered_set>
@@ -207,12 +208,20 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
         }
     }
 
-    // Split KV only while the grid is short of one wave of resident CTAs: n_split = wave / CTAs (rounded down, so
-    // a split grid never spills a few CTAs into a second wave), never into chunks shorter than min_chunk, and only
-    // as far as the partial workspace allows (halving the split until it fits; a split of 1 needs no slots).
+    // Split KV only while the grid is short of one wave of resident CTAs, as attention_splits_for chooses for the
+    // longest tile (a grid of a few CTAs gets one full wave; one that leaves many slots of its wave idle may take
+    // several), never into chunks shorter than min_chunk, and only as far as the partial workspace allows (halving
+    // the split until it fits; a split of 1 needs no slots). Grids of a wave or more (prefill) are not split: their
+    // tiles' ranges differ too much for one length to model them.
     const int64_t wave = cfg.n_sm * cfg.ctas_per_sm;
     const int64_t base = static_cast<int64_t>(tiles.size()) * cfg.n_head_kv;
-    int64_t want = base >= wave ? 1 : std::max<int64_t>(1, wave / std::max<int64_t>(base, 1));
+    int64_t longest = 0;
+    for (const tile & t : tiles) {
+        longest = std::max<int64_t>(longest, t.kv_hi - t.kv_lo);
+    }
+    int64_t want = base >= wave ? 1
+                                : attention_splits_for(base, ceil_div(longest, attention_kv_block), wave,
+                                                       std::max<int64_t>(1, longest / cfg.min_chunk));
     std::vector<int64_t> n_split(tiles.size(), 1);
     std::vector<int64_t> chunk(tiles.size(), 0);
     static_assert(attention_invariant_chunk % attention_kv_block == 0, "invariant chunks are whole KV blocks");
@@ -370,8 +379,27 @@ bool attention_split_d_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
-int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm) {
-    return std::max<int64_t>(1, n_sm * ctas_per_sm / std::max<int64_t>(1, decode_rows * n_head_kv));
+int64_t attention_splits_for(int64_t units, int64_t blocks, int64_t wave, int64_t max_splits) {
+    units = std::max<int64_t>(1, units);
+    wave = std::max<int64_t>(1, wave);
+    int64_t best = 1;
+    int64_t best_cost = INT64_MAX;
+    const int64_t limit = std::min(std::max<int64_t>(1, max_splits), 8 * wave); // past 8 waves nothing improves
+    for (int64_t s = 1; s <= limit; ++s) {
+        const int64_t cost = ceil_div(units * s, wave) * (ceil_div(blocks, s) + attention_cta_fixed_blocks);
+        if (cost < best_cost) { // strictly: the fewest splits among equals
+            best = s;
+            best_cost = cost;
+        }
+    }
+    return best;
+}
+
+int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
+                                       int64_t ctas_per_sm) {
+    const int64_t blocks = ceil_div(std::max<int64_t>(1, ctx), attention_kv_block);
+    // Chunks of at least two blocks (attention_invariant_chunk_at).
+    return attention_splits_for(decode_rows * n_head_kv, blocks, n_sm * ctas_per_sm, std::max<int64_t>(1, blocks / 2));
 }
 
 int64_t attention_invariant_chunk_at(int64_t pos, int64_t splits) {
@@ -383,7 +411,7 @@ int64_t attention_invariant_chunk_at(int64_t pos, int64_t splits) {
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
                                       int64_t ctas_per_sm) {
     return attention_invariant_chunk_at(ctx - 1,
-                                        attention_invariant_splits_for(decode_rows, n_head_kv, n_sm, ctas_per_sm));
+                                        attention_invariant_splits_for(decode_rows, n_head_kv, ctx, n_sm, ctas_per_sm));
 }
 
 attention_params attention_params_from_plan(const attention_plan & plan, const attention_plan_config & cfg,

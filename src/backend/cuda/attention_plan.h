@@ -77,14 +77,26 @@ bool attention_split_d_from_env();
 // The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;
 
-// Invariant KV splits: a batch of decode_rows rows fills one wave of resident CTAs and no more when each row · KV
-// head is split into floor(n_sm · ctas_per_sm / (decode_rows · n_head_kv)) chunks (at least one); a row at
-// position p then takes chunks of attention_invariant_chunk_at(p, splits) = ceil((p + 1) / splits) positions in
-// whole KV blocks, at least 128. What the heuristic plan does for a uniform batch, as a function of the row alone.
-// At 128K context (kernel_bench, H200, 2026-11-29) the former rule, two waves of power-of-two chunks sized by the
+// A CTA's cost beyond its KV blocks, in block-times: the pipeline's fill and drain and its share of the combine.
+// Fitted to verify attention at 63, 128 and 512 blocks per CTA on the H200 (docs/performance.md, session 13: 3.4).
+constexpr int64_t attention_cta_fixed_blocks = 4;
+
+// KV splits of each of `units` equal work units (a tile · KV head) of `blocks` KV blocks, at most max_splits, for a
+// grid of `wave` resident CTAs: the s of least modelled time ceil(units s / wave) (ceil(blocks / s) +
+// attention_cta_fixed_blocks), the fewest among equals. A few units fill one wave (8: 33 splits, 264 CTAs on the
+// H200's 264 slots); units that leave a wave's slots idle take several waves (192: 4 splits, 768 CTAs, 2.9 waves,
+// where 192 unsplit CTAs used 73% of one); a wave or more of units stays unsplit unless splitting evens the waves.
+int64_t attention_splits_for(int64_t units, int64_t blocks, int64_t wave, int64_t max_splits);
+
+// Invariant KV splits of a backend decoding decode_rows rows of up to ctx positions:
+// attention_splits_for(decode_rows · n_head_kv, ctx / 64 blocks, n_sm · ctas_per_sm); a row at position p then takes
+// chunks of attention_invariant_chunk_at(p, splits) = ceil((p + 1) / splits) positions in whole KV blocks, at least
+// 128. What the heuristic plan does for a uniform batch, as a function of the row alone. At 128K context
+// (kernel_bench, H200, 2026-11-29) the rule before session 10, two waves of power-of-two chunks sized by the
 // engine's capacity, read KV at 69% (decode) and 52% (verify) of the copy bandwidth at batch 1 against the one-wave
 // heuristic's 86% and 68%, and 91% / 76% against 97% / 79% at batch 8.
-int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t n_sm, int64_t ctas_per_sm);
+int64_t attention_invariant_splits_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
+                                       int64_t ctas_per_sm);
 int64_t attention_invariant_chunk_at(int64_t pos, int64_t splits);
 // The chunk of a full-context row (position ctx - 1) of a backend decoding decode_rows sequences.
 int64_t attention_invariant_chunk_for(int64_t decode_rows, int64_t n_head_kv, int64_t ctx, int64_t n_sm,
