@@ -149,7 +149,7 @@ verifyprof)
     # issue slots, occupancy; verify also with attention.cuh's kernel (SPECATTN_ATTN_SPLIT_D=0).
     # CASES="verify7:1:131072:heur verify7+sum:1:131072:heur" profiles others.
     for c in ${CASES:-decode:8:131072:heur verify7:8:131072:heur verify7:8:131072:heur:old}; do
-        name=ncu_${c%%:*}_$(echo "$c" | cut -d: -f2-3 | tr : _)
+        name=ncu_$(echo "$c" | cut -d: -f1-3 | tr :+ _p) # no '+' in names: the device tool returns none such
         split_d=1
         if [ "${c##*:}" = old ]; then name+=_old split_d=0; fi
         env SPECATTN_ATTN_SPLIT_D=$split_d \
@@ -168,7 +168,7 @@ durations)
     # Device time of each kernel of one attention pass (the attention grid, then the combine), in isolation
     # (Nsight Compute serializes launches): how much of a pass the combine and the per-CTA start cost.
     for c in ${CASES:-verify7:1:131072:heur verify7:8:32768:heur decode:1:131072:heur}; do
-        name=ncu_dur_${c//:/_}
+        name=ncu_dur_$(echo "$c" | tr :+ _p)
         timeout 120 ncu --clock-control none -k regex:"attention_" -c 4 --section SpeedOfLight \
             kernel_bench --reps 2 --only "$c" >"$OUT/$name.txt" 2>&1
         echo "== $c"
@@ -184,7 +184,7 @@ stories)
     grep -E "^\[ e2e \]|FAILED|Skipped|not found" "$OUT/stories.log" | head -10
     ;;
 *)
-    echo "usage: $0 tests | decode | profile | mpw1 | pdl | collect | verifyprof | stories" >&2
+    echo "usage: $0 tests | decode | profile | mpw1 | pdl | collect | verifyprof | durations | stories" >&2
     exit 2
     ;;
 esac

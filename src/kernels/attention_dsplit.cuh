@@ -157,10 +157,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     int vlim[2];
     bf16 * crow[2];
     uint32_t qf[NKS][4];
-    // The sum vector's range is empty: only its raw logits are wanted (stored before masking), so it stays out of
-    // the softmax and its running max never moves (no recomputed P or extra barrier for it; measured neutral on the
-    // H200, session 13, so its max was rarely moving anyway).
-    const int sum_vlim = -1;
+    const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
     int sum_at = -1; // which of the thread's two vectors is the sum vector
     float * sum_row = nullptr;
 #pragma unroll

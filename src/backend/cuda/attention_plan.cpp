@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
-#include <unordered_set>
 
 namespace specattn {
 
@@ -71,11 +70,15 @@ bool sums_in(const attention_segment & s, int64_t r0, int64_t n) {
 // to (the K/V rows of earlier passes) may copy them before waiting for the grid ahead. By physical page, so pages
 // shared between sequences are covered too.
 void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t page_size, attention_plan & plan) {
-    std::unordered_set<int32_t> appended;
+    int32_t max_page = -1;
+    for (const int32_t page : plan.page_table) {
+        max_page = std::max(max_page, page);
+    }
+    std::vector<char> appended(static_cast<size_t>(max_page + 1), 0); // [physical page]: a row appends to it
     for (const attention_plan_row & r : rows) {
         const size_t at = static_cast<size_t>(r.pos / page_size);
-        if (at < r.pages->size()) {
-            appended.insert((*r.pages)[at]);
+        if (at < r.pages->size() && (*r.pages)[at] >= 0) {
+            appended[static_cast<size_t>((*r.pages)[at])] = 1;
         }
     }
     for (attention_work & w : plan.work) {
@@ -86,7 +89,8 @@ void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t pag
         const int64_t end = std::min<int64_t>(w.kv_end, int64_t{w.kv_begin} + 2 * attention_kv_block);
         bool settled = true;
         for (int64_t v = w.kv_begin / page_size * page_size; settled && v < end; v += page_size) {
-            settled = appended.count(plan.page_table[static_cast<size_t>(s.page0 + v / page_size)]) == 0;
+            const int32_t page = plan.page_table[static_cast<size_t>(s.page0 + v / page_size)];
+            settled = page >= 0 && appended[static_cast<size_t>(page)] == 0;
         }
         w.early_copy = settled ? 1 : 0;
     }

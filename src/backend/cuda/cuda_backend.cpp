@@ -337,14 +337,14 @@ void cuda_backend::impl::warm_up(int64_t n_pages, int64_t page_size) {
 
 cuda_backend::cuda_backend(const model & m, int64_t n_pages, int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(m, whole_model_plan(m.hp), nullptr, n_pages, page_size, max_rows)) {
-    impl_->fix_invariant_kernels(decode_rows, n_pages * page_size / std::max<int64_t>(1, decode_rows));
+    impl_->fix_invariant_kernels(decode_rows, n_pages, page_size);
     impl_->warm_up(n_pages, page_size);
 }
 
 cuda_backend::cuda_backend(const model & shard, const tp_rank_plan & rank, collectives & comm, int64_t n_pages,
                            int64_t page_size, int64_t max_rows, int64_t decode_rows)
     : impl_(std::make_unique<impl>(shard, rank, &comm, n_pages, page_size, max_rows)) {
-    impl_->fix_invariant_kernels(decode_rows, n_pages * page_size / std::max<int64_t>(1, decode_rows));
+    impl_->fix_invariant_kernels(decode_rows, n_pages, page_size);
     impl_->warm_up(n_pages, page_size);
 }
 

@@ -154,13 +154,13 @@ struct cuda_backend::impl {
     // What decode, draft and verify passes run, fixed for the backend's life from the batch the engine decodes:
     // the attention plan's KV splits per row (attention_invariant_splits_for; a row's chunk follows from its
     // position) and the GEMM algorithm of every weight shape, timed on the weights (cublaslt_gemm::tune_invariant).
-    // ctx: the positions a sequence can reach (the KV pool shared by the decode batch).
-    void fix_invariant_kernels(int64_t decode_rows, int64_t ctx) {
+    // The context a sequence can reach is its share of the KV pool (n_pages of page_size positions).
+    void fix_invariant_kernels(int64_t decode_rows, int64_t n_pages, int64_t page_size) {
         const int64_t rows = std::clamp<int64_t>(decode_rows, 1, max_rows);
         // The whole model's KV heads, so that every tensor-parallel rank splits KV as one rank would (TP = N then
         // computes each head's attention exactly as TP = 1 does).
-        invariant_splits =
-            attention_invariant_splits_for(rows, rank.n_head_kv_total, ctx, n_sm, attention_plan_config{}.ctas_per_sm);
+        invariant_splits = attention_invariant_splits_for(rows, rank.n_head_kv_total, n_pages * page_size / rows, n_sm,
+                                                          attention_plan_config{}.ctas_per_sm);
         const int64_t n_qkv = hp.n_embd_q() + 2 * hp.n_embd_kv();
         const cuda_layer & l = layers.front();
         gemm->tune_invariant(gemm_out::gemm_out_bf16, n_qkv, hp.n_embd, l.wqkv, stream, rows);

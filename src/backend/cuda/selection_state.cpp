@@ -254,8 +254,8 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
         }
     }
     sum_cap_ = 0;
-    for (const attention_plan_row & row : rows) { // a partial row spans its tile, which may reach past the sink
-        if (any_summed) {
+    if (any_summed) {
+        for (const attention_plan_row & row : rows) { // a partial row spans its tile, which may reach past the sink
             sum_cap_ = std::max(sum_cap_, round_up(row.pos + 1, 256)); // stable for 256 positions
         }
     }
