@@ -102,7 +102,8 @@ __device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) 
 }
 
 // Dims d, d + 1 of a tile's sum vector: the sum in fp32 of the queries of its summed rows' G heads of the work's
-// KV head, rounded once to bf16.
+// KV head, times the softmax scale, rounded once to bf16. Its logits are then the scaled ones the partial rows hold:
+// no multiply where the kernels store them (per position, in the warps that hold the vector).
 __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, const attention_segment & sg,
                                                     const attention_work & w, int group, int d) {
     float x = 0.0f;
@@ -119,7 +120,7 @@ __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, 
             y += f.y;
         }
     }
-    return pack_bf16x2(x, y);
+    return pack_bf16x2(x * p.scale, y * p.scale);
 }
 
 // Stores the scaled logits x[0], x[1] of positions v0, v0 + 1 of a collected row at dst (= row + v0) where ok:
@@ -139,12 +140,13 @@ __device__ __forceinline__ void store_collected(bf16 * dst, const float * x, con
     }
 }
 
-// Stores a sum vector's scaled logits a, b of positions v0, v0 + 1 into its partial row, as far as kv_end goes.
-__device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end, float a, float b, float scale) {
+// Stores a sum vector's logits a, b (already scaled: sum_vector_pair) of positions v0, v0 + 1 into its partial row,
+// as far as kv_end goes.
+__device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end, float a, float b) {
     if (v0 + 1 < kv_end) {
-        *reinterpret_cast<float2 *>(sum_row + v0) = make_float2(__fmul_rn(a, scale), __fmul_rn(b, scale));
+        *reinterpret_cast<float2 *>(sum_row + v0) = make_float2(a, b);
     } else if (v0 < kv_end) {
-        sum_row[v0] = __fmul_rn(a, scale);
+        sum_row[v0] = a;
     }
 }
 
@@ -716,7 +718,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 // +7-9% on the H200, against +4-5% this way).
 #pragma unroll
                 for (int nt = 0; nt < 2; ++nt) {
-                    store_summed(sum_row, vc + nt * 8 + 2 * fc, w.kv_end, sv[nt][0], sv[nt][1], p.scale);
+                    store_summed(sum_row, vc + nt * 8 + 2 * fc, w.kv_end, sv[nt][0], sv[nt][1]);
                 }
             }
         }

@@ -366,8 +366,8 @@ TEST_P(attention_test, matches_naive_reference) {
     }
     ASSERT_EQ(ci, plan.n_collect);
     // Summed rows, exactly: each work item's partial row holds its tile's sum vector (the fp32 sum over the tile's
-    // summed rows and the KV head's G heads of their queries, in that order, rounded once to bf16) times each key,
-    // up to the tile's last summed row.
+    // summed rows and the KV head's G heads of their queries, in that order, times the softmax scale, rounded once
+    // to bf16) times each key, up to the tile's last summed row.
     int64_t n_sums = 0;
     ASSERT_EQ(plan.n_sum_slots == 0, !sum_mode) << c.name;
     for (const attention_work & w : plan.work) {
@@ -398,13 +398,13 @@ TEST_P(attention_test, matches_naive_reference) {
             double want = 0.0;
             double mag = 0.0;
             for (int64_t d = 0; d < hd; ++d) {
-                const double x = static_cast<double>(bf16_to_f32(f32_to_bf16(qsum[static_cast<size_t>(d)]))) *
+                const double x = static_cast<double>(bf16_to_f32(f32_to_bf16(qsum[static_cast<size_t>(d)] * p.scale))) *
                                  bf16_to_f32(k_pool[static_cast<size_t>(off + d)]);
                 want += x;
                 mag += std::fabs(x);
             }
             const float got = part[static_cast<size_t>((w.sum_slot * c.n_head_kv + w.kv_head) * sum_cap + t)];
-            ASSERT_LE(std::fabs(got - want * p.scale), 1e-5 + 1e-5 * mag * p.scale)
+            ASSERT_LE(std::fabs(got - want), 1e-5 + 1e-5 * mag)
                 << c.name << ": sum vector of slot " << w.sum_slot << " KV head " << w.kv_head << " position " << t;
         }
     }
