@@ -9,6 +9,7 @@ listings of our kernels on the GPU machine; classes not in it print as ?xyz). Lo
 
     python3 tools/sass_ops.py --build build --source ops_attention.cu --kernel dsplit_kernelILi128ELi2ELb0
     python3 tools/sass_ops.py --cubin x.cubin --kernel ... --dump 0xcf20 0x12800   # the class sequence of a range
+    python3 tools/sass_ops.py --make-map a.sass b.sass   # rewrite the map from `cuobjdump -sass` listings
 
 Static counts: a loop's body includes its rarely taken paths, so compare versions, do not read them as issued
 instructions per iteration (Nsight Compute on the GPU machine gives those).
@@ -46,6 +47,19 @@ def text_sections(cubin, kernel):
                 yield f[0][len(".text."):], int(f[3], 16), size
 
 
+def make_map(listings):
+    """Low 12 bits of each listed instruction's first word -> its most frequent mnemonic (without modifiers)."""
+    seen = collections.defaultdict(collections.Counter)
+    pattern = re.compile(r"\s*/\*[0-9a-f]{4,}\*/\s+(.*?);\s*/\* 0x([0-9a-f]{16}) \*/")
+    for path in listings:
+        for line in open(path):
+            m = pattern.match(line)
+            if m:
+                text = re.sub(r"^@!?U?P\w+\s+", "", m.group(1).strip())  # drop the predicate
+                seen[int(m.group(2), 16) & 0xfff][text.split()[0].split(".")[0]] += 1
+    return {f"{k:03x}": v.most_common(1)[0][0] for k, v in sorted(seen.items())}
+
+
 def decode(data, off, size, opcodes):
     ins = []
     for a in range(0, size, 16):
@@ -66,11 +80,19 @@ def main():
     ap.add_argument("--cubin")
     ap.add_argument("--build", help="build tree whose nvcc command compiles --source")
     ap.add_argument("--source", default="ops_attention.cu")
-    ap.add_argument("--kernel", required=True, help="substring of the mangled kernel name")
+    ap.add_argument("--kernel", help="substring of the mangled kernel name")
     ap.add_argument("--min-loop", type=int, default=300, help="report loops of at least this many instructions")
     ap.add_argument("--dump", nargs=2, metavar=("LO", "HI"), help="print the classes of [LO, HI] (hex offsets)")
+    ap.add_argument("--make-map", nargs="+", metavar="LISTING", help="write sm90_opcodes.json from cuobjdump listings")
     args = ap.parse_args()
-    opcodes = json.load(open(os.path.join(HERE, "sm90_opcodes.json")))
+    map_path = os.path.join(HERE, "sm90_opcodes.json")
+    if args.make_map:
+        with open(map_path, "w") as f:
+            json.dump(make_map(args.make_map), f, indent=0)
+        return
+    if args.kernel is None:
+        sys.exit("sass_ops: give --kernel")
+    opcodes = json.load(open(map_path))
     cubin = args.cubin
     if cubin is None:
         if args.build is None:

@@ -120,7 +120,7 @@ __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, 
             y += f.y;
         }
     }
-    return pack_bf16x2(x * p.scale, y * p.scale);
+    return pack_bf16x2(__fmul_rn(x, p.scale), __fmul_rn(y, p.scale));
 }
 
 // Stores the scaled logits x[0], x[1] of positions v0, v0 + 1 of a collected row at dst (= row + v0) where ok:
@@ -314,8 +314,10 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
 
 // Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows
 // are attention_smem_stride(HD) apart, or with SWZ HD apart with 16-byte piece j of row r at piece j ^ (r % 8)
-// (conflict-free ldmatrix without the padding: attention_dsplit.cuh).
-template <int HD, int NT, bool SWZ = false>
+// (conflict-free ldmatrix without the padding: attention_dsplit.cuh). REAL_ROWS: the caller guarantees every offset
+// is a real row (the split-D kernel clamps positions past kv_end to the last one), so whole rows are copied without
+// the zero-fill's source size.
+template <int HD, int NT, bool SWZ = false, bool REAL_ROWS = false>
 __device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const int64_t * off, int hd, bool vec16) {
     constexpr int KT = attention_kv_block;
     constexpr int ST = SWZ ? HD : attention_smem_stride(HD);
@@ -325,24 +327,49 @@ __device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const i
     constexpr int CPR = HD / 8; // 16-byte pieces per row
     if (vec16 && hd == HD) {
         // Whole rows: TPR threads per row, each copying PPT pieces of it (p0, p0 + TPR, ...), so a warp's copy
-        // reads whole 128-byte lines and one offset lookup serves PPT copies (their global addresses differ by
-        // immediates). Per-piece lookups cost ~16 issued instructions per 16-byte copy, a quarter of split-D
-        // verify's instruction stream (SASS, H200); a thread per half line (PPT 4 at HD 128) cut the instructions
-        // but doubled the memory requests and slowed 128-thread CTAs by 20-30%.
+        // reads whole 128-byte lines and one offset lookup serves PPT copies. A thread per half line (PPT 4 at
+        // HD 128) cut the instructions but doubled the memory requests and slowed 128-thread CTAs by 20-30%.
         constexpr int TPR = CPR < 8 ? CPR : 8;
         constexpr int PPT = CPR / TPR;
         constexpr int RPP = NT / TPR; // rows per pass
+        constexpr int NP = KT / RPP;  // passes
         static_assert(NT % TPR == 0 && KT % RPP == 0, "passes of whole rows");
+        const int row = tid / TPR;
         const int p0 = tid % TPR;
+        if constexpr (REAL_ROWS) {
+            // Piece p0 + TPR k of row row + RPP it lands at at(row, 8 p0) + RPP it ST + 8 TPR k (with SWZ, TPR = 8
+            // and RPP % 8 == 0 keep the XOR phase), so a thread has one shared and one global address and the rest
+            // are immediates; its offsets are loaded before its copies (each copy's "memory" clobber would order a
+            // later load after it). A block's K at HD 128 in the split-D kernel: 27 instructions per thread against
+            // 66 on the path below (static SASS, tools/sass_ops.py). That path stays as it was for the prefill
+            // kernel, whose instances came out 1-3% longer either way with this addressing (unmeasured in time).
+            static_assert(!SWZ || (TPR == 8 && RPP % 8 == 0), "one XOR phase per thread");
+            const uint32_t d0 = smem_addr(dst + at(row, p0 * 8));
+            const bf16 * s0 = pool + p0 * 8;
+            int64_t o[NP];
 #pragma unroll
-        for (int it = 0; it < KT / RPP; ++it) {
-            const int j = tid / TPR + it * RPP;
-            const int64_t o = off[j];
-            const bf16 * src = pool + (o < 0 ? 0 : o) + p0 * 8;
-            const int n = o < 0 ? 0 : 16;
+            for (int it = 0; it < NP; ++it) {
+                o[it] = off[row + it * RPP];
+            }
 #pragma unroll
-            for (int k = 0; k < PPT; ++k) {
-                cp_async_16(smem_addr(dst + at(j, (p0 + k * TPR) * 8)), src + k * TPR * 8, n);
+            for (int it = 0; it < NP; ++it) {
+#pragma unroll
+                for (int k = 0; k < PPT; ++k) {
+                    cp_async_16(d0 + static_cast<uint32_t>((it * RPP * ST + k * TPR * 8) * sizeof(bf16)),
+                                s0 + o[it] + k * TPR * 8);
+                }
+            }
+        } else {
+#pragma unroll
+            for (int it = 0; it < NP; ++it) {
+                const int j = row + it * RPP;
+                const int64_t o = off[j];
+                const bf16 * src = pool + (o < 0 ? 0 : o) + p0 * 8;
+                const int n = o < 0 ? 0 : 16;
+#pragma unroll
+                for (int k = 0; k < PPT; ++k) {
+                    cp_async_16(smem_addr(dst + at(j, (p0 + k * TPR) * 8)), src + k * TPR * 8, n);
+                }
             }
         }
     } else if (vec16) {

@@ -59,43 +59,6 @@ constexpr size_t attention_dsplit_smem_bytes(int hd, int nrt) {
            attention_ring_bytes() + 2 * static_cast<size_t>(nrt) * attention_dsplit_tile_bytes();
 }
 
-// K or V rows of a block into dst, swizzled as load_rows<HD, NT, true> stages them, where every offset is a real row
-// (off[0 .. KT): element offsets into the pool). The split-D kernel clamps positions past kv_end to the last real
-// row: masked, and finite, so P = 0 times it adds 0. Without load_rows' zero-fill of -1 offsets no source size is
-// computed, the offsets are loaded before the copies (each copy's "memory" clobber would order a later load after
-// it), and a thread's copies share one shared-memory and one global address plus immediates: 27 instructions per
-// thread for a block's K (or V) at HD = 128 against 66 (static SASS, sm_90a: tools/sass_ops.py).
-template <int HD, int NT>
-__device__ __forceinline__ void load_whole_rows(bf16 * dst, const bf16 * pool, const int64_t * off) {
-    constexpr int KT = attention_kv_block;
-    constexpr int TPR = 8;            // threads per row
-    constexpr int PPT = HD / 8 / TPR; // 16-byte pieces per thread and row
-    constexpr int RPP = NT / TPR;     // rows per pass
-    constexpr int NP = KT / RPP;      // passes
-    constexpr int ROW_BYTES = HD * static_cast<int>(sizeof(bf16));
-    static_assert(HD % 64 == 0 && RPP % 8 == 0 && KT % RPP == 0, "passes of whole rows, one swizzle phase");
-    const int tid = static_cast<int>(threadIdx.x);
-    const int row = tid / TPR;
-    const int p0 = tid % TPR;
-    // Piece p0 + TPR k of row j lands at piece (p0 + TPR k) ^ (j % 8) = (p0 ^ (row % 8)) + TPR k: j = row + RPP it
-    // keeps j % 8, so one address per thread and immediates for the rest.
-    const uint32_t d0 = smem_addr(dst) + static_cast<uint32_t>(row * ROW_BYTES + ((p0 ^ (row & 7)) << 4));
-    const char * s0 = reinterpret_cast<const char *>(pool) + p0 * 16;
-    int64_t o[NP];
-#pragma unroll
-    for (int it = 0; it < NP; ++it) {
-        o[it] = off[row + it * RPP];
-    }
-#pragma unroll
-    for (int it = 0; it < NP; ++it) {
-        const char * src = s0 + o[it] * static_cast<int64_t>(sizeof(bf16));
-#pragma unroll
-        for (int k = 0; k < PPT; ++k) {
-            cp_async_16(d0 + it * RPP * ROW_BYTES + k * TPR * 16, src + k * TPR * 16);
-        }
-    }
-}
-
 // grid: [n_work]  block: NRT * attention_threads  dynamic smem: attention_dsplit_smem_bytes(HD, NRT)
 template <int HD, int NRT, bool SUMS>
 __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD))
@@ -139,29 +102,21 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
 
     // Copies: K of block b and V of block b - 1 in iteration b - 2, one group per iteration, so iteration b waits for
     // all but the newest group. Row offsets are computed by threads < KT three blocks ahead into a ring of 4.
-    // Positions past kv_end (the last block's tail) read the last real row instead: see load_whole_rows.
+    // Positions past kv_end (the last block's tail) read the last real row instead (masked, and finite, so P = 0
+    // times it adds 0): load_rows then copies whole rows without a zero-fill (REAL_ROWS).
     const int n_blk = (w.kv_end - w.kv_begin + KT - 1) / KT;
     const auto offset_of = [&](int blk) {
         return row_offset(p, sg, rows, min(w.kv_begin + blk * KT + tid, w.kv_end - 1), w.kv_end);
     };
     const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
-    const bool whole_rows = vec16 && hd == HD;
     const auto load_k = [&](int blk) {
         if (blk < n_blk) {
-            if (whole_rows) {
-                load_whole_rows<HD, NT>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk));
-            } else {
-                load_rows<HD, NT, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16);
-            }
+            load_rows<HD, NT, true, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16);
         }
     };
     const auto load_v = [&](int blk) {
         if (blk < n_blk) {
-            if (whole_rows) {
-                load_whole_rows<HD, NT>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk));
-            } else {
-                load_rows<HD, NT, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16);
-            }
+            load_rows<HD, NT, true, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16);
         }
     };
     static_assert(attention_offset_ring == 4 && KS == 3 && VS == 3, "the schedule above");
