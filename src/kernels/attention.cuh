@@ -106,18 +106,41 @@ __device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) 
 // no multiply where the kernels store them (per position, in the warps that hold the vector).
 __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, const attention_segment & sg,
                                                     const attention_work & w, int group, int d) {
+    // The (row, head) pairs in row then head order, loaded 8 at a time before their adds (the same order of adds
+    // as one at a time), so the loads of the two summed rows of a G = 4 tile overlap: one round trip, not two.
+    constexpr int batch = 8;
+    uint64_t left = 0; // the tile's summed rows, bit r - row0
+    for (int r = w.row0; r < w.row0 + w.n_rows; ++r) {
+        left |= summed_row(sg, r) ? 1ull << (r - w.row0) : 0ull;
+    }
+    const bf16 * q0 = p.q + static_cast<int64_t>(sg.row0 + w.row0) * p.q_row_stride +
+                      static_cast<int64_t>(w.kv_head) * group * p.head_dim + d;
     float x = 0.0f;
     float y = 0.0f;
-    for (int r = w.row0; r < w.row0 + w.n_rows; ++r) {
-        if (!summed_row(sg, r)) {
-            continue;
+    int r = __ffsll(static_cast<long long>(left)) - 1;
+    int g = 0;
+    while (left != 0) {
+        float2 f[batch];
+        int n = 0;
+#pragma unroll
+        for (int k = 0; k < batch; ++k) {
+            if (left != 0) {
+                f[k] = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(
+                    q0 + static_cast<int64_t>(r) * p.q_row_stride + g * p.head_dim));
+                n = k + 1;
+                if (++g == group) {
+                    g = 0;
+                    left &= left - 1;
+                    r = __ffsll(static_cast<long long>(left)) - 1;
+                }
+            }
         }
-        const bf16 * q = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride +
-                         static_cast<int64_t>(w.kv_head) * group * p.head_dim + d;
-        for (int g = 0; g < group; ++g) {
-            const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(q + g * p.head_dim));
-            x += f.x;
-            y += f.y;
+#pragma unroll
+        for (int k = 0; k < batch; ++k) {
+            if (k < n) {
+                x += f[k].x;
+                y += f[k].y;
+            }
         }
     }
     return pack_bf16x2(__fmul_rn(x, p.scale), __fmul_rn(y, p.scale));

@@ -145,38 +145,44 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
         start_pipeline();
     }
 
+    // This thread's vectors qi = rt * 16 + fr + 8 i: their attended range, collected logit row, Q fragments (the
+    // sum vector's after it is built, below, so the other vectors' loads are in flight meanwhile).
+    int vlo[2];
+    int vlim[2];
+    bf16 * crow[2];
+    uint32_t qf[NKS][4];
+    const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
+    int sum_at = -1;           // which of the thread's two vectors is the sum vector
+    float * sum_row = nullptr; // the sum vector's partial row, from this thread's first column
+    bf16 * sum_q = reinterpret_cast<bf16 *>(tiles_s);
+    const auto sum_pair = [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); };
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + fr + 8 * i, true, sum_vlim);
+        vlo[i] = v.vlo;
+        vlim[i] = v.vlim;
+        crow[i] = v.crow;
+        if (SUMS && v.is_sum) {
+            sum_at = i;
+            sum_row = sum_row_of(p, w) + 2 * fc; // this thread's columns of each chunk
+        }
+        load_q_fragments(qf, i, v, false, fc, hd, sum_pair);
+    }
     // The sum vector, built by the CTA into the first P tile (free until the first block's P, which comes after the
     // loop's first CTA barrier) and read from there into the Q fragments of its threads.
-    bf16 * sum_q = reinterpret_cast<bf16 *>(tiles_s);
     if constexpr (SUMS) {
         if (sum_vec) { // the same for the whole CTA
             for (int d = 2 * tid; d < HD; d += 2 * NT) {
                 *reinterpret_cast<uint32_t *>(sum_q + d) = d < hd ? sum_vector_pair(p, sg, w, group, d) : 0u;
             }
             __syncthreads();
-        }
-    }
-    // This thread's vectors qi = rt * 16 + fr + 8 i: their attended range, collected logit row, Q fragments.
-    int vlo[2];
-    int vlim[2];
-    bf16 * crow[2];
-    uint32_t qf[NKS][4];
-    const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
-    int sum_at = -1; // which of the thread's two vectors is the sum vector
-    float * sum_row = nullptr;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + fr + 8 * i, true, sum_vlim);
-        const bool is_sum = SUMS && v.is_sum;
-        vlo[i] = v.vlo;
-        vlim[i] = v.vlim;
-        crow[i] = v.crow;
-        if (is_sum) {
-            sum_at = i;
-            sum_row = sum_row_of(p, w);
+            for (int i = 0; i < 2; ++i) {
+                if (i == sum_at) {
+                    load_q_fragments(qf, i, tile_vector{}, true, fc, hd, sum_pair);
+                }
+            }
         }
-        load_q_fragments(qf, i, v, is_sum, fc, hd,
-                         [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); });
     }
     const bool collects = crow[0] != nullptr || crow[1] != nullptr;
 
@@ -295,16 +301,27 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
                 mma_bf16_16816(s[0], qf[ks], kb[0], kb[1]);
                 mma_bf16_16816(s[1], qf[ks], kb[2], kb[3]);
             }
+            if constexpr (SUMS) {
+                // The sum vector's logits, unmasked, where computed (attention.cuh defers them; here that spilled):
+                // one branch per chunk, taken by the quad that holds the vector (warp-uniform elsewhere), and whole
+                // pairs without a test but in a row's last chunk.
+                if (sum_at >= 0) {
+                    const float2 x0 = sum_at == 0 ? make_float2(s[0][0], s[0][1]) : make_float2(s[0][2], s[0][3]);
+                    const float2 x1 = sum_at == 0 ? make_float2(s[1][0], s[1][1]) : make_float2(s[1][2], s[1][3]);
+                    if (vc + CH <= w.kv_end) {
+                        *reinterpret_cast<float2 *>(sum_row + vc) = x0;
+                        *reinterpret_cast<float2 *>(sum_row + vc + 8) = x1;
+                    } else {
+                        const int tail = w.kv_end - 2 * fc; // store_summed's kv_end, shifted with the row
+                        store_summed(sum_row, vc, tail, x0.x, x0.y);
+                        store_summed(sum_row, vc + 8, tail, x1.x, x1.y);
+                    }
+                }
+            }
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
                 const float cmax = mask_chunk(s, i, vc, fc, w.kv_end, vlo[i], vlim[i], crow[i], collects, p.scale,
-                                              qscale, [&](int, int v0, float a, float b) {
-                                                  if (SUMS && i == sum_at) {
-                                                      // The sum vector's logits, unmasked, where computed
-                                                      // (attention.cuh defers them; here that spilled).
-                                                      store_summed(sum_row, v0, w.kv_end, a, b);
-                                                  }
-                                              });
+                                              qscale, [](int, int, float, float) {});
                 if (fc == 0) {
                     cmax_tile(blk)[(fr + 8 * i) * 4 + part] = cmax;
                 }
