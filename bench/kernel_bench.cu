@@ -4,7 +4,9 @@
 // "plan": heur / inv at 512-position chunks / inv<C> at the chunk C an engine decoding that batch and context keeps,
 // attention_invariant_chunk_for, where it is not 512).
 //
-//     kernel_bench [--reps N] [--quick] [--only mode:B:ctx[:plan]]   (on the GPU machine; no arguments needed)
+//     kernel_bench [--reps N] [--quick] [--only mode:B:ctx[:plan]] [--verify-rows N]   (on the GPU machine; no
+//     arguments needed; --verify-rows sets the query rows per verify sequence, 2..33, default 7; an --only case
+//     verify<N>... sets N)
 //
 // Bytes: what the kernel must move, counted from the plan: every KV index a CTA reads (K and V rows of D bf16;
 // for decode and verify that is each cached position once per KV head, for prefill once per row tile), the
@@ -109,28 +111,10 @@ template <typename F> timing time_events(F && fn, int reps) {
     return {median, sd};
 }
 
-// verify7+collect writes the first and last rows' logits per head (weight mode's buffer); verify7+sum sums them
-// over heads and rows in the kernel into one fp32 partial row per sequence and KV head (logit mode,
-// attention_segment::sum_mask).
+// verify<N> runs N query rows per sequence (--verify-rows, default 7); verify<N>+collect writes the first and last
+// rows' logits per head (weight mode's buffer); verify<N>+sum sums them over heads and rows in the kernel into one
+// fp32 partial row per sequence and KV head (logit mode, attention_segment::sum_mask).
 enum class mode { mode_decode, mode_verify, mode_verify_collect, mode_verify_sum, mode_sparse, mode_prefill };
-
-const char * mode_name(mode m) {
-    switch (m) {
-    case mode::mode_decode:
-        return "decode";
-    case mode::mode_verify:
-        return "verify7";
-    case mode::mode_verify_collect:
-        return "verify7+collect";
-    case mode::mode_verify_sum:
-        return "verify7+sum";
-    case mode::mode_sparse:
-        return "sparse draft";
-    case mode::mode_prefill:
-        return "prefill512";
-    }
-    return "?";
-}
 
 struct config {
     mode m;
@@ -138,7 +122,27 @@ struct config {
     int64_t ctx;                               // tokens per sequence, the rows included
     bool invariant = false;                    // attention_plan_config::invariant
     int64_t chunk = attention_invariant_chunk; // its KV chunk (an engine decoding `batch` keeps a longer one)
+    int64_t verify_rows = 7;                   // query rows per sequence of the verify modes (--verify-rows)
 };
+
+std::string mode_name(const config & c) {
+    const long long vr = static_cast<long long>(c.verify_rows);
+    switch (c.m) {
+    case mode::mode_decode:
+        return "decode";
+    case mode::mode_verify:
+        return string_format("verify%lld", vr);
+    case mode::mode_verify_collect:
+        return string_format("verify%lld+collect", vr);
+    case mode::mode_verify_sum:
+        return string_format("verify%lld+sum", vr);
+    case mode::mode_sparse:
+        return "sparse draft";
+    case mode::mode_prefill:
+        return "prefill512";
+    }
+    return "?";
+}
 
 // heur (heuristic plan), inv (invariant, 512-position chunks) or inv<chunk> (an engine's longer or shorter chunk).
 std::string plan_name(const config & c) {
@@ -165,15 +169,15 @@ struct result {
     double check_err = -1; // rel. L2 error of the checked configuration
 };
 
-int64_t rows_of(mode m) {
-    switch (m) {
+int64_t rows_of(const config & c) {
+    switch (c.m) {
     case mode::mode_decode:
     case mode::mode_sparse:
         return 1;
     case mode::mode_verify:
     case mode::mode_verify_collect:
     case mode::mode_verify_sum:
-        return 7;
+        return c.verify_rows;
     case mode::mode_prefill:
         return 512;
     }
@@ -183,7 +187,7 @@ int64_t rows_of(mode m) {
 // Rel. L2 error of rows {first of sequence 0, last row} of a dense run, every head, in double precision.
 double check_dense(const config & cfg, const std::vector<std::vector<int32_t>> & pages, const bf16 * k_pool,
                    const bf16 * v_pool, int64_t pool_elems, const bf16 * q, const bf16 * out, int64_t n_rows) {
-    const int64_t rows = rows_of(cfg.m);
+    const int64_t rows = rows_of(cfg);
     std::vector<bf16> hk(static_cast<size_t>(pool_elems)), hv(hk.size());
     std::vector<bf16> hq(static_cast<size_t>(n_rows * n_head * head_dim)), ho(hq.size());
     SPECATTN_CUDA_CHECK(cudaMemcpy(hk.data(), k_pool, hk.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
@@ -236,7 +240,7 @@ double check_dense(const config & cfg, const std::vector<std::vector<int32_t>> &
 // One layer of attention for cfg over randomly paged pools (copies of them rotating to defeat the L2).
 result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check) {
     allocs mem;
-    const int64_t rows = rows_of(cfg.m);
+    const int64_t rows = rows_of(cfg);
     const int64_t pages_per_seq = (cfg.ctx + page_size - 1) / page_size;
     const int64_t n_pages = cfg.batch * pages_per_seq;
     const int64_t pool_elems = n_pages * n_head_kv * page_size * head_dim;
@@ -415,6 +419,7 @@ int main(int argc, char ** argv) {
     int reps = 20;
     bool quick = false;
     std::string only;
+    int64_t verify_rows = 7;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = std::max(3, std::atoi(argv[++i]));
@@ -422,7 +427,29 @@ int main(int argc, char ** argv) {
             quick = true;
         } else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i]; // "mode:batch:ctx[:plan]", e.g. "verify7:64:4096" or "decode:1:131072:heur"
+        } else if (std::strcmp(argv[i], "--verify-rows") == 0) { // checked here, before any CUDA call
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "kernel_bench: --verify-rows needs a value in [2, 33]\n");
+                return 2;
+            }
+            const char * arg = argv[++i];
+            char * end = nullptr;
+            const long long v = std::strtoll(arg, &end, 10);
+            if (end == arg || *end != '\0' || v < 2 || v > 33) {
+                std::fprintf(stderr, "kernel_bench: --verify-rows must be in [2, 33], got %s\n", arg);
+                return 2;
+            }
+            verify_rows = v;
         }
+    }
+    // --only verify<N>...: the case names its rows (scripts/gpu_ab.sh passes nothing else).
+    long long only_rows = 0;
+    if (std::sscanf(only.c_str(), "verify%lld", &only_rows) == 1) {
+        if (only_rows < 2 || only_rows > 33) {
+            std::fprintf(stderr, "kernel_bench: --only %s: verify rows must be in [2, 33]\n", only.c_str());
+            return 2;
+        }
+        verify_rows = only_rows;
     }
     try {
         int n_dev = 0;
@@ -440,9 +467,12 @@ int main(int argc, char ** argv) {
                     static_cast<long long>(page_size), sparse_ratio, static_cast<long long>(sparse_recent));
 
         for (const bool inv : {false, true}) {
-            const result chk = only.empty() ? run({mode::mode_verify, 2, 4099, inv}, 3, prop, true) : result{};
-            std::printf("check: verify7 B=2 S=4099 %s plan vs double-precision CPU: rel. L2 err %.2e %s\n",
-                        inv ? "invariant" : "heuristic", chk.check_err, chk.check_err < 1e-2 ? "(ok)" : "(FAILED)");
+            const config chk_cfg{mode::mode_verify, 2, 4099, inv}; // 7 rows, whatever --verify-rows says
+            const result chk = only.empty() ? run(chk_cfg, 3, prop, true) : result{};
+            std::printf("check: %s B=%lld S=%lld %s plan vs double-precision CPU: rel. L2 err %.2e %s\n",
+                        mode_name(chk_cfg).c_str(), static_cast<long long>(chk_cfg.batch),
+                        static_cast<long long>(chk_cfg.ctx), inv ? "invariant" : "heuristic", chk.check_err,
+                        chk.check_err < 1e-2 ? "(ok)" : "(FAILED)");
         }
         std::printf("\n");
 
@@ -465,10 +495,10 @@ int main(int argc, char ** argv) {
                 const int64_t eng = attention_invariant_chunk_for(b, n_head_kv, ctx, prop.multiProcessorCount, 2);
                 for (mode m : {mode::mode_decode, mode::mode_verify, mode::mode_verify_collect, mode::mode_verify_sum,
                                mode::mode_sparse}) {
-                    configs.push_back({m, b, ctx, false});
-                    configs.push_back({m, b, ctx, true});
+                    configs.push_back({m, b, ctx, false, attention_invariant_chunk, verify_rows});
+                    configs.push_back({m, b, ctx, true, attention_invariant_chunk, verify_rows});
                     if (eng != attention_invariant_chunk) {
-                        configs.push_back({m, b, ctx, true, eng});
+                        configs.push_back({m, b, ctx, true, eng, verify_rows});
                     }
                 }
             }
@@ -478,14 +508,15 @@ int main(int argc, char ** argv) {
 
         std::vector<std::string> table;
         for (const config & c : configs) {
-            const std::string name = string_format("%s:%lld:%lld:%s", mode_name(c.m), static_cast<long long>(c.batch),
-                                                   static_cast<long long>(c.ctx), plan_name(c).c_str());
+            const std::string name =
+                string_format("%s:%lld:%lld:%s", mode_name(c).c_str(), static_cast<long long>(c.batch),
+                              static_cast<long long>(c.ctx), plan_name(c).c_str());
             if (!only.empty() && only != name && name.rfind(only + ":", 0) != 0) { // one plan, or all of a case
                 continue;
             }
             const double kv_gb = static_cast<double>(c.batch * c.ctx) * n_head_kv * head_dim * 4.0 / 1e9;
             if (kv_gb * 1e9 * 1.25 > static_cast<double>(prop.totalGlobalMem)) {
-                std::printf("skip %s B=%lld ctx=%lld: %.0f GB of KV does not fit\n", mode_name(c.m),
+                std::printf("skip %s B=%lld ctx=%lld: %.0f GB of KV does not fit\n", mode_name(c).c_str(),
                             static_cast<long long>(c.batch), static_cast<long long>(c.ctx), kv_gb);
                 continue;
             }
@@ -493,7 +524,7 @@ int main(int argc, char ** argv) {
             char line[256];
             std::snprintf(line, sizeof(line),
                           "| %-15s | %-8s | %3lld | %4lldK | %9.1f | %6.1f | %7.0f | %6.0f | %5.1f%% | %5lld/%-3lld |",
-                          mode_name(c.m), plan_name(c).c_str(), static_cast<long long>(c.batch),
+                          mode_name(c).c_str(), plan_name(c).c_str(), static_cast<long long>(c.batch),
                           static_cast<long long>(c.ctx / 1024), r.t.median_ms * 1e3, r.t.std_ms * 1e3, r.bytes / 1e6,
                           r.gbps, 100.0 * r.gbps / copy_gbps, static_cast<long long>(r.ctas),
                           static_cast<long long>(r.splits));
@@ -512,7 +543,9 @@ int main(int argc, char ** argv) {
         for (const std::string & l : table) {
             std::printf("%s\n", l.c_str());
         }
-        std::printf("\nrepro: kernel_bench --reps %d%s\n", reps, quick ? " --quick" : "");
+        const std::string vr_arg =
+            verify_rows != 7 ? string_format(" --verify-rows %lld", static_cast<long long>(verify_rows)) : "";
+        std::printf("\nrepro: kernel_bench --reps %d%s%s\n", reps, quick ? " --quick" : "", vr_arg.c_str());
     } catch (const std::exception & e) {
         std::fprintf(stderr, "kernel_bench: %s\n", e.what());
         return 1;

@@ -1,4 +1,4 @@
-// Attention of decode, draft and verify tiles (up to 32 query vectors) with the head dims of O split over warps.
+// Attention of decode, draft and verify tiles (up to 64 query vectors) with the head dims of O split over warps.
 //
 // Same work items, pipeline, masks, outputs and side outputs as attention_kernel (attention.cuh; read its header
 // first); what differs is how the warps share a KV block. attention_kernel gives every warp all head dims of O for
@@ -6,8 +6,9 @@
 // them all for each 16-position chunk: 2 warps per scheduler, and verify tiles measured at 72-80% of the copy
 // bandwidth where decode reached 93-98% (docs/perf_attention.md, session 11), bound by the warps' instruction streams.
 //
-// Here a CTA has 4 warps per row tile of 16 query vectors (NRT = 1 or 2 row tiles: 128 or 256 threads), and in
-// iteration b of its loop warp `part` of row tile rt
+// Here a CTA has 4 warps per row tile of 16 query vectors (NRT = 1, 2 or 4 row tiles: 128, 256 or 512 threads; 4
+// for the verify tiles of 33-64 vectors, a G = 4 verify of 8 rows with its sum vector or G = 8 of up to 8 rows, so
+// that these too read their KV once), and in iteration b of its loop warp `part` of row tile rt
 //   1. settles the running max of block b - 1 (below) and recomputes that block's P where it moved;
 //   2. computes S = Q Kᵀ of the tile's vectors over chunk `part` (16 positions) of block b (Q in registers), masks
 //      it, stores collected logits, and publishes each vector's chunk max and P = exp2(S - m) (bf16) against the
@@ -59,9 +60,15 @@ constexpr size_t attention_dsplit_smem_bytes(int hd, int nrt) {
            attention_ring_bytes() + 2 * static_cast<size_t>(nrt) * attention_dsplit_tile_bytes();
 }
 
+// Resident CTAs per SM the instance is compiled for: at NRT = 4 one CTA's 512 threads at 128 registers take the
+// whole register file (two would force 64 registers and spills).
+constexpr int attention_dsplit_min_ctas(int hd, int nrt) {
+    return nrt == 4 ? 1 : attention_min_ctas(hd);
+}
+
 // grid: [n_work]  block: NRT * attention_threads  dynamic smem: attention_dsplit_smem_bytes(HD, NRT)
 template <int HD, int NRT, bool SUMS>
-__global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD))
+__global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_ctas(HD, NRT))
     attention_dsplit_kernel(const attention_params p) {
     using namespace attention_detail;
     constexpr int KT = attention_kv_block;
@@ -71,7 +78,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     constexpr int SLICE = HD / 4;  // head dims of O per warp
     constexpr int NDT = SLICE / 8; // n-tiles of P V per warp
     constexpr int PS = attention_dsplit_p_stride;
-    static_assert((NRT == 1 || NRT == 2) && KT == 4 * CH && NDT % 2 == 0, "tile shape");
+    static_assert((NRT == 1 || NRT == 2 || NRT == 4) && KT == 4 * CH && NDT % 2 == 0, "tile shape");
 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     constexpr size_t BB = attention_dsplit_block_bytes(HD);
@@ -199,12 +206,17 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_min_ctas(HD
     };
     const auto cmax_tile = [&](int b) { return reinterpret_cast<float *>(p_tile(b) + 16 * PS); };
     const auto csum_tile = [&](int b) { return cmax_tile(b) + 16 * 4; };
-    // Barrier of the row tile's 4 warps. Constant ids (1, 2): with a computed one ptxas reserves all 16.
+    // Barrier of the row tile's 4 warps. Constant ids (1 + rt): with a computed one ptxas reserves all 16. At NRT = 2
+    // the second test folds away (the code of NRT <= 2 as before NRT = 4 was added).
     const auto tile_barrier = [&] {
         if (rt == 0) {
             named_barrier(1, attention_threads);
-        } else {
+        } else if (NRT == 2 || rt == 1) {
             named_barrier(2, attention_threads);
+        } else if (rt == 2) {
+            named_barrier(3, attention_threads);
+        } else {
+            named_barrier(4, attention_threads);
         }
     };
 

@@ -139,7 +139,8 @@ struct attention_work {
 
 // Query vectors (row, head) one CTA holds: rows of a tile × G <= this (4 mma row tiles of 16).
 constexpr int64_t attention_tile_queries = 64;
-// The same for a batch-invariant plan: two mma row tiles, both computed by every warp (attention.cuh).
+// The same for a batch-invariant plan without the split-D kernel: two mma row tiles, both computed by every warp
+// (attention.cuh).
 constexpr int64_t attention_invariant_tile_queries = 32;
 // KV positions a CTA stages per pipeline step; KV chunks of split tiles are multiples of it.
 constexpr int attention_kv_block = 64;
@@ -166,7 +167,7 @@ struct attention_params {
     int64_t n_work = 0;
     int64_t mtiles_per_warp = 1; // warp shape, from the plan: 16-vector row tiles per warp (1 or 2; attention.cuh)
     // > 0: the plan's tiles hold at most 16 split_d_row_tiles query vectors and run attention_dsplit_kernel
-    // (attention_dsplit.cuh) with that many row tiles (1 or 2) instead of attention_kernel.
+    // (attention_dsplit.cuh) with that many row tiles (1, 2 or 4) instead of attention_kernel.
     int64_t split_d_row_tiles = 0;
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped

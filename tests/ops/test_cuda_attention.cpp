@@ -529,7 +529,14 @@ INSTANTIATE_TEST_SUITE_P(
             attn_case{"sum_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, sum_fl},
             attn_case{"sum_batch_nosplit_g8_d128", {7, 7, 1}, {4099, 97, 300}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 1},
             attn_case{"sum_all_per_kv_g4_d64_ps7", {7, 1}, {300, 17}, 4, 2, 64, 7, 0, {}, 8, sum_all_kv},
-            attn_case{"sum_verify_g8_d128_tiles_of_3", {7}, {4099}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 132, true},
+            // invariant: tiles of 3 rows (attention.cuh), of all 7 and the sum vector (split-D, four row tiles)
+            attn_case{"sum_verify_g8_d128_inv", {7}, {4099}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 132, true},
+            // gamma 7 at G = 4: 8 rows and the sum vector, 33 vectors (split-D: one tile of four row tiles)
+            attn_case{"inv_sum_verify_8rows_g4_d128", {8, 1}, {4099, 97}, 4, 2, 128, 16, 0, {}, 8, sum_fl, 132, true},
+            attn_case{
+                "inv_sum_verify_2x8rows_g4_d64_ps7", {8, 8}, {300, 4099}, 4, 2, 64, 7, 0, {}, 8, sum_fl, 132, true},
+            attn_case{"inv_verify_8rows_collect_g8_d64", {8, 1}, {4099, 17}, 8, 1, 64, 16, 0, {}, 8, fl, 132, true},
+            attn_case{"inv_verify_7rows_g8_d256", {7}, {4099}, 8, 1, 256, 16, 0, {}, 8, fl, 132, true}, // spills
             attn_case{"sum_prefill_97rows_per_kv_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, sum_all_kv},
             attn_case{"sum_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, sum_fl},
             // the batch-invariant plan: warps of two row tiles, tiles of up to 32 query vectors, 512-position KV chunks

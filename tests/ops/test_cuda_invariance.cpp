@@ -266,7 +266,8 @@ TEST(cuda_invariance, single_tile_warp_shape_only_for_decode_only_plans) {
 
 // The split-D kernel (attention_plan_config::split_d) runs every tile of up to 32 query vectors, so a decode row and
 // the same row in a verification go through one kernel in invariant and heuristic plans alike: one row tile for
-// decode-only plans, two for a G = 4 verification of 5 rows, none (attention.cuh) for a 16-row prefill tile.
+// decode-only plans, two for a G = 4 verification of 5 rows. Invariant plans also give it tiles of 33-64 vectors
+// (four row tiles), heuristic ones leave those to attention.cuh (a 16-row prefill tile).
 TEST(cuda_invariance, split_d_kernel_for_every_tile_of_up_to_32_vectors) {
     const std::vector<int32_t> pages = scattered_pages(64);
     const auto rows_of = [&](int64_t pos, int64_t n) {
@@ -285,13 +286,37 @@ TEST(cuda_invariance, split_d_kernel_for_every_tile_of_up_to_32_vectors) {
         EXPECT_EQ(plan.split_d_row_tiles, 1) << "decode, invariant " << invariant;
         attention_plan_build(rows_of(500, 5), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, 2) << "verify, invariant " << invariant;
-        if (!invariant) { // invariant tiles never exceed 32 vectors
-            attention_plan_build(rows_of(500, 16), cfg, plan);
-            EXPECT_EQ(plan.split_d_row_tiles, 0) << "prefill tile of 64 vectors";
-        }
+        attention_plan_build(rows_of(500, 16), cfg, plan);
+        EXPECT_EQ(plan.split_d_row_tiles, invariant ? 4 : 0) << "a tile of 64 vectors, invariant " << invariant;
         cfg.split_d = false;
         attention_plan_build(rows_of(500, 5), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, 0) << "off, invariant " << invariant;
+    }
+}
+
+// A G = 4 verification of 8 rows (gamma 7) whose first and last rows are summed (Collect-2-Query's logit mode) is 33
+// query vectors with its sum vector: the invariant split-D plan keeps it one tile, so its KV is read once per KV
+// head (one work item per KV head and chunk), where 32-vector tiles cut it into 7 + 1 rows that both read it. (The
+// CUDA backend does not ask for this one: four row tiles made it 1.55x plain verify8 on the H100, so it collects such
+// rows per head instead, cuda_selection::plan_rows; tiles of 33-64 vectors without a sum vector keep it.)
+TEST(cuda_invariance, summed_verify_of_8_rows_reads_its_kv_once) {
+    const std::vector<int32_t> pages = scattered_pages(64);
+    for (bool split_d : {true, false}) {
+        attention_plan_config cfg = llama8b_invariant_config();
+        cfg.split_d = split_d;
+        cfg.sum_cap = 1024;
+        std::vector<attention_plan_row> rows;
+        for (int64_t p = 900; p < 908; ++p) {
+            rows.push_back(dense_row(pages, 0, p));
+            rows.back().sum_target = p == 900 || p == 907 ? 0 : -1;
+        }
+        attention_plan plan;
+        attention_plan_build(rows, cfg, plan);
+        const int64_t chunks = 2; // 908 positions in chunks of 512
+        EXPECT_EQ(static_cast<int64_t>(plan.work.size()), cfg.n_head_kv * chunks * (split_d ? 1 : 2))
+            << "split-D " << split_d;
+        EXPECT_EQ(plan.split_d_row_tiles, split_d ? 4 : 0);
+        EXPECT_EQ(plan.n_sum_slots, split_d ? 1 : 2);
     }
 }
 
@@ -404,7 +429,10 @@ struct pass_row {
 };
 
 // chunk: the fixed invariant chunk; splits > 0: per-position chunks instead (attention_plan_config).
-attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, const std::vector<pass_row> & rows) {
+// split_d: the split-D kernel for every tile (attention_plan_config::split_d, the backends' default), else
+// attention.cuh.
+attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, bool split_d,
+                       const std::vector<pass_row> & rows) {
     const int64_t n_head = w.group * w.n_head_kv;
     const int64_t hd = w.head_dim;
     std::vector<attention_plan_row> plan_rows;
@@ -428,6 +456,7 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, cons
     pc.invariant_splits = splits;
     pc.collect_cap = w.cap;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // SPECATTN_ATTN_DECODE_MPW1=0: the plain shape
+    pc.split_d = split_d;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
     const auto n_rows = static_cast<int64_t>(rows.size());
@@ -472,13 +501,25 @@ struct inv_case {
     int64_t splits = 0; // > 0: per-position chunks (what a backend runs), chunk unused
 };
 
+// Every case once with each kernel (split_d false, true).
+std::vector<std::pair<inv_case, bool>> cases_with_both_kernels(const std::vector<inv_case> & cases) {
+    std::vector<std::pair<inv_case, bool>> out;
+    for (bool split_d : {false, true}) {
+        for (const inv_case & c : cases) {
+            out.emplace_back(c, split_d);
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 // The attention kernel under the invariant plan: each row of a 7-row verify of sequence 0 (inside a batch with
 // other sequences' decode and verify rows, before and after it) equals, bit for bit, the same row decoded alone, in
 // its output, its collected logits and its LSE. Lengths 1, 17, 97, 515, 4099 (515 and 4099: the verify rows
 // straddle a 512-position chunk boundary), G 1, 4 and 8, page sizes 16 and 7; pools, partials, outputs and collect
-// buffers NaN-poisoned.
+// buffers NaN-poisoned. Both kernels: attention.cuh, and the split-D kernel, where a G = 8 verify tile (56 vectors)
+// has four row tiles and the row alone one.
 TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
     SPECATTN_REQUIRE_GPU();
     const std::vector<inv_case> cases = {
@@ -498,8 +539,9 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         {4, 2, 128, 16, {6340, 97}, 0, 33},
         {8, 1, 128, 7, {4099, 17}, 0, 33},
         {4, 2, 128, 16, {4099, 515}, 0, 2},
+        {8, 1, 64, 16, {4099, 97}, 0, 33},
     };
-    for (const inv_case & c : cases) {
+    for (const auto & [c, split_d] : cases_with_both_kernels(cases)) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);
         const int64_t n_head = c.group * c.n_head_kv;
         const int64_t len0 = c.lens[0];
@@ -520,10 +562,10 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
                 batch.push_back({static_cast<int32_t>(s), c.lens[s] - nr + i, i == nr - 1});
             }
         }
-        const attn_pass_out in_batch = run_pass(w, c.chunk, c.splits, batch);
+        const attn_pass_out in_batch = run_pass(w, c.chunk, c.splits, split_d, batch);
         std::vector<pass_row> verify_only(batch.begin() + static_cast<std::ptrdiff_t>(first),
                                           batch.begin() + static_cast<std::ptrdiff_t>(first + n_verify));
-        const attn_pass_out in_verify = run_pass(w, c.chunk, c.splits, verify_only);
+        const attn_pass_out in_verify = run_pass(w, c.chunk, c.splits, split_d, verify_only);
         const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
         const size_t crow_n = static_cast<size_t>(n_head * w.cap);
         char name_buf[64];
@@ -532,10 +574,10 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
             c.splits > 0 ? "G%lld D%lld page %lld len %lld splits %lld" : "G%lld D%lld page %lld len %lld chunk %lld",
             static_cast<long long>(c.group), static_cast<long long>(c.head_dim), static_cast<long long>(c.page_size),
             static_cast<long long>(len0), static_cast<long long>(c.splits > 0 ? c.splits : c.chunk));
-        const std::string name = name_buf;
+        const std::string name = std::string(name_buf) + (split_d ? " split-D" : "");
         for (int64_t i = 0; i < n_verify; ++i) {
             const int64_t pos = len0 - n_verify + i;
-            const attn_pass_out alone = run_pass(w, c.chunk, c.splits, {{0, pos, true}});
+            const attn_pass_out alone = run_pass(w, c.chunk, c.splits, split_d, {{0, pos, true}});
             for (const uint16_t x : alone.out) {
                 ASSERT_FALSE(std::isnan(bf16_to_f32(x))) << name << ": unwritten output, position " << pos;
             }

@@ -67,10 +67,14 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
     c.per_kv_head = false;
     c.domain = 101;
     c.rows = {100, 101, 102, 103};
-    prefill_with_sinks(cpu, kv_cpu, s_cpu, n, hp.n_vocab, {a, b, c});
-    prefill_with_sinks(gpu, kv_gpu, s_gpu, n, hp.n_vocab, {a, b, c});
+    score_sink d = a; // logit mode over 19 rows: G 19 + 1 > 32 vectors, collected per head instead of summed
+    d.id = 3;
+    d.domain = 161;
+    d.rows = {160, 178};
+    prefill_with_sinks(cpu, kv_cpu, s_cpu, n, hp.n_vocab, {a, b, c, d});
+    prefill_with_sinks(gpu, kv_gpu, s_gpu, n, hp.n_vocab, {a, b, c, d});
 
-    for (const score_sink & s : {a, b, c}) {
+    for (const score_sink & s : {a, b, c, d}) {
         const std::vector<float> & want = *cpu.sink_scores(s_cpu, s.id);
         const std::vector<float> got = gpu.sink_scores(s_gpu, s.id);
         ASSERT_EQ(got.size(), want.size()) << "sink " << s.id;
@@ -83,7 +87,8 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
             }
             for (int64_t p = 0; p < s.domain; ++p) {
                 const size_t i = static_cast<size_t>(l * s.domain + p);
-                ASSERT_NEAR(got[i], want[i], 3e-2f * scale + 1e-4f) << "sink " << s.id << " block " << l << " pos " << p;
+                ASSERT_NEAR(got[i], want[i], 3e-2f * scale + 1e-4f)
+                    << "sink " << s.id << " block " << l << " pos " << p;
             }
         }
         // The GPU's held lists are exactly the top k of its own scores (ties to lower positions).
@@ -92,8 +97,7 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
         for (int64_t l = 0; l < hp.n_layer; ++l) {
             for (int64_t h = 0; h < hp.n_head_kv; ++h) {
                 const int64_t g = s.per_kv_head ? h : 0;
-                const std::vector<int64_t> top =
-                    top_k_positions(got.data() + (l * groups + g) * s.domain, s.domain, k);
+                const std::vector<int64_t> top = top_k_positions(got.data() + (l * groups + g) * s.domain, s.domain, k);
                 const std::vector<int32_t> list = gpu.held_list(s_gpu, l, h, k);
                 EXPECT_EQ(std::vector<int64_t>(list.begin(), list.end()), top)
                     << "sink " << s.id << " layer " << l << " KV head " << h;
@@ -138,9 +142,9 @@ TEST(cuda_spec, greedy_speculative_equals_autoregressive_for_every_selector) {
     run_stats st;
     const std::vector<result> ar = eng.generate(reqs, st);
 
-    const std::vector<spec_method> selectors = {
-        spec_method::spec_method_dense,      spec_method::spec_method_streaming, spec_method::spec_method_quest,
-        spec_method::spec_method_specextend, spec_method::spec_method_pillar,    spec_method::spec_method_specattn};
+    const std::vector<spec_method> selectors = {spec_method::spec_method_dense,  spec_method::spec_method_streaming,
+                                                spec_method::spec_method_quest,  spec_method::spec_method_specextend,
+                                                spec_method::spec_method_pillar, spec_method::spec_method_specattn};
     bool some_rejected = false;
     for (spec_method m : selectors) {
         for (int64_t gamma : {1, 4, 6}) {
@@ -153,8 +157,8 @@ TEST(cuda_spec, greedy_speculative_equals_autoregressive_for_every_selector) {
                 run_stats ss;
                 const std::vector<result> out = eng.generate(reqs, ss, nullptr, sp);
                 for (size_t i = 0; i < reqs.size(); ++i) {
-                    EXPECT_EQ(out[i].tokens, ar[i].tokens) << spec_method_name(m) << " γ " << gamma << " ratio " << ratio
-                                                           << " sequence " << i;
+                    EXPECT_EQ(out[i].tokens, ar[i].tokens)
+                        << spec_method_name(m) << " γ " << gamma << " ratio " << ratio << " sequence " << i;
                 }
                 const double acc = ss.spec.acceptance_rate();
                 std::printf("[ spec ] %-10s γ %lld ratio %.2f: acceptance %.3f τ %.2f\n", spec_method_name(m),

@@ -115,8 +115,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     SPECATTN_CHECK(!cfg.invariant || group <= attention_invariant_tile_queries,
                    "attention plan: a GQA group of %lld query heads exceeds the invariant tile of %lld",
                    static_cast<long long>(group), static_cast<long long>(attention_invariant_tile_queries));
-    // See attention_plan_config::invariant.
-    const int64_t tile_queries = cfg.invariant ? attention_invariant_tile_queries : attention_tile_queries;
+    // See attention_plan_config::invariant: its tiles are as large as the one kernel of every pass takes.
+    const int64_t tile_queries =
+        cfg.invariant && !cfg.split_d ? attention_invariant_tile_queries : attention_tile_queries;
     const int64_t rows_per_tile = std::max<int64_t>(1, tile_queries / group);
     // A tile with summed rows also holds their sum vector (attention.cuh), one query vector more.
     const int64_t rows_per_sum_tile = (tile_queries - 1) / group;
@@ -313,7 +314,12 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     } else {
         plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
     }
-    plan.split_d_row_tiles = cfg.split_d && max_vectors <= 32 ? (max_vectors <= 16 ? 1 : 2) : 0;
+    // Split-D row tiles: 1 or 2 for tiles of up to 32 vectors, and 4 for larger invariant ones (a G = 4 verify of 8
+    // rows and its sum vector, G = 8 of 5-8 rows); heuristic plans leave tiles of 33-64 vectors (prefill) to
+    // attention.cuh.
+    if (cfg.split_d) {
+        plan.split_d_row_tiles = max_vectors <= 16 ? 1 : (max_vectors <= 32 ? 2 : (cfg.invariant ? 4 : 0));
+    }
 
     // Partial rows of summed rows: one per tile holding some (its sum vector's), numbered in tile order, so a
     // target's slots are consecutive (its rows are; other rows between them sum nothing else).

@@ -38,9 +38,10 @@ struct attention_plan_config {
     int64_t slot_capacity = 0; // partial slots the caller's workspace holds
     int64_t sel_cap = 0;       // entries per selection list (attention_params::sel_cap); 0: no sparse rows
     // Batch invariance (forward_batch::prefill): every row is computed the same whatever else is in the batch.
-    // Tiles hold up to attention_invariant_tile_queries query vectors and run one kernel whose per-vector
-    // arithmetic does not depend on the tile (split_d: attention_dsplit.cuh; else attention.cuh with every warp taking
-    // all of a tile's vectors, 4 warps along KV; a G = 4 verify of up to 8 rows reads its KV once), and a dense row's
+    // Tiles run one kernel whose per-vector arithmetic does not depend on the tile: with split_d attention_dsplit.cuh,
+    // tiles of up to attention_tile_queries vectors (a G = 4 verify of up to 15 rows and its sum vector reads its KV
+    // once); else attention.cuh with every warp taking all of a tile's vectors, 4 warps along KV, tiles of up to
+    // attention_invariant_tile_queries (a G = 4 verify of up to 8 rows in one tile). A dense row's
     // KV is split at multiples of its chunk (invariant_chunk, or its position's: invariant_splits) from position 0,
     // never by the grid's size; split rows of a tile whose own range ends earlier get empty chunks, which the combine
     // weighs exactly 0. Draft rows (sparse lists) are split like a heuristic plan's: nothing compares their bits. The
@@ -120,8 +121,8 @@ struct attention_plan {
     // bits are the same in either shape; single_tile_mpw1 gives decode-only ones 1) and for heuristic plans whose
     // largest tile holds 17-32 query vectors, else 1.
     int64_t mtiles_per_warp = 1;
-    // attention_params::split_d_row_tiles: with attention_plan_config::split_d, ceil(largest tile's vectors / 16) when
-    // that is at most 2, else 0.
+    // attention_params::split_d_row_tiles: with attention_plan_config::split_d, the largest tile's vectors / 16
+    // rounded up to 1, 2 or 4 (4 only in invariant plans), else 0.
     int64_t split_d_row_tiles = 0;
 };
 
