@@ -1,8 +1,8 @@
 // Attention of many rows over the paged KV cache on tensor cores: GQA-packed, split over KV (flash-decoding),
 // sparse draft rows (position lists) and the Collect-2-Query score side output.
-// Prefill tiles run here; decode, draft and verify tiles (up to 32 query vectors) run attention_dsplit.cuh's kernel,
-// which shares this file's work items, copies and helpers (attention_plan_config::split_d; off, everything runs
-// here).
+// Prefill tiles run here; decode, draft and verify tiles (up to 32 query vectors, 64 in invariant plans) run
+// attention_dsplit.cuh's kernel, which shares this file's work items, copies and helpers
+// (attention_plan_config::split_d; off, everything runs here).
 //
 // One CTA owns one KV head and a tile of rows of one segment with ALL G query heads of that KV head packed into the
 // M dimension (query vector qi = row_in_tile * G + g, up to 64: 4 mma row tiles of 16), so each KV page is read

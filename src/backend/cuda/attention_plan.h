@@ -62,9 +62,9 @@ struct attention_plan_config {
     // x 64 from 4,024 to 4,291 tok/s. The backends turn it on unless SPECATTN_ATTN_DECODE_MPW1=0
     // (attention_decode_mpw1_from_env); the plan's default stays the plain shape.
     bool single_tile_mpw1 = false;
-    // Plans whose tiles all hold at most 32 query vectors (decode, draft, verify) run the split-D kernel
-    // (attention_dsplit.cuh); invariant plans must then use it for every pass that compares bits. The backends
-    // turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
+    // Plans whose tiles all hold at most 32 query vectors (decode, draft, verify), and invariant plans with tiles of
+    // up to 64, run the split-D kernel (attention_dsplit.cuh); invariant plans must then use it for every pass that
+    // compares bits. The backends turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
     bool split_d = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
