@@ -314,9 +314,9 @@ void attention_plan_build(const std::vector<attention_plan_row> & rows, const at
     } else {
         plan.mtiles_per_warp = max_vectors > 16 && max_vectors <= 32 ? 2 : 1;
     }
-    // Split-D row tiles: 1 or 2 for tiles of up to 32 vectors, and 4 for larger invariant ones (a G = 4 verify of 8
-    // rows and its sum vector, G = 8 of 5-8 rows); heuristic plans leave tiles of 33-64 vectors (prefill) to
-    // attention.cuh.
+    // Split-D row tiles: 1 or 2 for tiles of up to 32 vectors, and 4 for larger invariant ones (a G = 8 verify of 5-8
+    // rows, G = 4 of 9-16; the backend puts no sum vector into them, cuda_selection::plan_rows); heuristic plans
+    // leave tiles of 33-64 vectors (prefill) to attention.cuh.
     if (cfg.split_d) {
         plan.split_d_row_tiles = max_vectors <= 16 ? 1 : (max_vectors <= 32 ? 2 : (cfg.invariant ? 4 : 0));
     }
