@@ -420,6 +420,7 @@ int main(int argc, char ** argv) {
     bool quick = false;
     std::string only;
     int64_t verify_rows = 7;
+    bool rows_given = false;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = std::max(3, std::atoi(argv[++i]));
@@ -440,6 +441,7 @@ int main(int argc, char ** argv) {
                 return 2;
             }
             verify_rows = v;
+            rows_given = true;
         }
     }
     // --only verify<N>...: the case names its rows (scripts/gpu_ab.sh passes nothing else).
@@ -447,6 +449,11 @@ int main(int argc, char ** argv) {
     if (std::sscanf(only.c_str(), "verify%lld", &only_rows) == 1) {
         if (only_rows < 2 || only_rows > 33) {
             std::fprintf(stderr, "kernel_bench: --only %s: verify rows must be in [2, 33]\n", only.c_str());
+            return 2;
+        }
+        if (rows_given && only_rows != verify_rows) {
+            std::fprintf(stderr, "kernel_bench: --only %s names %lld rows, --verify-rows says %lld\n", only.c_str(),
+                         only_rows, static_cast<long long>(verify_rows));
             return 2;
         }
         verify_rows = only_rows;

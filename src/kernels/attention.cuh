@@ -101,6 +101,15 @@ __device__ __forceinline__ bool summed_row(const attention_segment & sg, int r) 
     return b >= 0 && b < 32 && ((sg.sum_mask >> b) & 1u) != 0;
 }
 
+// The tile's summed rows (attention_segment::sum_mask), bit r - w.row0 for row r (tiles hold at most 64 rows).
+__device__ __forceinline__ uint64_t tile_summed_rows(const attention_segment & sg, const attention_work & w) {
+    uint64_t rows = 0;
+    for (int r = w.row0; r < w.row0 + w.n_rows; ++r) {
+        rows |= summed_row(sg, r) ? 1ull << (r - w.row0) : 0ull;
+    }
+    return rows;
+}
+
 // Dims d, d + 1 of a tile's sum vector: the sum in fp32 of the queries of its summed rows' G heads of the work's
 // KV head, times the softmax scale, rounded once to bf16. Its logits are then the scaled ones the partial rows hold:
 // no multiply where the kernels store them (per position, in the warps that hold the vector).
@@ -109,10 +118,7 @@ __device__ __forceinline__ uint32_t sum_vector_pair(const attention_params & p, 
     // The (row, head) pairs in row then head order, loaded 8 at a time before their adds (the same order of adds
     // as one at a time), so the loads of the two summed rows of a G = 4 tile overlap: one round trip, not two.
     constexpr int batch = 8;
-    uint64_t left = 0; // the tile's summed rows, bit r - row0
-    for (int r = w.row0; r < w.row0 + w.n_rows; ++r) {
-        left |= summed_row(sg, r) ? 1ull << (r - w.row0) : 0ull;
-    }
+    uint64_t left = tile_summed_rows(sg, w); // rows still to load, bit r - row0
     const bf16 * q0 = p.q + static_cast<int64_t>(sg.row0 + w.row0) * p.q_row_stride +
                       static_cast<int64_t>(w.kv_head) * group * p.head_dim + d;
     float x = 0.0f;
@@ -170,6 +176,16 @@ __device__ __forceinline__ void store_summed(float * sum_row, int v0, int kv_end
         *reinterpret_cast<float2 *>(sum_row + v0) = make_float2(a, b);
     } else if (v0 < kv_end) {
         sum_row[v0] = a;
+    }
+}
+
+// Stores a sum vector's logits of the 16-position chunk from vc that its thread fc holds, x[nt] at positions
+// vc + 8 nt + 2 fc and the next one, as far as kv_end goes.
+__device__ __forceinline__ void store_summed_chunk(float * sum_row, int vc, int fc, int kv_end,
+                                                   const float (&x)[2][2]) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+        store_summed(sum_row, vc + nt * 8 + 2 * fc, kv_end, x[nt][0], x[nt][1]);
     }
 }
 
@@ -246,11 +262,8 @@ struct tile_vector {
 // The tile's last summed row's position (attention_segment::sum_mask), which the sum vector attends up to; -1
 // without summed rows.
 __device__ __forceinline__ int sum_vector_limit(const attention_segment & sg, const attention_work & w, bool sum_vec) {
-    int lim = -1;
-    for (int r = w.row0; sum_vec && r < w.row0 + w.n_rows; ++r) {
-        lim = summed_row(sg, r) ? sg.pos0 + r : lim;
-    }
-    return lim;
+    const uint64_t rows = sum_vec ? tile_summed_rows(sg, w) : 0;
+    return rows == 0 ? -1 : sg.pos0 + w.row0 + 63 - __clzll(static_cast<long long>(rows));
 }
 
 // Vector qi of the tile; `here` false (a row tile the thread's warp does not hold) gives an empty vector.
@@ -766,10 +779,7 @@ __global__ void __launch_bounds__(attention_threads, attention_min_ctas(HD))
                 // The sum vector's scaled logits, unmasked, as far as the work's range goes: once per chunk, after
                 // the P V products (stored where computed, a branch of 4 lanes per vector and column pair: verify
                 // +7-9% on the H200, against +4-5% this way).
-#pragma unroll
-                for (int nt = 0; nt < 2; ++nt) {
-                    store_summed(sum_row, vc + nt * 8 + 2 * fc, w.kv_end, sv[nt][0], sv[nt][1]);
-                }
+                store_summed_chunk(sum_row, vc, fc, w.kv_end, sv);
             }
         }
         if (tid < KT) {

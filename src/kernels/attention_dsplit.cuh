@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
     uint32_t qf[NKS][4];
     const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
     int sum_at = -1;           // which of the thread's two vectors is the sum vector
-    float * sum_row = nullptr; // the sum vector's partial row, from this thread's first column
+    float * sum_row = nullptr; // the sum vector's partial row
     bf16 * sum_q = reinterpret_cast<bf16 *>(tiles_s);
     const auto sum_pair = [&](int d) { return *reinterpret_cast<const uint32_t *>(sum_q + d); };
 #pragma unroll
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
         crow[i] = v.crow;
         if (SUMS && v.is_sum) {
             sum_at = i;
-            sum_row = sum_row_of(p, w) + 2 * fc; // this thread's columns of each chunk
+            sum_row = sum_row_of(p, w);
         }
         load_q_fragments(qf, i, v, false, fc, hd, sum_pair);
     }
@@ -313,22 +313,13 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
                 mma_bf16_16816(s[0], qf[ks], kb[0], kb[1]);
                 mma_bf16_16816(s[1], qf[ks], kb[2], kb[3]);
             }
-            if constexpr (SUMS) {
+            if (SUMS && sum_at >= 0) {
                 // The sum vector's logits, unmasked, where computed (attention.cuh defers them; here that spilled):
-                // one branch per chunk, taken by the quad that holds the vector (warp-uniform elsewhere), and whole
-                // pairs without a test but in a row's last chunk.
-                if (sum_at >= 0) {
-                    const float2 x0 = sum_at == 0 ? make_float2(s[0][0], s[0][1]) : make_float2(s[0][2], s[0][3]);
-                    const float2 x1 = sum_at == 0 ? make_float2(s[1][0], s[1][1]) : make_float2(s[1][2], s[1][3]);
-                    if (vc + CH <= w.kv_end) {
-                        *reinterpret_cast<float2 *>(sum_row + vc) = x0;
-                        *reinterpret_cast<float2 *>(sum_row + vc + 8) = x1;
-                    } else {
-                        const int tail = w.kv_end - 2 * fc; // store_summed's kv_end, shifted with the row
-                        store_summed(sum_row, vc, tail, x0.x, x0.y);
-                        store_summed(sum_row, vc + 8, tail, x1.x, x1.y);
-                    }
-                }
+                // one branch per chunk, taken by the quad that holds the vector.
+                const bool first = sum_at == 0; // selects: an index computed at run time would put s in memory
+                const float x[2][2] = {{first ? s[0][0] : s[0][2], first ? s[0][1] : s[0][3]},
+                                       {first ? s[1][0] : s[1][2], first ? s[1][1] : s[1][3]}};
+                store_summed_chunk(sum_row, vc, fc, w.kv_end, x);
             }
 #pragma unroll
             for (int i = 0; i < 2; ++i) {

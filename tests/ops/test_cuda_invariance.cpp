@@ -318,6 +318,11 @@ TEST(cuda_invariance, summed_verify_of_8_rows_reads_its_kv_once) {
         EXPECT_EQ(plan.split_d_row_tiles, split_d ? 4 : 0);
         EXPECT_EQ(plan.n_sum_slots, split_d ? 1 : 2);
     }
+    // What the backend asks for instead (cuda_selection::plan_rows): sums only where two row tiles hold them.
+    EXPECT_TRUE(attention_sum_vector_fits(4, 7));
+    EXPECT_FALSE(attention_sum_vector_fits(4, 8));
+    EXPECT_TRUE(attention_sum_vector_fits(2, 7)) << "cuda_spec's fixture, 7 summed rows";
+    EXPECT_FALSE(attention_sum_vector_fits(2, 19)) << "cuda_spec's fixture, the 19-row sink it collects";
 }
 
 // Draft rows (sparse lists) in an invariant plan are split as the heuristic plan splits them: one draft row of a

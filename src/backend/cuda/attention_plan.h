@@ -75,6 +75,14 @@ bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
 
+// Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32
+// query vectors). A backend sums a logit sink's rows in the kernel only then: four row tiles made a summed
+// 33-vector verify 1.55x plain verify8 on the H100 (2026-12-06), a cut into two tiles reads the KV twice (1.84x),
+// and the per-head logit rows of the collect path cost far less.
+constexpr bool attention_sum_vector_fits(int64_t group, int64_t rows) {
+    return group * rows + 1 <= 32;
+}
+
 // The smallest invariant chunk (the default).
 constexpr int64_t attention_invariant_chunk = 512;
 

@@ -216,10 +216,8 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     // Rows of sinks reduced after the attention are collected; the rows of a logit sink are summed in the kernel
     // instead (sum_target = the sink's index) when they lie in this pass, belong to no other sink and no other sink's
     // row lies between them (the plan numbers a target's partial rows consecutively), no sliding window masks
-    // positions of the domain, and the rows from the first to the last one (a verification's) and the sum vector fit
-    // in one tile of two row tiles: G (hi - lo + 1) + 1 <= 32. Past that (a G = 4 verify of 8 rows) the tile would
-    // need a third row tile (the split-D kernel's four, one CTA per SM: verify8 + sum at 1.55x plain verify8 on the
-    // H100, 2026-12-06) or a second tile reading the KV again (1.84x); the per-head logit rows cost far less.
+    // positions of the domain, and the rows from the first to the last one (a verification's) fit one tile with the
+    // sum vector (attention_sum_vector_fits: G = 4 up to 7 rows).
     const auto in_pass = [&](int64_t r) { return r >= r_begin && r < r_end; };
     std::vector<int32_t> sinks_of_row(static_cast<size_t>(r_end - r_begin), 0);
     for (const score_sink & s : batch.sinks) {
@@ -232,8 +230,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     const auto summed = [&](const score_sink & s) {
         const auto [lo, hi] = std::minmax_element(s.rows.begin(), s.rows.end());
         if (!fuse_logit_sinks_ || s.mode != score_mode::score_mode_logit || cfg.sliding_window > 0 ||
-            (hp_.n_head / hp_.n_head_kv) * (*hi - *lo + 1) + 1 > attention_invariant_tile_queries || !in_pass(*lo) ||
-            !in_pass(*hi)) {
+            !attention_sum_vector_fits(hp_.n_head / hp_.n_head_kv, *hi - *lo + 1) || !in_pass(*lo) || !in_pass(*hi)) {
             return false;
         }
         for (int64_t r = *lo; r <= *hi; ++r) {
