@@ -21,6 +21,7 @@
 #include "backend/cuda/attention_plan.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/select_ops.h"
 #include "core/check.h"
 
 #include <cuda_bf16.h>
@@ -123,6 +124,10 @@ struct config {
     bool invariant = false;                    // attention_plan_config::invariant
     int64_t chunk = attention_invariant_chunk; // its KV chunk (an engine decoding `batch` keeps a longer one)
     int64_t verify_rows = 7;                   // query rows per sequence of the verify modes (--verify-rows)
+    // Collect / sum modes: each launch is followed by the score reduce of its rows (weight mode, or the partial
+    // rows), as the engine runs it after every layer's verify attention ("+reduce"; the bytes column stays the
+    // attention's: the time is what compares).
+    bool reduce = false;
 };
 
 std::string mode_name(const config & c) {
@@ -133,9 +138,9 @@ std::string mode_name(const config & c) {
     case mode::mode_verify:
         return string_format("verify%lld", vr);
     case mode::mode_verify_collect:
-        return string_format("verify%lld+collect", vr);
+        return string_format("verify%lld+collect%s", vr, c.reduce ? "+reduce" : "");
     case mode::mode_verify_sum:
-        return string_format("verify%lld+sum", vr);
+        return string_format("verify%lld+sum%s", vr, c.reduce ? "+reduce" : "");
     case mode::mode_sparse:
         return "sparse draft";
     case mode::mode_prefill:
@@ -309,6 +314,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.invariant_chunk = cfg.chunk;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
     pc.split_d = attention_split_d_from_env();
+    pc.stream_kv = attention_stream_kv_from_env();
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 
@@ -337,6 +343,41 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     if (plan.n_sum_slots > 0) {
         p.sum_partial = mem.get<float>(static_cast<size_t>(plan.n_sum_slots * n_head_kv * pc.sum_cap));
         p.sum_cap = pc.sum_cap;
+    }
+
+    // The score reduce after each launch (cfg.reduce): one job per sequence over its two rows, as cuda_selection.
+    score_reduce_params rp;
+    if (cfg.reduce) {
+        std::vector<score_reduce_job> jobs;
+        for (int64_t s = 0; s < cfg.batch; ++s) {
+            score_reduce_job j;
+            j.domain = static_cast<int32_t>(cfg.ctx - rows + 1); // seqlen_k + 1 - seqlen_q
+            j.out_offset = s * cfg.ctx;
+            if (cfg.m == mode::mode_verify_sum) {
+                j.collect0 = plan.sum_slots[static_cast<size_t>(s)].first;
+                j.n_rows = plan.sum_slots[static_cast<size_t>(s)].second;
+                j.mode = score_reduce_mode::score_reduce_mode_partials;
+            } else {
+                j.collect0 = static_cast<int32_t>(2 * s);
+                j.n_rows = 2;
+                j.mode = score_reduce_mode::score_reduce_mode_weight;
+            }
+            jobs.push_back(j);
+        }
+        rp.logits = p.collect_logits;
+        rp.lse = p.collect_lse;
+        rp.collect_row_stride = n_head * pc.collect_cap;
+        rp.collect_head_stride = pc.collect_cap;
+        rp.partials = p.sum_partial;
+        rp.partial_kv_stride = pc.sum_cap;
+        rp.jobs = mem.upload(jobs);
+        rp.scores = mem.get<float>(static_cast<size_t>(cfg.batch * cfg.ctx));
+        rp.n_jobs = cfg.batch;
+        rp.n_head = n_head;
+        rp.n_head_kv = n_head_kv;
+        rp.max_domain = cfg.ctx;
+        const char * e = std::getenv("SPECATTN_REDUCE_DISCARD"); // as cuda_selection
+        rp.discard = e == nullptr || e[0] != '0';
     }
 
     // Bytes the kernel must move, from the plan.
@@ -375,6 +416,9 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
             pi.v_pool = v_pool + cpy * pool_elems;
             pi.layer = cpy;
             launch_attention(pi, stream);
+            if (cfg.reduce) {
+                launch_score_reduce(rp, stream);
+            }
         }
     };
     launch_all(); // one-time set-up (shared-memory attributes) outside the capture
@@ -506,6 +550,9 @@ int main(int argc, char ** argv) {
                     configs.push_back({m, b, ctx, true, attention_invariant_chunk, verify_rows});
                     if (eng != attention_invariant_chunk) {
                         configs.push_back({m, b, ctx, true, eng, verify_rows});
+                    }
+                    if (m == mode::mode_verify_collect || m == mode::mode_verify_sum) { // the engine's plan
+                        configs.push_back({m, b, ctx, true, eng, verify_rows, true});
                     }
                 }
             }

@@ -352,9 +352,10 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
 // are attention_smem_stride(HD) apart, or with SWZ HD apart with 16-byte piece j of row r at piece j ^ (r % 8)
 // (conflict-free ldmatrix without the padding: attention_dsplit.cuh). REAL_ROWS: the caller guarantees every offset
 // is a real row (the split-D kernel clamps positions past kv_end to the last one), so whole rows are copied without
-// the zero-fill's source size.
+// the zero-fill's source size, under the L2 eviction policy kv_policy (l2_policy_*).
 template <int HD, int NT, bool SWZ = false, bool REAL_ROWS = false>
-__device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const int64_t * off, int hd, bool vec16) {
+__device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const int64_t * off, int hd, bool vec16,
+                                          uint64_t kv_policy = 0) {
     constexpr int KT = attention_kv_block;
     constexpr int ST = SWZ ? HD : attention_smem_stride(HD);
     static_assert(!SWZ || HD >= 64, "a swizzled row spans at least 8 pieces");
@@ -392,7 +393,7 @@ __device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const i
 #pragma unroll
                 for (int k = 0; k < PPT; ++k) {
                     cp_async_16(d0 + static_cast<uint32_t>((it * RPP * ST + k * TPR * 8) * sizeof(bf16)),
-                                s0 + o[it] + k * TPR * 8);
+                                s0 + o[it] + k * TPR * 8, kv_policy);
                 }
             }
         } else {

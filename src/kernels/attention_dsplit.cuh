@@ -116,14 +116,16 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
         return row_offset(p, sg, rows, min(w.kv_begin + blk * KT + tid, w.kv_end - 1), w.kv_end);
     };
     const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
+    // KV is read once per pass: evict-first where the plan asks (attention_params::stream_kv).
+    const uint64_t kv_policy = p.stream_kv ? l2_policy_evict_first() : l2_policy_evict_normal();
     const auto load_k = [&](int blk) {
         if (blk < n_blk) {
-            load_rows<HD, NT, true, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16);
+            load_rows<HD, NT, true, true>(k_ring + (blk % KS) * KT * HD, p.k_pool, offsets(blk), hd, vec16, kv_policy);
         }
     };
     const auto load_v = [&](int blk) {
         if (blk < n_blk) {
-            load_rows<HD, NT, true, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16);
+            load_rows<HD, NT, true, true>(v_ring + (blk % VS) * KT * HD, p.v_pool, offsets(blk), hd, vec16, kv_policy);
         }
     };
     static_assert(attention_offset_ring == 4 && KS == 3 && VS == 3, "the schedule above");

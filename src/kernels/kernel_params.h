@@ -169,6 +169,9 @@ struct attention_params {
     // > 0: the plan's tiles hold at most 16 split_d_row_tiles query vectors and run attention_dsplit_kernel
     // (attention_dsplit.cuh) with that many row tiles (1, 2 or 4) instead of attention_kernel.
     int64_t split_d_row_tiles = 0;
+    // The split-D kernel copies K and V as evict-first in L2 (read once per pass), so lines written for a reader
+    // right after the kernel (collected logit rows, summed partial rows) stay in L2 for it.
+    bool stream_kv = false;
     int64_t n_seg = 0;
     int64_t n_slots = 0; // partial slots in use; 0: no tile is split and the combine pass is skipped
     int64_t n_rows = 0;

@@ -30,6 +30,31 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void * src) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
 }
 
+// The same with an L2 eviction policy (l2_policy_*): KV rows streamed once go in as evict-first, so the lines that
+// are read again soon (Collect-2-Query's logit rows, read by the score reduce after the kernel) are not the victims.
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void * src, uint64_t policy) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "l"(policy)
+                 : "memory");
+}
+
+// L2 eviction policies for the cache_hint forms above (createpolicy: one instruction, no memory access).
+__device__ __forceinline__ uint64_t l2_policy_evict_first() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
+}
+__device__ __forceinline__ uint64_t l2_policy_evict_normal() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
+}
+
+// Drops the 128-byte line at p (128-byte aligned) from L2 without writing it back: its contents become undefined.
+// For data read for the last time (the score reduce's logit rows), so the dirty lines never reach HBM.
+__device__ __forceinline__ void l2_discard_line(const void * p) {
+    asm volatile("discard.global.L2 [%0], 128;\n" ::"l"(p) : "memory");
+}
+
 // The same for 4 bytes (both 4-B aligned): the path for head dims that are not a multiple of 8.
 __device__ __forceinline__ void cp_async_4(uint32_t dst, const void * src, int src_bytes) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");

@@ -42,12 +42,12 @@ struct score_reduce_job {
 };
 
 struct score_reduce_params {
-    const bf16 * logits = nullptr;   // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
-    const float * lse = nullptr;     // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
+    const bf16 * logits = nullptr;    // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
+    const float * lse = nullptr;      // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
     const float * partials = nullptr; // [slots][HK][partial_kv_stride] (partials mode)
     int64_t partial_kv_stride = 0;    // floats; a multiple of 4 for 16-byte loads
-    int64_t collect_row_stride = 0;  // elements; 16-byte vector loads when both strides are multiples of 8
-    int64_t collect_head_stride = 0; // elements
+    int64_t collect_row_stride = 0;   // elements; 16-byte vector loads when both strides are multiples of 8
+    int64_t collect_head_stride = 0;  // elements
     const score_reduce_job * jobs = nullptr; // [n_jobs]
     float * scores = nullptr;                // see score_reduce_job
     int64_t n_jobs = 0;
@@ -58,6 +58,10 @@ struct score_reduce_params {
     int64_t group_stride = 0;
     int64_t max_domain = 0; // capacity: every job's domain <= max_domain (sizes the grid)
     int64_t max_groups = 1; // capacity: every job's n_groups <= max_groups
+    // The rows are read for the last time: whole 128-byte lines of them are dropped from L2 once read, without
+    // being written back (their contents become undefined). With the attention kernel's KV copies evict-first
+    // (attention_params::stream_kv) rows written just before stay in L2, and then never reach HBM at all.
+    bool discard = false;
 };
 
 // ---- top-k (top_k.cuh) ------------------------------------------------------------------------------------------

@@ -37,11 +37,12 @@ std::vector<int32_t> oracle_top_k(const float * score, int64_t n, int64_t k, boo
 
 struct reduce_case {
     int64_t n_head, n_head_kv, n_collect, head_stride;
+    bool discard = false; // score_reduce_params::discard: lines dropped once read must still give every score
     std::string name() const {
         char buf[96];
-        std::snprintf(buf, sizeof(buf), "H%lld_HK%lld_C%lld_stride%lld", static_cast<long long>(n_head),
+        std::snprintf(buf, sizeof(buf), "H%lld_HK%lld_C%lld_stride%lld%s", static_cast<long long>(n_head),
                       static_cast<long long>(n_head_kv), static_cast<long long>(n_collect),
-                      static_cast<long long>(head_stride));
+                      static_cast<long long>(head_stride), discard ? "_discard" : "");
         return buf;
     }
 };
@@ -126,6 +127,7 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
     p.group_stride = group_stride;
     p.max_domain = max_domain;
     p.max_groups = HK;
+    p.discard = rc.discard;
     launch_score_reduce(p, nullptr);
     const std::vector<float> out = download<float>(d_scores, static_cast<size_t>(out_size));
 
@@ -176,6 +178,8 @@ TEST(cuda_select, score_reduce_matches_cpu_sums) {
         {8, 8, 3, 1064},  // G 1, vector path
         {16, 2, 4, 2056}, // G 8, vector path, domains over two CTAs
         {32, 8, 2, 54},
+        // Rows of 2048 (whole 128-byte lines where the row starts on one: collect row 0) dropped as they are read.
+        {16, 2, 4, 2048, true},
     };
     uint32_t seed = 11;
     for (const reduce_case & rc : cases) {

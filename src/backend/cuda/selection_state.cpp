@@ -20,6 +20,8 @@ int64_t round_up(int64_t v, int64_t m) {
 cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {
     const char * e = std::getenv("SPECATTN_FUSED_COLLECT");
     fuse_logit_sinks_ = e == nullptr || e[0] != '0';
+    const char * d = std::getenv("SPECATTN_REDUCE_DISCARD");
+    discard_reduced_rows_ = d == nullptr || d[0] != '0';
 }
 
 // ---- the lists ---------------------------------------------------------------------------------------------------
@@ -577,6 +579,7 @@ void cuda_selection::after_attention(int64_t layer, cudaStream_t stream) {
     p.group_stride = group_stride_;
     p.max_domain = reduce_max_domain_;
     p.max_groups = reduce_max_groups_;
+    p.discard = discard_reduced_rows_;
     launch_score_reduce(p, stream);
 }
 

@@ -151,6 +151,9 @@ class cuda_selection {
     // the batch): no per-head logit rows, only fp32 partial rows per KV head [slots][HK][sum_cap], which the score
     // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
     bool fuse_logit_sinks_ = true;
+    // The score reduce drops the rows' L2 lines once read (score_reduce_params::discard): nothing reads them later.
+    // SPECATTN_REDUCE_DISCARD=0 turns this off (A/B).
+    bool discard_reduced_rows_ = true;
     device_buffer sum_partial_;
     int64_t sum_cap_ = 0;
 
