@@ -377,7 +377,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         rp.n_head_kv = n_head_kv;
         rp.max_domain = cfg.ctx;
         const char * e = std::getenv("SPECATTN_REDUCE_DISCARD"); // as cuda_selection
-        rp.discard = e == nullptr || e[0] != '0';
+        rp.discard = e != nullptr && e[0] == '1';
     }
 
     // Bytes the kernel must move, from the plan.

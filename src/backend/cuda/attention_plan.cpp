@@ -391,7 +391,7 @@ bool attention_split_d_from_env() {
 
 bool attention_stream_kv_from_env() {
     const char * e = std::getenv("SPECATTN_ATTN_STREAM_KV");
-    return e == nullptr || e[0] != '0';
+    return e != nullptr && e[0] == '1';
 }
 
 int64_t attention_splits_for(int64_t units, int64_t blocks, int64_t wave, int64_t max_splits) {

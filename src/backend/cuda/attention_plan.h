@@ -66,8 +66,8 @@ struct attention_plan_config {
     // up to 64, run the split-D kernel (attention_dsplit.cuh); invariant plans must then use it for every pass that
     // compares bits. The backends turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
     bool split_d = false;
-    // attention_params::stream_kv (KV copies evict-first in L2). The backends turn it on unless
-    // SPECATTN_ATTN_STREAM_KV=0 (attention_stream_kv_from_env).
+    // attention_params::stream_kv (KV copies evict-first in L2). Off unless SPECATTN_ATTN_STREAM_KV=1
+    // (attention_stream_kv_from_env): not yet measured on a GPU.
     bool stream_kv = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
@@ -77,7 +77,7 @@ struct attention_plan_config {
 bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
-// attention_plan_config::stream_kv for a backend: on unless SPECATTN_ATTN_STREAM_KV=0.
+// attention_plan_config::stream_kv for a backend: on only with SPECATTN_ATTN_STREAM_KV=1.
 bool attention_stream_kv_from_env();
 
 // Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32

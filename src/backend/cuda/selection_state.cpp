@@ -21,7 +21,7 @@ cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout &
     const char * e = std::getenv("SPECATTN_FUSED_COLLECT");
     fuse_logit_sinks_ = e == nullptr || e[0] != '0';
     const char * d = std::getenv("SPECATTN_REDUCE_DISCARD");
-    discard_reduced_rows_ = d == nullptr || d[0] != '0';
+    discard_reduced_rows_ = d != nullptr && d[0] == '1';
 }
 
 // ---- the lists ---------------------------------------------------------------------------------------------------

@@ -152,8 +152,8 @@ class cuda_selection {
     // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
     bool fuse_logit_sinks_ = true;
     // The score reduce drops the rows' L2 lines once read (score_reduce_params::discard): nothing reads them later.
-    // SPECATTN_REDUCE_DISCARD=0 turns this off (A/B).
-    bool discard_reduced_rows_ = true;
+    // On only with SPECATTN_REDUCE_DISCARD=1 until measured on a GPU (with SPECATTN_ATTN_STREAM_KV=1).
+    bool discard_reduced_rows_ = false;
     device_buffer sum_partial_;
     int64_t sum_cap_ = 0;
 
