@@ -314,7 +314,6 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.invariant_chunk = cfg.chunk;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
     pc.split_d = attention_split_d_from_env();
-    pc.stream_kv = attention_stream_kv_from_env();
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 
@@ -376,9 +375,12 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         rp.n_head = n_head;
         rp.n_head_kv = n_head_kv;
         rp.max_domain = cfg.ctx;
-        const char * e = std::getenv("SPECATTN_REDUCE_DISCARD"); // as cuda_selection
-        rp.discard = e != nullptr && e[0] == '1';
     }
+    // The engine's rule for the side rows (cuda_selection): in L2 where they fit.
+    const double side_bytes = static_cast<double>(plan.n_collect * n_head * pc.collect_cap) * 2.0 +
+                              static_cast<double>(plan.n_sum_slots * n_head_kv * pc.sum_cap) * 4.0;
+    p.stream_kv = attention_side_rows_in_l2(static_cast<int64_t>(side_bytes), prop.l2CacheSize);
+    rp.discard = p.stream_kv;
 
     // Bytes the kernel must move, from the plan.
     result res;

@@ -91,20 +91,6 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
                 s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;
             }
         }
-        if (p.discard) {
-            // The lane at the start of a whole 128-byte line of the row (64 logits, 32 partials: 8 or 4 lanes'
-            // loads) drops it once the warp has its values; lines at the domain's end stay.
-            const void * line =
-                partials
-                    ? static_cast<const void *>(part)
-                    : static_cast<const void *>(p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0);
-            const int32_t per_line = partials ? 32 : 64;
-            __syncwarp();
-            if (lane % (per_line / score_reduce_vec) == 0 && (reinterpret_cast<uintptr_t>(line) & 127u) == 0 &&
-                p0 + per_line <= job.domain) {
-                l2_discard_line(line);
-            }
-        }
         if (weight) {
             const float l2 = p.lse[c * p.n_head + h] * log2e;
 #pragma unroll
@@ -115,6 +101,22 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; ++j) {
                 acc[j] += s[j];
+            }
+        }
+        if (p.discard) {
+            // The lane at the start of a whole 128-byte line of the row (64 logits, 32 partials: 8 or 4 lanes'
+            // loads) drops it once the warp is past its loads (the discard is a write in the memory model: the
+            // barrier orders the other lanes' loads of the line before it); lines at the domain's end stay. The
+            // caller makes sure no other job reads the row (score_reduce_params::discard).
+            __syncwarp();
+            const void * line =
+                partials
+                    ? static_cast<const void *>(part)
+                    : static_cast<const void *>(p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0);
+            const int32_t per_line = partials ? 32 : 64;
+            if (lane % (per_line / score_reduce_vec) == 0 && (reinterpret_cast<uintptr_t>(line) & 127u) == 0 &&
+                p0 + per_line <= job.domain) {
+                l2_discard_line(line);
             }
         }
     }

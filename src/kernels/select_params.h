@@ -60,7 +60,9 @@ struct score_reduce_params {
     int64_t max_groups = 1; // capacity: every job's n_groups <= max_groups
     // The rows are read for the last time: whole 128-byte lines of them are dropped from L2 once read, without
     // being written back (their contents become undefined). With the attention kernel's KV copies evict-first
-    // (attention_params::stream_kv) rows written just before stay in L2, and then never reach HBM at all.
+    // (attention_params::stream_kv) rows written just before stay in L2, and then never reach HBM at all. Only
+    // where every row (collect index, or partial slot) is read by one job: two sinks of the same rows (a shared
+    // and a per-KV-head one) would read each other's dropped lines.
     bool discard = false;
 };
 

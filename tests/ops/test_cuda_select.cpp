@@ -86,6 +86,9 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
     for (int64_t c0 = 0; c0 < C; ++c0) {
         for (int64_t nr = 1; nr <= 2 && c0 + nr <= C; ++nr) {
             for (int mode = 0; mode < 2; ++mode) {
+                if (rc.discard && (nr != 2 || c0 % 2 != 0 || mode != c0 / 2 % 2)) {
+                    continue; // with discard every row has one reader: rows (0, 1), (2, 3), ...
+                }
                 score_reduce_job j;
                 j.collect0 = static_cast<int32_t>(c0);
                 j.n_rows = static_cast<int32_t>(nr);
@@ -109,6 +112,20 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
     }
     const std::vector<uint16_t> logits_bf = to_bf16(logits);
     const device_buffer d_logits = upload(logits_bf);
+    if (rc.discard) {
+        // Rows as the engine has them when the reduce drops them: written just before (dirty in L2) over other
+        // contents in memory (NaN, pushed out of L2 by a larger write). A line dropped before every lane's load of
+        // it has returned hands that lane the NaN.
+        const device_buffer d_right = upload(logits_bf);
+        ASSERT_EQ(cudaMemset(d_logits.as<void>(), 0xff, logits_bf.size() * sizeof(uint16_t)), cudaSuccess); // NaN
+        int l2 = 0;
+        ASSERT_EQ(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), cudaSuccess);
+        const device_buffer flush(static_cast<size_t>(4) * static_cast<size_t>(l2));
+        ASSERT_EQ(cudaMemset(flush.as<void>(), 0, flush.bytes()), cudaSuccess);
+        ASSERT_EQ(cudaMemcpy(d_logits.as<void>(), d_right.as<void>(), logits_bf.size() * sizeof(uint16_t),
+                             cudaMemcpyDeviceToDevice),
+                  cudaSuccess);
+    }
     const device_buffer d_lse = upload(lse);
     const device_buffer d_jobs = upload(jobs);
     const device_buffer d_scores = upload(std::vector<float>(static_cast<size_t>(out_size), nan_f));
@@ -178,7 +195,8 @@ TEST(cuda_select, score_reduce_matches_cpu_sums) {
         {8, 8, 3, 1064},  // G 1, vector path
         {16, 2, 4, 2056}, // G 8, vector path, domains over two CTAs
         {32, 8, 2, 54},
-        // Rows of 2048 (whole 128-byte lines where the row starts on one: collect row 0) dropped as they are read.
+        // Rows of 2048 (whole 128-byte lines where the row starts on one: collect row 0) dropped as they are read;
+        // weight and logit jobs, one reader per row.
         {16, 2, 4, 2048, true},
     };
     uint32_t seed = 11;

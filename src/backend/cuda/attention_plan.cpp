@@ -389,9 +389,12 @@ bool attention_split_d_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
-bool attention_stream_kv_from_env() {
-    const char * e = std::getenv("SPECATTN_ATTN_STREAM_KV");
-    return e != nullptr && e[0] == '1';
+bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes) {
+    static const bool allowed = [] {
+        const char * e = std::getenv("SPECATTN_COLLECT_IN_L2");
+        return e == nullptr || e[0] != '0';
+    }();
+    return allowed && row_bytes > 0 && 2 * row_bytes <= l2_bytes;
 }
 
 int64_t attention_splits_for(int64_t units, int64_t blocks, int64_t wave, int64_t max_splits) {
@@ -440,7 +443,6 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.n_work = static_cast<int64_t>(plan.work.size());
     p.mtiles_per_warp = plan.mtiles_per_warp;
     p.split_d_row_tiles = plan.split_d_row_tiles;
-    p.stream_kv = cfg.stream_kv;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;
     p.n_rows = static_cast<int64_t>(plan.row_slot.size());

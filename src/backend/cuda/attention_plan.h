@@ -66,9 +66,6 @@ struct attention_plan_config {
     // up to 64, run the split-D kernel (attention_dsplit.cuh); invariant plans must then use it for every pass that
     // compares bits. The backends turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
     bool split_d = false;
-    // attention_params::stream_kv (KV copies evict-first in L2). Off unless SPECATTN_ATTN_STREAM_KV=1
-    // (attention_stream_kv_from_env): not yet measured on a GPU.
-    bool stream_kv = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
 };
@@ -77,8 +74,13 @@ struct attention_plan_config {
 bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
-// attention_plan_config::stream_kv for a backend: on only with SPECATTN_ATTN_STREAM_KV=1.
-bool attention_stream_kv_from_env();
+// Whether a pass whose side rows (Collect-2-Query's logit rows and summed partial rows) take row_bytes should keep
+// them in L2 for the score reduce: KV copies evict-first (attention_params::stream_kv) and the reduce dropping the
+// rows once read (score_reduce_params::discard), so they need not reach HBM. Only where they take at most half the
+// L2: on the H100 (2026-12-06) a G = 4 verify of 7 rows with the weight-mode reduce at 1 x 128K (17 MB of rows) went
+// from 224.5 to 212.1 us and with the logit-mode sums from 209.6 to 202.1, while at 8 x 128K (134 MB, no fit) KV
+// copies evict-first slowed plain verify by 1.6%. SPECATTN_COLLECT_IN_L2=0 turns it off.
+bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes);
 
 // Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32
 // query vectors). A backend sums a logit sink's rows in the kernel only then: four row tiles made a summed

@@ -20,8 +20,11 @@ int64_t round_up(int64_t v, int64_t m) {
 cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {
     const char * e = std::getenv("SPECATTN_FUSED_COLLECT");
     fuse_logit_sinks_ = e == nullptr || e[0] != '0';
-    const char * d = std::getenv("SPECATTN_REDUCE_DISCARD");
-    discard_reduced_rows_ = d != nullptr && d[0] == '1';
+    int device = 0;
+    int l2 = 0;
+    SPECATTN_CUDA_CHECK(cudaGetDevice(&device));
+    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
+    l2_bytes_ = l2;
 }
 
 // ---- the lists ---------------------------------------------------------------------------------------------------
@@ -362,6 +365,19 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
     }
     n_reduce_ = static_cast<int64_t>(reduce.size());
+    // The side rows stay in L2 for the reduce, which drops them once read, where they fit and no row is read by two
+    // sinks (a shared and a per-KV-head sink of the same rows): score_reduce_params::discard.
+    std::vector<int32_t> readers(static_cast<size_t>(n_collected + plan.n_sum_slots), 0);
+    bool shared_rows = false;
+    for (const score_reduce_job & j : reduce) {
+        const int32_t base = j.mode == score_reduce_mode::score_reduce_mode_partials ? n_collected : 0;
+        for (int32_t r = j.collect0; r < j.collect0 + j.n_rows; ++r) {
+            shared_rows = shared_rows || ++readers[static_cast<size_t>(base + r)] > 1;
+        }
+    }
+    const auto logit_bytes = static_cast<size_t>(n_collected * hp_.n_head * collect_cap_) * sizeof(bf16);
+    side_rows_in_l2_ =
+        !shared_rows && attention_side_rows_in_l2(static_cast<int64_t>(logit_bytes + sum_bytes), l2_bytes_);
     w_reduce_ = meta.put(reduce);
 
     // Quest: the metadata of the pages this pass writes (every page up to the rows, for a sequence's first Quest
@@ -547,6 +563,7 @@ void cuda_selection::attention_fields(int64_t layer, attention_params & ap) cons
     ap.sel_cap = sel_cap_;
     ap.layer = layer;
     ap.n_layer = hp_.n_layer;
+    ap.stream_kv = side_rows_in_l2_;
     if (sum_cap_ > 0) {
         ap.sum_partial = sum_partial_.as<float>();
         ap.sum_cap = sum_cap_;
@@ -579,7 +596,7 @@ void cuda_selection::after_attention(int64_t layer, cudaStream_t stream) {
     p.group_stride = group_stride_;
     p.max_domain = reduce_max_domain_;
     p.max_groups = reduce_max_groups_;
-    p.discard = discard_reduced_rows_;
+    p.discard = side_rows_in_l2_;
     launch_score_reduce(p, stream);
 }
 

@@ -151,9 +151,10 @@ class cuda_selection {
     // the batch): no per-head logit rows, only fp32 partial rows per KV head [slots][HK][sum_cap], which the score
     // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
     bool fuse_logit_sinks_ = true;
-    // The score reduce drops the rows' L2 lines once read (score_reduce_params::discard): nothing reads them later.
-    // On only with SPECATTN_REDUCE_DISCARD=1 until measured on a GPU (with SPECATTN_ATTN_STREAM_KV=1).
-    bool discard_reduced_rows_ = false;
+    // This pass's logit and partial rows stay in L2 for the score reduce (attention_side_rows_in_l2): the attention
+    // copies KV evict-first and the reduce drops the rows once read (nothing reads them later).
+    bool side_rows_in_l2_ = false;
+    int64_t l2_bytes_ = 0;
     device_buffer sum_partial_;
     int64_t sum_cap_ = 0;
 
