@@ -493,7 +493,8 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
             ptr(kmin_),
             ptr(kmax_),
             sum_cap_,
-            ptr(sum_partial_)};
+            ptr(sum_partial_),
+            side_rows_in_l2_ ? 1 : 0}; // a kernel parameter of the attention and the reduce
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------
