@@ -377,9 +377,8 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         rp.max_domain = cfg.ctx;
     }
     // The engine's rule for the side rows (cuda_selection): in L2 where they fit.
-    const double side_bytes = static_cast<double>(plan.n_collect * n_head * pc.collect_cap) * 2.0 +
-                              static_cast<double>(plan.n_sum_slots * n_head_kv * pc.sum_cap) * 4.0;
-    p.stream_kv = attention_side_rows_in_l2(static_cast<int64_t>(side_bytes), prop.l2CacheSize);
+    p.stream_kv = attention_side_rows_in_l2(
+        attention_side_row_bytes(plan, n_head, n_head_kv, pc.collect_cap, pc.sum_cap), prop.l2CacheSize);
     rp.discard = p.stream_kv;
 
     // Bytes the kernel must move, from the plan.

@@ -59,7 +59,8 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
         const int64_t c = job.collect0 + t / heads_per_group;
         const int64_t h = h0 + t % heads_per_group;
         float s[score_reduce_vec]; // this pair's values at positions p0 .. p0 + 7 (0 past the domain)
-        const float * part = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0; // partials mode
+        const float * part = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0;      // partials mode
+        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0; // the others
         if (partials && full) { // p0 and the stride are multiples of 4 floats
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; j += 4) {
@@ -75,8 +76,7 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
                 s[j] = p0 + j < job.domain ? part[j] : 0.0f;
             }
         } else if (vec) {
-            const uint4 raw =
-                *reinterpret_cast<const uint4 *>(p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0);
+            const uint4 raw = *reinterpret_cast<const uint4 *>(src);
             const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
 #pragma unroll
             for (int j = 0; j < score_reduce_vec / 2; ++j) {
@@ -85,7 +85,6 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
                 s[2 * j + 1] = f.y;
             }
         } else {
-            const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0;
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; ++j) {
                 s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;
@@ -109,10 +108,7 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
             // barrier orders the other lanes' loads of the line before it); lines at the domain's end stay. The
             // caller makes sure no other job reads the row (score_reduce_params::discard).
             __syncwarp();
-            const void * line =
-                partials
-                    ? static_cast<const void *>(part)
-                    : static_cast<const void *>(p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0);
+            const void * line = partials ? static_cast<const void *>(part) : static_cast<const void *>(src);
             const int32_t per_line = partials ? 32 : 64;
             if (lane % (per_line / score_reduce_vec) == 0 && (reinterpret_cast<uintptr_t>(line) & 127u) == 0 &&
                 p0 + per_line <= job.domain) {

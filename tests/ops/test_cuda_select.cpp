@@ -3,6 +3,7 @@
 // top_k_positions, spec/selectors/quest.cpp's bound. Odd shapes, many jobs per launch, NaN-poisoned unused
 // memory and sentinel-filled outputs, so that anything read or written out of bounds fails. Tie-heavy inputs carry
 // a check that they discriminate: the oracle with the opposite tie rule must disagree with the kernel there.
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/select_ops.h"
 #include "ops_test_util.h"
 
@@ -118,9 +119,7 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
         // it has returned hands that lane the NaN.
         const device_buffer d_right = upload(logits_bf);
         ASSERT_EQ(cudaMemset(d_logits.as<void>(), 0xff, logits_bf.size() * sizeof(uint16_t)), cudaSuccess); // NaN
-        int l2 = 0;
-        ASSERT_EQ(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), cudaSuccess);
-        const device_buffer flush(static_cast<size_t>(4) * static_cast<size_t>(l2));
+        const device_buffer flush(static_cast<size_t>(4 * cuda_l2_cache_bytes()));
         ASSERT_EQ(cudaMemset(flush.as<void>(), 0, flush.bytes()), cudaSuccess);
         ASSERT_EQ(cudaMemcpy(d_logits.as<void>(), d_right.as<void>(), logits_bf.size() * sizeof(uint16_t),
                              cudaMemcpyDeviceToDevice),

@@ -389,6 +389,12 @@ bool attention_split_d_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
+int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
+                                 int64_t sum_cap) {
+    return plan.n_collect * n_head * collect_cap * static_cast<int64_t>(sizeof(bf16)) +
+           plan.n_sum_slots * n_head_kv * sum_cap * static_cast<int64_t>(sizeof(float));
+}
+
 bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes) {
     static const bool allowed = [] {
         const char * e = std::getenv("SPECATTN_COLLECT_IN_L2");

@@ -74,13 +74,6 @@ struct attention_plan_config {
 bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
-// Whether a pass whose side rows (Collect-2-Query's logit rows and summed partial rows) take row_bytes should keep
-// them in L2 for the score reduce: KV copies evict-first (attention_params::stream_kv) and the reduce dropping the
-// rows once read (score_reduce_params::discard), so they need not reach HBM. Only where they take at most half the
-// L2: on the H100 (2026-12-06) a G = 4 verify of 7 rows with the weight-mode reduce at 1 x 128K (17 MB of rows) went
-// from 224.5 to 212.1 us and with the logit-mode sums from 209.6 to 202.1, while at 8 x 128K (134 MB, no fit) KV
-// copies evict-first slowed plain verify by 1.6%. SPECATTN_COLLECT_IN_L2=0 turns it off.
-bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes);
 
 // Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32
 // query vectors). A backend sums a logit sink's rows in the kernel only then: four row tiles made a summed
@@ -146,6 +139,18 @@ struct attention_plan {
 // specattn::error when a size does not fit the kernel's int32 fields or the config's capacities.
 void attention_plan_build(const std::vector<attention_plan_row> & rows, const attention_plan_config & cfg,
                           attention_plan & plan);
+
+// Bytes of a plan's side rows: Collect-2-Query's logit rows (bf16, collect_cap per collected row and query head) and
+// summed partial rows (fp32, sum_cap per slot and KV head).
+int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
+                                 int64_t sum_cap);
+// Whether a pass whose side rows take row_bytes should keep them in L2 for the score reduce: KV copies evict-first
+// (attention_params::stream_kv) and the reduce dropping the rows once read (score_reduce_params::discard), so they
+// need not reach HBM. Only where they take at most half the L2: on the H100 (2026-12-06) a G = 4 verify of 7 rows
+// with the weight-mode reduce at 1 x 128K (17 MB of rows) went from 224.5 to 212.1 us and with the logit-mode sums
+// from 209.6 to 202.1, while at 8 x 128K (134 MB, no fit) KV copies evict-first slowed plain verify by 1.6%.
+// SPECATTN_COLLECT_IN_L2=0 turns it off.
+bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes);
 
 // Device addresses of the plan's arrays, however the caller uploaded them.
 struct attention_plan_device {

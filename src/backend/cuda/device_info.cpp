@@ -17,6 +17,14 @@ std::string cuda_device_summary() {
     return string_format("%s, %.1f GiB", prop.name, static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
+int64_t cuda_l2_cache_bytes() {
+    int dev = 0;
+    int bytes = 0;
+    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
+    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, dev));
+    return bytes;
+}
+
 double cuda_copy_bandwidth_gbs() {
     constexpr size_t bytes = size_t{1} << 30;
     device_buffer src(bytes);

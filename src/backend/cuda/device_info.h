@@ -1,6 +1,7 @@
 // Facts about the GPU that benchmarks report beside their figures.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace specattn {
@@ -10,5 +11,7 @@ std::string cuda_device_summary();
 // Device-to-device copy bandwidth in GB/s (bytes read + bytes written per second), median of 10 cudaMemcpy of
 // 1 GiB timed with events: the ceiling memory-bound kernels are measured against (METHOD.md).
 double cuda_copy_bandwidth_gbs();
+// The current device's L2 cache in bytes.
+int64_t cuda_l2_cache_bytes();
 
 } // namespace specattn

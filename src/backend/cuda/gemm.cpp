@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/device_info.h"
 #include "core/check.h"
 
 #include <algorithm>
@@ -208,9 +209,7 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     void * x = nullptr;
     void * y = nullptr;
     void * flush = nullptr;
-    int l2_bytes = 0;
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, device));
-    const size_t flush_bytes = 2 * static_cast<size_t>(std::max(l2_bytes, 1 << 20));
+    const size_t flush_bytes = 2 * static_cast<size_t>(std::max<int64_t>(cuda_l2_cache_bytes(), 1 << 20));
     SPECATTN_CUDA_CHECK(cudaMalloc(&x, static_cast<size_t>(m_max * k) * sizeof(bf16)));
     SPECATTN_CUDA_CHECK(cudaMalloc(&y, static_cast<size_t>(m_max * n) * sizeof(float)));
     SPECATTN_CUDA_CHECK(cudaMalloc(&flush, flush_bytes));

@@ -1,6 +1,7 @@
 #include "backend/cuda/selection_state.h"
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/select_ops.h"
 #include "core/check.h"
 
@@ -20,11 +21,7 @@ int64_t round_up(int64_t v, int64_t m) {
 cuda_selection::cuda_selection(const model_hparams & hp, const paged_kv_layout & layout) : hp_(hp), layout_(layout) {
     const char * e = std::getenv("SPECATTN_FUSED_COLLECT");
     fuse_logit_sinks_ = e == nullptr || e[0] != '0';
-    int device = 0;
-    int l2 = 0;
-    SPECATTN_CUDA_CHECK(cudaGetDevice(&device));
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
-    l2_bytes_ = l2;
+    l2_bytes_ = cuda_l2_cache_bytes();
 }
 
 // ---- the lists ---------------------------------------------------------------------------------------------------
@@ -375,9 +372,10 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
             shared_rows = shared_rows || ++readers[static_cast<size_t>(base + r)] > 1;
         }
     }
-    const auto logit_bytes = static_cast<size_t>(n_collected * hp_.n_head * collect_cap_) * sizeof(bf16);
     side_rows_in_l2_ =
-        !shared_rows && attention_side_rows_in_l2(static_cast<int64_t>(logit_bytes + sum_bytes), l2_bytes_);
+        !shared_rows &&
+        attention_side_rows_in_l2(attention_side_row_bytes(plan, hp_.n_head, hp_.n_head_kv, collect_cap_, sum_cap_),
+                                  l2_bytes_);
     w_reduce_ = meta.put(reduce);
 
     // Quest: the metadata of the pages this pass writes (every page up to the rows, for a sequence's first Quest
