@@ -378,10 +378,7 @@ int main(int argc, char ** argv) {
     int rc = 0;
     try {
         const double copy_gbs = cuda_copy_bandwidth_gbs();
-        int dev = 0;
-        int n_sm = 0;
-        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+        const int n_sm = cuda_sm_count();
         std::printf("# %s, %d SMs, copy %.0f GB/s; repro: gemm_bench --reps %d\n", cuda_device_summary().c_str(), n_sm,
                     copy_gbs, reps);
         cudaStream_t stream;

@@ -3,6 +3,7 @@
 // chunks, uneven K splits), with NaN-poisoned output padding, and bit-exact batch invariance: row i of any run
 // equals the 1-row run of row i alone, through the launcher and through cublaslt_gemm's invariant path.
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/gemm.h"
 #include "ops_test_util.h"
 
@@ -38,14 +39,6 @@ std::vector<float> reference(const std::vector<float> & x, const std::vector<flo
         }
     }
     return y;
-}
-
-int sm_count() {
-    int dev = 0;
-    int n_sm = 0;
-    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    return n_sm;
 }
 
 // A launcher call with its own workspace; y must hold m rows (more is padding the kernel must not touch).
@@ -105,7 +98,7 @@ void poison(device_buffer & y) {
 
 TEST(cuda_gemm, skinny_matches_cpu_reference) {
     SPECATTN_REQUIRE_GPU();
-    const int n_sm = sm_count();
+    const int n_sm = cuda_sm_count();
     std::vector<gemm_case> cases;
     // n 333 = 2 full CTA tiles + 77 features; k 2368 = 18.5 stages of 128 (uneven splits, a half last stage);
     // n 200, k 1000: 8 stages, the last 104 wide; n 97, k 296: one CTA, 3 stages.
@@ -148,7 +141,7 @@ TEST(cuda_gemm, skinny_matches_cpu_reference) {
 // the launcher (policy splits and an explicit uneven split) and through cublaslt_gemm's invariant path.
 TEST(cuda_gemm, skinny_rows_do_not_depend_on_the_number_of_rows) {
     SPECATTN_REQUIRE_GPU();
-    const int n_sm = sm_count();
+    const int n_sm = cuda_sm_count();
     struct shape {
         int64_t n, k;
         bool f32;
@@ -222,7 +215,7 @@ TEST(cuda_gemm, unsupported_shapes_fall_back_to_cublaslt) {
 // padding untouched; and every row of an m-row run equal to its 1-row run bit for bit.
 TEST(cuda_gemm, gemv_matches_cpu_reference_and_rows_do_not_depend_on_the_number_of_rows) {
     SPECATTN_REQUIRE_GPU();
-    const int n_sm = sm_count();
+    const int n_sm = cuda_sm_count();
     struct shape {
         int64_t n, k;
     };

@@ -36,6 +36,31 @@ void prefill_with_sinks(backend & be, kv_block_manager & kv, int32_t seq, int64_
     be.forward(batch, kv, logits);
 }
 
+// The GPU's scores of sink s against the CPU reference's (bf16 K/V and activations: within 3% of the largest score of
+// each layer and group); the GPU's scores, for more checks.
+std::vector<float> expect_scores_match(const cpu_backend & cpu, const cuda_backend & gpu, int32_t seq,
+                                       const score_sink & s, const model_hparams & hp) {
+    const std::vector<float> & want = *cpu.sink_scores(seq, s.id);
+    std::vector<float> got = gpu.sink_scores(seq, s.id);
+    EXPECT_EQ(got.size(), want.size()) << "sink " << s.id;
+    const int64_t groups = s.per_kv_head ? hp.n_head_kv : 1;
+    for (int64_t l = 0; l < hp.n_layer * groups && got.size() == want.size(); ++l) {
+        float scale = 0;
+        for (int64_t p = 0; p < s.domain; ++p) {
+            scale = std::max(scale, std::abs(want[static_cast<size_t>(l * s.domain + p)]));
+        }
+        for (int64_t p = 0; p < s.domain; ++p) {
+            const size_t i = static_cast<size_t>(l * s.domain + p);
+            if (std::fabs(got[i] - want[i]) > 3e-2f * scale + 1e-4f) {
+                ADD_FAILURE() << "sink " << s.id << " block " << l << " pos " << p << ": " << got[i] << " against "
+                              << want[i];
+                return got;
+            }
+        }
+    }
+    return got;
+}
+
 } // namespace
 
 TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
@@ -75,22 +100,9 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
     prefill_with_sinks(gpu, kv_gpu, s_gpu, n, hp.n_vocab, {a, b, c, d});
 
     for (const score_sink & s : {a, b, c, d}) {
-        const std::vector<float> & want = *cpu.sink_scores(s_cpu, s.id);
-        const std::vector<float> got = gpu.sink_scores(s_gpu, s.id);
-        ASSERT_EQ(got.size(), want.size()) << "sink " << s.id;
-        // bf16 K/V and activations: compare against the largest score of each layer.
+        const std::vector<float> got = expect_scores_match(cpu, gpu, s_cpu, s, hp);
+        ASSERT_FALSE(HasFailure());
         const int64_t groups = s.per_kv_head ? hp.n_head_kv : 1;
-        for (int64_t l = 0; l < hp.n_layer * groups; ++l) {
-            float scale = 0;
-            for (int64_t p = 0; p < s.domain; ++p) {
-                scale = std::max(scale, std::abs(want[static_cast<size_t>(l * s.domain + p)]));
-            }
-            for (int64_t p = 0; p < s.domain; ++p) {
-                const size_t i = static_cast<size_t>(l * s.domain + p);
-                ASSERT_NEAR(got[i], want[i], 3e-2f * scale + 1e-4f)
-                    << "sink " << s.id << " block " << l << " pos " << p;
-            }
-        }
         // The GPU's held lists are exactly the top k of its own scores (ties to lower positions).
         const int64_t k = 37;
         EXPECT_EQ(gpu.select_top_k(s_gpu, s.id, k), std::min<int64_t>(k, s.domain));
@@ -105,6 +117,53 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
         }
     }
     EXPECT_THROW(gpu.select_top_k(s_gpu, 9, 5), error) << "no such sink";
+}
+
+// Weight-mode sinks of verifications (7 rows: the batch-invariant split-D plan), whose rows the attention writes in
+// the probability format (attention_params::collect_max): a shared and a per-KV-head sink of the same rows (two
+// readers: kept in memory), then one sink alone (one reader: kept in L2 and dropped as read). Scores as the CPU's.
+TEST(cuda_spec, verify_weight_sinks_match_the_cpu_reference) {
+    SPECATTN_REQUIRE_GPU();
+    const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
+    const model_hparams & hp = m.hp;
+    kv_block_manager kv_cpu(32, 16);
+    kv_block_manager kv_gpu(32, 16);
+    cpu_backend cpu(m, 32, 16);
+    cuda_backend gpu(m, 32, 16, 256);
+    const int32_t seq = kv_cpu.add_sequence();
+    ASSERT_EQ(kv_gpu.add_sequence(), seq);
+    int64_t n = 203;
+    prefill_with_sinks(cpu, kv_cpu, seq, n, hp.n_vocab, {});
+    prefill_with_sinks(gpu, kv_gpu, seq, n, hp.n_vocab, {});
+    const auto verify = [&](backend & be, kv_block_manager & kv, const std::vector<score_sink> & sinks) {
+        const std::vector<int32_t> toks = test::spread_tokens(n + 7, hp.n_vocab);
+        kv.append(seq, 7);
+        forward_batch batch;
+        batch.add_sequence_rows(seq, toks.data() + n, 7, n, true);
+        batch.sinks = sinks;
+        std::vector<float> logits;
+        be.forward(batch, kv, logits);
+    };
+    score_sink shared;
+    shared.seq = seq;
+    shared.mode = score_mode::score_mode_weight;
+    score_sink per_kv = shared;
+    per_kv.id = 1;
+    per_kv.per_kv_head = true;
+    for (const std::vector<score_sink> & pass : {std::vector<score_sink>{shared, per_kv}, {shared}}) {
+        std::vector<score_sink> sinks = pass;
+        for (score_sink & s : sinks) {
+            s.domain = n + 1; // the first row's prefix and itself
+            s.rows = {static_cast<int32_t>(n), static_cast<int32_t>(n + 6)};
+        }
+        verify(cpu, kv_cpu, sinks);
+        verify(gpu, kv_gpu, sinks);
+        for (const score_sink & s : sinks) {
+            expect_scores_match(cpu, gpu, seq, s, hp);
+            ASSERT_FALSE(HasFailure()) << "the pass at " << n;
+        }
+        n += 7;
+    }
 }
 
 namespace {

@@ -12,6 +12,7 @@
 // launches. Workspaces that depend on the batch (metadata, partial slots, selection buffers) grow, rarely, between
 // passes while the stream is idle.
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/device_info.h"
 
 #include <algorithm>
 #include <chrono>
@@ -32,11 +33,7 @@ cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives
                    "the CUDA backend supports even head dims up to 256, not %lld", static_cast<long long>(hp.head_dim));
     SPECATTN_CHECK(hp.n_embd % 2 == 0, "the CUDA backend needs an even hidden size, not %lld",
                    static_cast<long long>(hp.n_embd));
-    int dev = 0;
-    int sms = 0;
-    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    n_sm = sms;
+    n_sm = cuda_sm_count();
     SPECATTN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     gemm = std::make_unique<cublaslt_gemm>();
 
@@ -179,7 +176,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     off.row_n_split = meta.put(plan.row_n_split);
     off.segs = meta.put(plan.segs);
     off.work = meta.put(plan.work);
-    sel.put_jobs(batch, kv, r_begin, r_end, plan_rows, plan, meta);
+    sel.put_jobs(batch, kv, r_begin, r_end, plan_rows, plan, pc, meta);
     off.page_table = meta.put(plan.page_table);
     sel.put_top_k_jobs(meta);
 

@@ -17,12 +17,24 @@ std::string cuda_device_summary() {
     return string_format("%s, %.1f GiB", prop.name, static_cast<double>(prop.totalGlobalMem) / (1ull << 30));
 }
 
-int64_t cuda_l2_cache_bytes() {
+namespace {
+
+int current_device_attribute(cudaDeviceAttr attr) {
     int dev = 0;
-    int bytes = 0;
+    int value = 0;
     SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, dev));
-    return bytes;
+    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, dev));
+    return value;
+}
+
+} // namespace
+
+int64_t cuda_l2_cache_bytes() {
+    return current_device_attribute(cudaDevAttrL2CacheSize);
+}
+
+int cuda_sm_count() {
+    return current_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
 double cuda_copy_bandwidth_gbs() {

@@ -56,9 +56,7 @@ cublaslt_gemm::cublaslt_gemm(size_t workspace_bytes, bool skinny) : workspace_by
     gemv_forced_ = gemv_env != nullptr && std::strcmp(gemv_env, "2") == 0;
     SPECATTN_CUDA_CHECK(cublasLtCreate(&handle_));
     SPECATTN_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
-    int dev = 0;
-    SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-    SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&n_sm_, cudaDevAttrMultiProcessorCount, dev));
+    n_sm_ = cuda_sm_count();
     n_counters_ = 16384; // split row blocks of n up to 2M features
     void * counters = nullptr;
     SPECATTN_CUDA_CHECK(cudaMalloc(&counters, static_cast<size_t>(n_counters_) * sizeof(int32_t)));
