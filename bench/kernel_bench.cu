@@ -338,11 +338,6 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     if (plan.n_collect > 0) {
         p.collect_logits = mem.get<bf16>(static_cast<size_t>(plan.n_collect * n_head * pc.collect_cap));
         p.collect_lse = mem.get<float>(static_cast<size_t>(plan.n_collect * n_head));
-        // The engine's format for weight-mode rows (cuda_selection::put_jobs): probabilities where the plan allows.
-        if (attention_collect_probs_fit(plan, pc)) {
-            p.collect_max =
-                mem.get<float>(static_cast<size_t>(plan.n_collect * n_head * (pc.collect_cap / attention_kv_block)));
-        }
     }
     if (plan.n_sum_slots > 0) {
         p.sum_partial = mem.get<float>(static_cast<size_t>(plan.n_sum_slots * n_head_kv * pc.sum_cap));
@@ -370,8 +365,6 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
         }
         rp.logits = p.collect_logits;
         rp.lse = p.collect_lse;
-        rp.collect_max = p.collect_max;
-        rp.max_row_stride = pc.collect_cap / attention_kv_block;
         rp.collect_row_stride = n_head * pc.collect_cap;
         rp.collect_head_stride = pc.collect_cap;
         rp.partials = p.sum_partial;

@@ -256,7 +256,6 @@ struct tile_vector {
     int vlo = 0;              // first attended KV index (a sliding window's start)
     int vlim = -1;            // last attended KV index (-1: none)
     bf16 * crow = nullptr;    // its collected logit row, or nullptr
-    int cline = -1;           // the same as an index, c H + h (collect index c, head h), or -1
     const bf16 * q = nullptr; // its query (valid vectors)
 };
 
@@ -282,8 +281,7 @@ __device__ __forceinline__ tile_vector tile_vector_of(const attention_params & p
     v.vlo = sparse || p.sliding_window <= 0 ? 0 : max(0, pos - static_cast<int>(p.sliding_window) + 1);
     v.vlim = v.is_sum ? sum_vlim : (!v.valid ? -1 : (sparse ? sg.sel_n + pos - sg.sel_recent : pos));
     const int ci = v.valid ? collect_index(sg, r) : -1;
-    v.cline = ci < 0 ? -1 : static_cast<int>(ci * p.n_head + h);
-    v.crow = ci < 0 ? nullptr : p.collect_logits + static_cast<int64_t>(v.cline) * p.collect_cap;
+    v.crow = ci < 0 ? nullptr : p.collect_logits + (static_cast<int64_t>(ci) * p.n_head + h) * p.collect_cap;
     v.q = p.q + static_cast<int64_t>(sg.row0 + r) * p.q_row_stride + h * p.head_dim;
     return v;
 }

@@ -14,10 +14,7 @@
 //      it, stores collected logits, and publishes each vector's chunk max and P = exp2(S - m) (bf16) against the
 //      vector's running max m as it stands, with the chunk sums;
 //   3. accumulates O[:, slice part] += P V of block b - 1 over all its 64 positions, for head dims
-//      [part HD/4, (part + 1) HD/4): 16 fp32 accumulators per thread at HD = 128;
-//   4. for collected rows in the probability format (attention_params::collect_max, weight-mode sinks) copies block
-//      b - 1's P rows of vectors 4 part .. 4 part + 3 of its row tile to memory, a 16-byte piece per lane, and their
-//      max: whole lines of what step 3 reads anyway, instead of logit pairs from the fragments in step 2.
+//      [part HD/4, (part + 1) HD/4): 16 fp32 accumulators per thread at HD = 128.
 // One CTA barrier per iteration separates what a block publishes from its use one iteration later (P, maxima and
 // sums are double-buffered; V of a block is read one iteration after its K, so V has its own ring). K and V rows
 // are stored without padding, 16-byte pieces swizzled by row (load_rows).
@@ -161,7 +158,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
     // sum vector's after it is built, below, so the other vectors' loads are in flight meanwhile).
     int vlo[2];
     int vlim[2];
-    int cline[2]; // collected rows as indices (attention_detail::tile_vector::cline): two registers, not four
+    bf16 * crow[2];
     uint32_t qf[NKS][4];
     const int sum_vlim = SUMS ? sum_vector_limit(sg, w, sum_vec) : -1;
     int sum_at = -1;           // which of the thread's two vectors is the sum vector
@@ -173,7 +170,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
         const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + fr + 8 * i, true, sum_vlim);
         vlo[i] = v.vlo;
         vlim[i] = v.vlim;
-        cline[i] = v.cline;
+        crow[i] = v.crow;
         if (SUMS && v.is_sum) {
             sum_at = i;
             sum_row = sum_row_of(p, w);
@@ -196,19 +193,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
             }
         }
     }
-    const bool collects = cline[0] >= 0 || cline[1] >= 0;
-    // Collected rows in the probability format (attention_params::collect_max) are copied from the P tiles instead:
-    // lane l of warp `part` takes 16-byte piece l % 8 of vector 4 part + l / 8 of its row tile, one line of 128
-    // bytes per vector and block; no logit is stored from the fragments.
-    const bool probs = !SUMS && p.collect_max != nullptr; // attention_collect_probs_fit: not with summed rows
-    const int pv = 4 * part + lane / 8;                   // the copied vector, in the row tile
-    int prob_line = -1; // its collected row c H + h, or -1 (an index, not two pointers: registers)
-    if (probs) {
-        const tile_vector v = tile_vector_of(p, sg, w, rt * 16 + pv, active, sum_vlim);
-        prob_line = v.cline;
-    }
-    const bool copies_probs = __any_sync(0xffffffffu, prob_line >= 0); // the same in the whole warp
-    const bool stores_logits = collects && !probs;
+    const bool collects = crow[0] != nullptr || crow[1] != nullptr;
 
     float m[2] = {-CUDART_INF_F, -CUDART_INF_F}; // running max, log2 units
     float l[2] = {0.0f, 0.0f};                   // running sum of the whole row
@@ -340,10 +325,7 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
             }
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                bf16 * crow = stores_logits && cline[i] >= 0
-                                  ? p.collect_logits + static_cast<int64_t>(cline[i]) * p.collect_cap
-                                  : nullptr;
-                const float cmax = mask_chunk(s, i, vc, fc, w.kv_end, vlo[i], vlim[i], crow, stores_logits, p.scale,
+                const float cmax = mask_chunk(s, i, vc, fc, w.kv_end, vlo[i], vlim[i], crow[i], collects, p.scale,
                                               qscale, [](int, int, float, float) {});
                 if (fc == 0) {
                     cmax_tile(blk)[(fr + 8 * i) * 4 + part] = cmax;
@@ -373,22 +355,6 @@ __global__ void __launch_bounds__(NRT * attention_threads, attention_dsplit_min_
                                       smem_addr(v_row + ks * CH * HD + (((part * SLICE / 8 + 2 * dp) ^ v_piece) << 3)));
                     mma_bf16_16816(acc[2 * dp], pa, vb[0], vb[1]);
                     mma_bf16_16816(acc[2 * dp + 1], pa, vb[2], vb[3]);
-                }
-            }
-        }
-        if (copies_probs && prev >= 0) {
-            // Collected rows, probability format: block prev's P, final since step 1 recomputed it where the max
-            // moved, and the max it is relative to, which every thread of the vector's fragment row holds (as m
-            // then stood: step 1 is the only place it moves).
-            const float m_ref = __shfl_sync(0xffffffffu, part < 2 ? m[0] : m[1], (pv % 8) * 4);
-            if (prob_line >= 0) {
-                const int b = w.kv_begin / KT + prev; // the block's index in the row
-                *reinterpret_cast<uint4 *>(p.collect_logits + static_cast<int64_t>(prob_line) * p.collect_cap + b * KT +
-                                           (lane % 8) * 8) =
-                    *reinterpret_cast<const uint4 *>(p_tile(prev) + pv * PS + (lane % 8) * 8);
-                if (lane % 8 == 0) {
-                    p.collect_max[static_cast<int64_t>(prob_line) * (p.collect_cap / KT) + b] =
-                        m_ref == -CUDART_INF_F ? 0.0f : m_ref; // publish_p's reference
                 }
             }
         }

@@ -192,16 +192,6 @@ struct attention_params {
     bf16 * collect_logits = nullptr; // [n_collect, H, collect_cap]
     float * collect_lse = nullptr;   // [n_collect, H]
     int64_t collect_cap = 0;
-    // Non-null: collected rows in the probability format instead, for weight-mode sinks (split-D kernel only, no summed
-    // rows; every work item of a segment with collected rows starts at a multiple of attention_kv_block; collect_cap a
-    // multiple of it). For every position t of each KV block b the row's work items cover (whole blocks: masked
-    // positions, those past the row's own position included, hold 0),
-    //     collect_logits[c][h][t] = bf16(P_t),  P_t = 2^(log2(e) q·k_t * scale - m_b),
-    //     collect_max[c][h][t / attention_kv_block] = m_b   (log2 units, the block's reference max),
-    // so the softmax weight exp(q·k_t * scale - lse) = P_t 2^(m_b - log2(e) lse). The kernel has P in shared memory
-    // for its P V product anyway: it copies the collected vectors' rows in whole 128-byte lines, one 16-byte store
-    // per lane, instead of storing each logit pair from the mma fragments (reference/specattn.md section 5.4).
-    float * collect_max = nullptr; // [n_collect, H, collect_cap / attention_kv_block]
     // Summed rows (segments with sum_mask != 0): for a tile's partial slot s and KV head kh,
     //     sum_partial[(s * HK + kh) * sum_cap + t] = bf16(Σ_{summed rows r of the tile, heads h of kh} q_{r,h})·k_t *
     //     scale

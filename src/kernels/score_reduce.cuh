@@ -1,12 +1,11 @@
 // Score reduce of Collect-2-Query (reference/specattn.md §5.4-5.5): after each layer's verify attention, sum the
 // collected bf16 logits of a sink's rows and query heads into one fp32 score per position, in logit mode (Σ s) or
-// weight mode (Σ exp(s − lse), or from probabilities and block maxima: attention_params::collect_max); or, for logit
-// sinks the attention kernel summed itself, its fp32 partial rows per KV head (32 B per position at 8 KV heads, a
-// quarter of the two rows' logits of 32 heads). Bandwidth-bound. A CTA owns 256 positions of one (job, group); each of
-// its 8 warps takes every 8th (row, head) pair of the sink, a lane reading 8 positions with one 16-byte load per pair
-// into fp32 registers; the 8 warp partials are summed through shared memory and written coalesced. Splitting the pairs
-// over warps (rather than looping over all of them in one thread) keeps many independent loads in flight even for one
-// sequence (B 1, 32K: 128 CTAs × 8 warps × 8 loads each).
+// weight mode (Σ exp(s − lse)); or, for logit sinks the attention kernel summed itself, its fp32 partial rows per KV
+// head (32 B per position at 8 KV heads, a quarter of the two rows' logits of 32 heads). Bandwidth-bound. A CTA owns
+// 256 positions of one (job, group); each of its 8 warps takes every 8th (row, head) pair of the sink, a lane reading 8
+// positions with one 16-byte load per pair into fp32 registers; the 8 warp partials are summed through shared memory
+// and written coalesced. Splitting the pairs over warps (rather than looping over all of them in one thread) keeps many
+// independent loads in flight even for one sequence (B 1, 32K: 128 CTAs × 8 warps × 8 loads each).
 //
 // grid: [ceil(max_domain / score_reduce_span), n_jobs, max_groups]; a CTA beyond its job's domain or groups
 // returns at once. Every score is written (never accumulated), so no clearing pass is needed. The sum order
@@ -91,14 +90,7 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
                 s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;
             }
         }
-        if (weight && p.collect_max != nullptr) { // probabilities against their block's max: one exp2 per lane
-            const float f = exp2f(p.collect_max[(c * p.n_head + h) * p.max_row_stride + p0 / attention_kv_block] -
-                                  p.lse[c * p.n_head + h] * log2e);
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; ++j) {
-                acc[j] = fmaf(s[j], f, acc[j]);
-            }
-        } else if (weight) {
+        if (weight) {
             const float l2 = p.lse[c * p.n_head + h] * log2e;
 #pragma unroll
             for (int j = 0; j < score_reduce_vec; ++j) {

@@ -42,16 +42,12 @@ struct score_reduce_job {
 };
 
 struct score_reduce_params {
-    const bf16 * logits = nullptr; // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
-    const float * lse = nullptr;   // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
-    // Non-null: the logit rows are in the probability format (attention_params::collect_max; weight-mode jobs
-    // only): a term is P 2^(m_b − log2(e) lse), m_b = collect_max[(c H + h) max_row_stride + p / 64].
-    const float * collect_max = nullptr;
-    int64_t max_row_stride = 0;              // collect_cap / attention_kv_block
-    const float * partials = nullptr;        // [slots][HK][partial_kv_stride] (partials mode)
-    int64_t partial_kv_stride = 0;           // floats; a multiple of 4 for 16-byte loads
-    int64_t collect_row_stride = 0;          // elements; 16-byte vector loads when both strides are multiples of 8
-    int64_t collect_head_stride = 0;         // elements
+    const bf16 * logits = nullptr;    // [C][H][...]: (c, h, p) at c * collect_row_stride + h * collect_head_stride + p
+    const float * lse = nullptr;      // [C][H]: natural-log log-sum-exp of each (c, h) row (weight mode)
+    const float * partials = nullptr; // [slots][HK][partial_kv_stride] (partials mode)
+    int64_t partial_kv_stride = 0;    // floats; a multiple of 4 for 16-byte loads
+    int64_t collect_row_stride = 0;   // elements; 16-byte vector loads when both strides are multiples of 8
+    int64_t collect_head_stride = 0;  // elements
     const score_reduce_job * jobs = nullptr; // [n_jobs]
     float * scores = nullptr;                // see score_reduce_job
     int64_t n_jobs = 0;

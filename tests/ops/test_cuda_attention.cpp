@@ -39,9 +39,6 @@ enum class collect_rows {
     collect_rows_all,
     collect_rows_sum_first_last,
     collect_rows_sum_all_per_kv_head,
-    // first/last rows collected in the probability format (attention_params::collect_max; weight-mode sinks): the
-    // split-D kernel only, so its cases skip the other kernel.
-    collect_rows_probs_first_last,
 };
 
 struct attn_case {
@@ -191,7 +188,6 @@ TEST_P(attention_test, matches_naive_reference) {
     const bool sum_mode = c.collect == collect_rows::collect_rows_sum_first_last ||
                           c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
     const bool sum_per_kv = c.collect == collect_rows::collect_rows_sum_all_per_kv_head;
-    const bool probs = c.collect == collect_rows::collect_rows_probs_first_last;
     const int64_t sum_groups = sum_per_kv ? c.n_head_kv : 1;
     const int64_t max_len = *std::max_element(c.lens.begin(), c.lens.end());
     const int64_t sum_cap = (max_len / 2 + 2) * 2; // even, past every position
@@ -213,7 +209,7 @@ TEST_P(attention_test, matches_naive_reference) {
                 row.sel_recent = sel_recent[s];
             } else if (c.collect == collect_rows::collect_rows_all) {
                 row.collect = true;
-            } else if (c.collect == collect_rows::collect_rows_first_last || probs) {
+            } else if (c.collect == collect_rows::collect_rows_first_last) {
                 row.collect = i == 0 || i == c.rows[s] - 1;
             } else if (sum_mode && (sum_per_kv || i == 0 || i == c.rows[s] - 1)) {
                 row.sum_target = static_cast<int32_t>(s);
@@ -240,9 +236,6 @@ TEST_P(attention_test, matches_naive_reference) {
     pc.slot_capacity = 8192;
     pc.sel_cap = sel_cap;
     pc.collect_cap = *std::max_element(c.lens.begin(), c.lens.end()) + 5;
-    if (probs) { // whole KV blocks
-        pc.collect_cap = (pc.collect_cap + attention_kv_block - 1) / attention_kv_block * attention_kv_block;
-    }
     pc.invariant = c.invariant;
     pc.invariant_chunk = c.chunk;
     pc.sum_cap = sum_cap;
@@ -251,10 +244,6 @@ TEST_P(attention_test, matches_naive_reference) {
     attention_plan_build(rows, pc, plan);
     if (split_d && plan.split_d_row_tiles == 0) {
         GTEST_SKIP() << c.name << ": tiles of more than 32 query vectors (attention.cuh only)";
-    }
-    if (probs && !attention_collect_probs_fit(plan, pc)) {
-        ASSERT_FALSE(split_d) << c.name << ": the split-D plan should take the probability format";
-        GTEST_SKIP() << c.name << ": the probability format needs the split-D kernel";
     }
 
     const device_buffer d_q = upload(q);
@@ -272,9 +261,6 @@ TEST_P(attention_test, matches_naive_reference) {
     const size_t cs_n = static_cast<size_t>((plan.n_collect + 1) * n_head);
     const device_buffer d_cl = upload(std::vector<uint16_t>(cl_n, f32_to_bf16(nan_f)));
     const device_buffer d_cs = upload(std::vector<float>(cs_n, nan_f));
-    const int64_t max_stride = pc.collect_cap / attention_kv_block; // the probability format's block maxima
-    const size_t cm_n = static_cast<size_t>((plan.n_collect + 1) * n_head * max_stride);
-    const device_buffer d_cm = upload(std::vector<float>(cm_n, nan_f));
 
     const attention_plan_device dev = d_plan.view();
     attention_params p = attention_params_from_plan(plan, pc, dev);
@@ -292,7 +278,6 @@ TEST_P(attention_test, matches_naive_reference) {
     p.n_layer = n_layer;
     p.collect_logits = bptr(d_cl);
     p.collect_lse = dptr<float>(d_cs);
-    p.collect_max = probs ? dptr<float>(d_cm) : nullptr;
     const size_t part_n = static_cast<size_t>(std::max<int64_t>(plan.n_sum_slots, 1) * c.n_head_kv * sum_cap);
     const device_buffer d_part = upload(std::vector<float>(part_n, nan_f));
     p.sum_partial = dptr<float>(d_part);
@@ -301,7 +286,6 @@ TEST_P(attention_test, matches_naive_reference) {
     const std::vector<float> out = from_bf16(download<uint16_t>(d_out, out_n));
     const std::vector<float> cl = from_bf16(download<uint16_t>(d_cl, cl_n));
     const std::vector<float> cs = download<float>(d_cs, cs_n);
-    const std::vector<float> cm = download<float>(d_cm, cm_n);
 
     // Reference in double over the same bf16 values; collected rows checked entry by entry.
     std::vector<float> ref(static_cast<size_t>(n_rows * n_head * hd));
@@ -361,34 +345,8 @@ TEST_P(attention_test, matches_naive_reference) {
                 continue;
             }
             const float * got = cl.data() + (ci * n_head + h) * pc.collect_cap;
-            const double want_lse = mx + std::log(sum);
-            if (probs) {
-                // Softmax weights from the probabilities and their block maxima against the kernel's own LSE (checked
-                // below): every attended position; 0 in the row's blocks past its position; untouched further on.
-                const float * got_max = cm.data() + (ci * n_head + h) * max_stride;
-                const double lse2 = static_cast<double>(cs[static_cast<size_t>(ci * n_head + h)]) / std::log(2.0);
-                size_t j = 0;
-                for (int64_t t = 0; t < pc.collect_cap; ++t) {
-                    if (j < attended.size() && attended[j] == t) {
-                        const double want = std::exp(sc[j++] - want_lse);
-                        const double w = got[t] * std::exp2(got_max[t / attention_kv_block] - lse2);
-                        ASSERT_LE(std::fabs(w - want), 1e-6 + 1e-2 * want)
-                            << c.name << ": weight of collected row " << ci << " head " << h << " position " << t;
-                        ++n_logits;
-                    } else if (t / attention_kv_block == row.pos / attention_kv_block) {
-                        ASSERT_EQ(got[t], 0.0f) << c.name << ": collected row " << ci << " head " << h << " position "
-                                                << t << " past the row in its block";
-                    } else {
-                        ASSERT_TRUE(std::isnan(got[t]) || (t > row.pos && got[t] == 0.0f))
-                            << c.name << ": collected row " << ci << " head " << h << " position " << t;
-                    }
-                }
-                for (int64_t b = 0; b <= row.pos / attention_kv_block; ++b) {
-                    ASSERT_TRUE(std::isfinite(got_max[b])) << c.name << ": block max " << b << " of row " << ci;
-                }
-            }
             size_t j = 0;
-            for (int64_t t = 0; t < pc.collect_cap && !probs; ++t) {
+            for (int64_t t = 0; t < pc.collect_cap; ++t) {
                 if (j < attended.size() && attended[j] == t) {
                     const double want = sc[j++];
                     ASSERT_LE(std::fabs(got[t] - want), 2e-3 + 8e-3 * std::fabs(want))
@@ -399,6 +357,7 @@ TEST_P(attention_test, matches_naive_reference) {
                         << c.name << ": collect row " << ci << " head " << h << " wrote unattended position " << t;
                 }
             }
+            const double want_lse = mx + std::log(sum);
             const double e = std::fabs(cs[static_cast<size_t>(ci * n_head + h)] - want_lse);
             lse_err = std::max(lse_err, e);
             ASSERT_LE(e, 1e-3 * std::max(1.0, std::fabs(want_lse))) << c.name << ": lse of collected row " << ci;
@@ -496,9 +455,6 @@ TEST_P(attention_test, matches_naive_reference) {
     for (size_t i = static_cast<size_t>(plan.n_collect * n_head); i < cs_n; ++i) {
         ASSERT_TRUE(std::isnan(cs[i])) << c.name << ": wrote an LSE past the last collected row";
     }
-    for (size_t i = static_cast<size_t>(plan.n_collect * n_head * max_stride); i < cm_n; ++i) {
-        ASSERT_TRUE(std::isnan(cm[i])) << c.name << ": wrote a block max past the last collected row";
-    }
     const double err = rel_l2(out.data(), ref.data(), ref.size());
     EXPECT_LE(err, tol_attention) << c.name << " (" << plan.work.size() << " CTAs, " << plan.n_slots << " slots)";
     for (size_t i = ref.size(); i < out_n; ++i) {
@@ -514,7 +470,6 @@ constexpr collect_rows fl = collect_rows::collect_rows_first_last;
 constexpr collect_rows all_rows = collect_rows::collect_rows_all;
 constexpr collect_rows sum_fl = collect_rows::collect_rows_sum_first_last;
 constexpr collect_rows sum_all_kv = collect_rows::collect_rows_sum_all_per_kv_head;
-constexpr collect_rows probs_fl = collect_rows::collect_rows_probs_first_last;
 } // namespace
 
 INSTANTIATE_TEST_SUITE_P(
@@ -570,14 +525,6 @@ INSTANTIATE_TEST_SUITE_P(
             attn_case{"collect_window_g4_d128", {7}, {500}, 4, 2, 128, 16, 100, {}, 8, fl},
             attn_case{"collect_prefill_97rows_all_g1_d48", {97}, {150}, 1, 2, 48, 16, 0, {}, 8, all_rows},
             attn_case{"collect_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, fl},
-            // the probability format (weight-mode sinks): split and unsplit, batches, one row tile to four
-            attn_case{"probs_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, probs_fl},
-            attn_case{"probs_verify_7rows_len4099_nosplit_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, probs_fl, 1},
-            attn_case{"probs_batch_g4_d64_ps7", {7, 7, 1, 2}, {4099, 17, 300, 7}, 4, 2, 64, 7, 0, {}, 8, probs_fl},
-            attn_case{"probs_with_sparse_rows_g4_d128", {7, 1}, {4099, 4099}, 4, 2, 128, 16, 0, {-1, 287}, 8, probs_fl},
-            attn_case{"inv_probs_verify_7rows_g4_d128_ps7", {7}, {4099}, 4, 2, 128, 7, 0, {}, 8, probs_fl, 132, true},
-            attn_case{"inv_probs_verify_8rows_g8_d64", {8, 1}, {4099, 17}, 8, 1, 64, 16, 0, {}, 8, probs_fl, 132, true},
-            attn_case{"inv_probs_1_7_1_g1_d64", {1, 7, 1}, {1, 4099, 97}, 1, 4, 64, 16, 0, {}, 8, probs_fl, 132, true},
             // summed rows (logit mode in the kernel): split and unsplit, one row tile or several per warp or per CTA
             attn_case{"sum_verify_7rows_len4099_split_g4_d128", {7}, {4099}, 4, 2, 128, 16, 0, {}, 8, sum_fl},
             attn_case{"sum_batch_nosplit_g8_d128", {7, 7, 1}, {4099, 97, 300}, 8, 1, 128, 16, 0, {}, 8, sum_fl, 1},

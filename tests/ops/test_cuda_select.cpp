@@ -39,14 +39,11 @@ std::vector<int32_t> oracle_top_k(const float * score, int64_t n, int64_t k, boo
 struct reduce_case {
     int64_t n_head, n_head_kv, n_collect, head_stride;
     bool discard = false; // score_reduce_params::discard: lines dropped once read must still give every score
-    // The probability format (attention_params::collect_max): the rows hold P against each 64-position block's
-    // max, the jobs are weight mode.
-    bool probs = false;
     std::string name() const {
-        char buf[112];
-        std::snprintf(buf, sizeof(buf), "H%lld_HK%lld_C%lld_stride%lld%s%s", static_cast<long long>(n_head),
+        char buf[96];
+        std::snprintf(buf, sizeof(buf), "H%lld_HK%lld_C%lld_stride%lld%s", static_cast<long long>(n_head),
                       static_cast<long long>(n_head_kv), static_cast<long long>(n_collect),
-                      static_cast<long long>(head_stride), discard ? "_discard" : "", probs ? "_probs" : "");
+                      static_cast<long long>(head_stride), discard ? "_discard" : "");
         return buf;
     }
 };
@@ -81,29 +78,6 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
             lse[static_cast<size_t>(c * H + h)] = static_cast<float>(mx + std::log(s));
         }
     }
-    // The probability format: the rows as the attention kernel writes them (bf16 P against the block's max, in log2
-    // units) and the maxima; the reference below reads the same P.
-    const int64_t max_stride = (hs + attention_kv_block - 1) / attention_kv_block;
-    std::vector<float> block_max(static_cast<size_t>(C * H * max_stride), nan_f);
-    constexpr double log2e = 1.4426950408889634;
-    if (rc.probs) {
-        for (int64_t c = 0; c < C; ++c) {
-            for (int64_t h = 0; h < H; ++h) {
-                float * row = logits.data() + c * rs + h * hs;
-                for (int64_t b = 0; b * attention_kv_block < valid[static_cast<size_t>(c)]; ++b) {
-                    const int64_t end = std::min((b + 1) * attention_kv_block, valid[static_cast<size_t>(c)]);
-                    float m = -INFINITY;
-                    for (int64_t q = b * attention_kv_block; q < end; ++q) {
-                        m = std::max(m, static_cast<float>(row[q] * log2e));
-                    }
-                    block_max[static_cast<size_t>((c * H + h) * max_stride + b)] = m;
-                    for (int64_t q = b * attention_kv_block; q < end; ++q) {
-                        row[q] = bf16_round(static_cast<float>(std::exp2(row[q] * log2e - m)));
-                    }
-                }
-            }
-        }
-    }
     // Sinks: rows, domain, mode and grouping vary; domains never exceed the rows' valid lengths.
     std::vector<score_reduce_job> jobs;
     int64_t out_size = 0;
@@ -113,11 +87,8 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
     for (int64_t c0 = 0; c0 < C; ++c0) {
         for (int64_t nr = 1; nr <= 2 && c0 + nr <= C; ++nr) {
             for (int mode = 0; mode < 2; ++mode) {
-                if (rc.discard && (nr != 2 || c0 % 2 != 0 || (!rc.probs && mode != c0 / 2 % 2))) {
+                if (rc.discard && (nr != 2 || c0 % 2 != 0 || mode != c0 / 2 % 2)) {
                     continue; // with discard every row has one reader: rows (0, 1), (2, 3), ...
-                }
-                if (rc.probs && mode == 0) {
-                    continue; // probabilities serve weight mode only
                 }
                 score_reduce_job j;
                 j.collect0 = static_cast<int32_t>(c0);
@@ -155,7 +126,6 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
                   cudaSuccess);
     }
     const device_buffer d_lse = upload(lse);
-    const device_buffer d_max = upload(block_max);
     const device_buffer d_jobs = upload(jobs);
     const device_buffer d_scores = upload(std::vector<float>(static_cast<size_t>(out_size), nan_f));
     score_reduce_params p;
@@ -174,8 +144,6 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
     p.max_domain = max_domain;
     p.max_groups = HK;
     p.discard = rc.discard;
-    p.collect_max = rc.probs ? dptr<float>(d_max) : nullptr;
-    p.max_row_stride = max_stride;
     launch_score_reduce(p, nullptr);
     const std::vector<float> out = download<float>(d_scores, static_cast<size_t>(out_size));
 
@@ -192,13 +160,9 @@ void run_reduce_case(const reduce_case & rc, uint32_t seed) {
                 for (int64_t h = g * per_group; h < (g + 1) * per_group; ++h) {
                     const float * row = logits.data() + c * rs + h * hs;
                     const float l = lse[static_cast<size_t>(c * H + h)];
-                    const float * maxima = block_max.data() + (c * H + h) * max_stride;
                     for (int64_t q = 0; q < j.domain; ++q) {
                         const float f =
-                            rc.probs
-                                ? static_cast<float>(row[q] * std::exp2(maxima[q / attention_kv_block] - l * log2e))
-                            : j.mode == score_reduce_mode::score_reduce_mode_logit ? row[q]
-                                                                                   : std::exp(row[q] - l);
+                            j.mode == score_reduce_mode::score_reduce_mode_logit ? row[q] : std::exp(row[q] - l);
                         acc[static_cast<size_t>(q)] += f;
                         mag = std::max(mag, static_cast<double>(std::fabs(f)));
                     }
@@ -233,10 +197,6 @@ TEST(cuda_select, score_reduce_matches_cpu_sums) {
         // Rows of 2048 (whole 128-byte lines where the row starts on one: collect row 0) dropped as they are read;
         // weight and logit jobs, one reader per row.
         {16, 2, 4, 2048, true},
-        // The probability format: scalar and vector paths, and dropped as read.
-        {12, 4, 5, 97, false, true},
-        {32, 8, 4, 2056, false, true},
-        {16, 2, 4, 2048, true, true},
     };
     uint32_t seed = 11;
     for (const reduce_case & rc : cases) {

@@ -119,9 +119,9 @@ TEST(cuda_spec, sinks_and_held_lists_match_the_cpu_reference) {
     EXPECT_THROW(gpu.select_top_k(s_gpu, 9, 5), error) << "no such sink";
 }
 
-// Weight-mode sinks of verifications (7 rows: the batch-invariant split-D plan), whose rows the attention writes in
-// the probability format (attention_params::collect_max): a shared and a per-KV-head sink of the same rows (two
-// readers: kept in memory), then one sink alone (one reader: kept in L2 and dropped as read). Scores as the CPU's.
+// Weight-mode sinks of verifications (7 rows: the batch-invariant split-D plan, per-head logit rows reduced after
+// the attention): a shared and a per-KV-head sink of the same rows (two readers: the rows stay in memory), then one
+// sink alone (one reader: kept in L2 and dropped as read, cuda_selection::put_jobs). Scores as the CPU's.
 TEST(cuda_spec, verify_weight_sinks_match_the_cpu_reference) {
     SPECATTN_REQUIRE_GPU();
     const model m = load_model(fixtures + "llama_gqa_llama3rope_bf16");
@@ -154,7 +154,7 @@ TEST(cuda_spec, verify_weight_sinks_match_the_cpu_reference) {
         std::vector<score_sink> sinks = pass;
         for (score_sink & s : sinks) {
             s.domain = n + 1; // the first row's prefix and itself
-            s.rows = {static_cast<int32_t>(n), static_cast<int32_t>(n + 6)};
+            s.rows = {0, 6};  // batch rows: the pass's first and last
         }
         verify(cpu, kv_cpu, sinks);
         verify(gpu, kv_gpu, sinks);

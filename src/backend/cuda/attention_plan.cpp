@@ -391,27 +391,8 @@ bool attention_split_d_from_env() {
 
 int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
                                  int64_t sum_cap) {
-    return plan.n_collect * n_head *
-               (collect_cap * static_cast<int64_t>(sizeof(bf16)) +
-                collect_cap / attention_kv_block * static_cast<int64_t>(sizeof(float))) +
+    return plan.n_collect * n_head * collect_cap * static_cast<int64_t>(sizeof(bf16)) +
            plan.n_sum_slots * n_head_kv * sum_cap * static_cast<int64_t>(sizeof(float));
-}
-
-bool attention_collect_probs_fit(const attention_plan & plan, const attention_plan_config & cfg) {
-    static const bool allowed = [] {
-        const char * e = std::getenv("SPECATTN_COLLECT_PROBS");
-        return e == nullptr || e[0] != '0';
-    }();
-    if (!allowed || plan.n_collect == 0 || plan.split_d_row_tiles == 0 || plan.n_sum_slots > 0 ||
-        cfg.sliding_window > 0 || cfg.collect_cap % attention_kv_block != 0) {
-        return false;
-    }
-    for (const attention_work & w : plan.work) {
-        if (plan.segs[static_cast<size_t>(w.seg)].collect_mask != 0 && w.kv_begin % attention_kv_block != 0) {
-            return false;
-        }
-    }
-    return true;
 }
 
 bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes) {

@@ -140,8 +140,8 @@ struct attention_plan {
 void attention_plan_build(const std::vector<attention_plan_row> & rows, const attention_plan_config & cfg,
                           attention_plan & plan);
 
-// Bytes of a plan's side rows: Collect-2-Query's logit rows (bf16, collect_cap per collected row and query head; in
-// the probability format also a max per KV block) and summed partial rows (fp32, sum_cap per slot and KV head).
+// Bytes of a plan's side rows: Collect-2-Query's logit rows (bf16, collect_cap per collected row and query head) and
+// summed partial rows (fp32, sum_cap per slot and KV head).
 int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
                                  int64_t sum_cap);
 // Whether a pass whose side rows take row_bytes should keep them in L2 for the score reduce: KV copies evict-first
@@ -151,14 +151,6 @@ int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, in
 // from 209.6 to 202.1, while at 8 x 128K (134 MB, no fit) KV copies evict-first slowed plain verify by 1.6%.
 // SPECATTN_COLLECT_IN_L2=0 turns it off.
 bool attention_side_rows_in_l2(int64_t row_bytes, int64_t l2_bytes);
-
-// Whether the plan's collected rows can take the probability format (attention_params::collect_max, for weight-mode
-// sinks): the split-D kernel without summed rows (its summing instance leaves the copy out: registers), no sliding
-// window (positions before a window would stay unwritten), a collect_cap of
-// whole KV blocks, and every work item of a segment with collected rows starting at a block boundary (invariant
-// plans always; heuristic ones from position 0). The H100 (2026-12-07) took weight-mode verify attention (7 rows, G
-// = 4) from +9.1% over plain verify to ... at 1 x 128K. SPECATTN_COLLECT_PROBS=0 turns it off.
-bool attention_collect_probs_fit(const attention_plan & plan, const attention_plan_config & cfg);
 
 // Device addresses of the plan's arrays, however the caller uploaded them.
 struct attention_plan_device {

@@ -176,7 +176,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     off.row_n_split = meta.put(plan.row_n_split);
     off.segs = meta.put(plan.segs);
     off.work = meta.put(plan.work);
-    sel.put_jobs(batch, kv, r_begin, r_end, plan_rows, plan, pc, meta);
+    sel.put_jobs(batch, kv, r_begin, r_end, plan_rows, plan, meta);
     off.page_table = meta.put(plan.page_table);
     sel.put_top_k_jobs(meta);
 

@@ -102,11 +102,6 @@ void launch_attention(const attention_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_sum_slots == 0 || (p.sum_partial != nullptr && p.sum_cap % 2 == 0 &&
                                           reinterpret_cast<uintptr_t>(p.sum_partial) % 8 == 0),
                    "attention: summed rows need an 8-byte aligned partial buffer with an even row length");
-    SPECATTN_CHECK(p.collect_max == nullptr ||
-                       (p.split_d_row_tiles > 0 && p.n_sum_slots == 0 && p.collect_cap % attention_kv_block == 0 &&
-                        reinterpret_cast<uintptr_t>(p.collect_logits) % 16 == 0),
-                   "attention: collected rows in the probability format need the split-D kernel, no summed rows, "
-                   "16-byte aligned rows and whole KV blocks (attention_collect_probs_fit)");
     if (p.n_work == 0) {
         return;
     }

@@ -301,11 +301,6 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
     if (collect_lse_.bytes() < lse_bytes) {
         collect_lse_ = device_buffer(lse_bytes * 2);
     }
-    const auto max_bytes = static_cast<size_t>(n_collect * hp_.n_head * (collect_cap_ / attention_kv_block)) *
-                           sizeof(float); // the probability format's block maxima
-    if (collect_max_.bytes() < max_bytes) {
-        collect_max_ = device_buffer(max_bytes + max_bytes / 4);
-    }
     cfg.sel_cap = sel_cap_;
     cfg.collect_cap = collect_cap_;
     cfg.sum_cap = sum_cap_;
@@ -313,7 +308,7 @@ void cuda_selection::plan_rows(const forward_batch & batch, int64_t r_begin, int
 
 void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
                               const std::vector<attention_plan_row> & rows, const attention_plan & plan,
-                              const attention_plan_config & cfg, meta_words & meta) {
+                              meta_words & meta) {
     const int64_t n = r_end - r_begin;
 
     // Score reduce: each sink's rows are consecutive collect indices of this pass (the plan numbers the rows
@@ -367,12 +362,6 @@ void cuda_selection::put_jobs(const forward_batch & batch, const kv_block_manage
         reduce_max_groups_ = std::max<int64_t>(reduce_max_groups_, l.n_groups);
     }
     n_reduce_ = static_cast<int64_t>(reduce.size());
-    // Weight-mode rows are copied as probabilities where the plan allows and no logit sink reads the rows.
-    collect_probs_ = attention_collect_probs_fit(plan, cfg);
-    for (const score_reduce_job & j : reduce) {
-        collect_probs_ = collect_probs_ && (j.mode == score_reduce_mode::score_reduce_mode_weight ||
-                                            j.mode == score_reduce_mode::score_reduce_mode_partials);
-    }
     // The side rows stay in L2 for the reduce, which drops them once read, where they fit and no row is read by two
     // sinks (a shared and a per-KV-head sink of the same rows): score_reduce_params::discard.
     std::vector<int32_t> readers(static_cast<size_t>(n_collected + plan.n_sum_slots), 0);
@@ -503,9 +492,7 @@ std::vector<int64_t> cuda_selection::launch_signature() const {
             ptr(kmax_),
             sum_cap_,
             ptr(sum_partial_),
-            ptr(collect_max_),
-            collect_probs_ ? 1 : 0,
-            side_rows_in_l2_ ? 1 : 0}; // kernel parameters of the attention and the reduce
+            side_rows_in_l2_ ? 1 : 0}; // a kernel parameter of the attention and the reduce
 }
 
 // ---- launches ----------------------------------------------------------------------------------------------------
@@ -584,7 +571,6 @@ void cuda_selection::attention_fields(int64_t layer, attention_params & ap) cons
         ap.collect_logits = collect_logits_.as<bf16>();
         ap.collect_lse = collect_lse_.as<float>();
         ap.collect_cap = collect_cap_;
-        ap.collect_max = collect_probs_ ? collect_max_.as<float>() : nullptr;
     }
 }
 
@@ -595,8 +581,6 @@ void cuda_selection::after_attention(int64_t layer, cudaStream_t stream) {
     score_reduce_params p;
     p.logits = collect_logits_.as<bf16>();
     p.lse = collect_lse_.as<float>();
-    p.collect_max = collect_probs_ ? collect_max_.as<float>() : nullptr;
-    p.max_row_stride = collect_cap_ / attention_kv_block;
     p.collect_row_stride = hp_.n_head * collect_cap_;
     p.collect_head_stride = collect_cap_;
     p.partials = sum_partial_.as<float>();

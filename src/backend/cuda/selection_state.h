@@ -70,8 +70,7 @@ class cuda_selection {
                    attention_plan_config & cfg);
     // The pass's jobs into its metadata, after the plan is built from `rows` (plan_rows' output).
     void put_jobs(const forward_batch & batch, const kv_block_manager & kv, int64_t r_begin, int64_t r_end,
-                  const std::vector<attention_plan_row> & rows, const attention_plan & plan,
-                  const attention_plan_config & cfg, meta_words & meta);
+                  const std::vector<attention_plan_row> & rows, const attention_plan & plan, meta_words & meta);
     // The queued top-k jobs, last in the metadata: they run outside a captured graph, so their count may change
     // without changing the graph's parameters.
     void put_top_k_jobs(meta_words & meta);
@@ -148,10 +147,6 @@ class cuda_selection {
     device_buffer collect_logits_;
     device_buffer collect_lse_;
     int64_t collect_cap_ = 0;
-    // The pass's collected rows are all weight-mode sinks' and take the probability format
-    // (attention_params::collect_max, attention_collect_probs_fit): [n_collect][H][collect_cap / 64] block maxima.
-    bool collect_probs_ = false;
-    device_buffer collect_max_;
     // Logit-mode sinks summed by the attention kernel itself (attention_plan_row::sum_target = the sink's index in
     // the batch): no per-head logit rows, only fp32 partial rows per KV head [slots][HK][sum_cap], which the score
     // reduce adds up. SPECATTN_FUSED_COLLECT=0 turns this off (A/B against the logit rows).
