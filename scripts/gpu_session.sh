@@ -11,6 +11,7 @@
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh verifyprof # why verify attention trails
 #                                                                             # decode: Nsight Compute side by side
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh durations # attention vs combine device time
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh collectprof # weight mode vs plain verify (ncu)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -162,6 +163,20 @@ verifyprof)
         grep -E "Duration|DRAM Throughput|Issued Ipc|Eligible|Active Warps|Registers Per|Executed Instructions  |dram__bytes" \
             "$OUT/$name.txt" | head -14
         grep -E "stalled_.*ratio" "$OUT/$name.txt" | awk '$NF + 0 >= 0.05' | sed 's/smsp__average_warps_issue_//'
+    done
+    ;;
+collectprof)
+    # Collect-2-Query's weight mode against plain verify (engine plan at 1 x 128K): the attention and the combine of
+    # one launch each, DRAM bytes read and written, L2 bytes, instructions and the stalls that a side output adds.
+    for c in ${CASES:-verify7:1:131072:inv4032 verify7+collect:1:131072:inv4032}; do
+        name=ncu_$(echo "$c" | cut -d: -f1 | tr + _)
+        timeout 90 ncu --clock-control none -k regex:"attention_" -c 2 --section SpeedOfLight --section WarpStateStats \
+            --section InstructionStats --metrics dram__bytes_read.sum,dram__bytes_write.sum,lts__t_bytes.sum \
+            kernel_bench --reps 3 --only "$c" >"$OUT/$name.txt" 2>&1
+        echo "== $c"
+        grep -E "attention_[a-z_]*kernel|Duration|DRAM Throughput|Executed Instructions  |dram__bytes|lts__t_bytes" \
+            "$OUT/$name.txt" | cut -c1-120 | head -20
+        grep -E "Stall|stall" "$OUT/$name.txt" | head -8
     done
     ;;
 durations)
