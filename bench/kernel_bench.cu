@@ -380,6 +380,14 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     p.stream_kv = attention_side_rows_in_l2(
         attention_side_row_bytes(plan, n_head, n_head_kv, pc.collect_cap, pc.sum_cap), prop.l2CacheSize);
     rp.discard = p.stream_kv;
+    // Diagnostic (SPECATTN_BENCH_ALIAS_COLLECT=1): every collected row of a launch writes (and the reduce reads) the
+    // same row of collect_cap entries, 256 KB at 128K, which stays in L2: against the normal rows it shows what the
+    // rows' traffic to memory costs, apart from the kernel's work of collecting (the values are garbage).
+    if (const char * e = std::getenv("SPECATTN_BENCH_ALIAS_COLLECT"); e != nullptr && e[0] == '1') {
+        p.collect_cap = 0;
+        rp.collect_row_stride = 0;
+        rp.collect_head_stride = 0;
+    }
 
     // Bytes the kernel must move, from the plan.
     result res;
