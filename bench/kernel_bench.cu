@@ -382,11 +382,14 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     rp.discard = p.stream_kv;
     // Diagnostic (SPECATTN_BENCH_ALIAS_COLLECT=1): every collected row of a launch writes (and the reduce reads) the
     // same row of collect_cap entries, 256 KB at 128K, which stays in L2: against the normal rows it shows what the
-    // rows' traffic to memory costs, apart from the kernel's work of collecting (the values are garbage).
+    // rows' traffic to memory costs, apart from the kernel's work of collecting (the values are garbage). That row
+    // has every job as its reader, so the reduce must not drop it (score_reduce_params::discard: one reader per row):
+    // dropped lines would be read back from HBM.
     if (const char * e = std::getenv("SPECATTN_BENCH_ALIAS_COLLECT"); e != nullptr && e[0] == '1') {
         p.collect_cap = 0;
         rp.collect_row_stride = 0;
         rp.collect_head_stride = 0;
+        rp.discard = false;
     }
 
     // Bytes the kernel must move, from the plan.
