@@ -44,6 +44,7 @@
 
 #include "kernels/common.cuh"
 #include "kernels/mma.cuh"
+#include "kernels/paged_kv.h"
 
 #include <math_constants.h>
 
@@ -317,7 +318,7 @@ __device__ __forceinline__ float * sum_row_of(const attention_params & p, const 
 struct work_rows {
     const int32_t * pages = nullptr;
     const int32_t * list = nullptr; // nullptr: dense rows
-    int64_t head_off = 0;           // the KV head's first row within a page
+    int32_t kv_head = 0;
 };
 
 __device__ __forceinline__ work_rows work_rows_of(const attention_params & p, const attention_segment & sg,
@@ -328,7 +329,7 @@ __device__ __forceinline__ work_rows work_rows_of(const attention_params & p, co
         k.list =
             p.sel_pos + ((static_cast<int64_t>(sg.sel) * p.n_layer + p.layer) * p.n_head_kv + w.kv_head) * p.sel_cap;
     }
-    k.head_off = static_cast<int64_t>(w.kv_head) * p.page_size;
+    k.kv_head = w.kv_head;
     return k;
 }
 
@@ -343,9 +344,20 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
     if (k.list != nullptr) {
         t = v < sg.sel_n ? k.list[v] : sg.sel_recent + (v - sg.sel_n);
     }
+    // Page and slot of t: a shift and a mask for power-of-two pages (the engine's default 16), where the division by
+    // a run-time page size would cost the offset warps ~25 instructions per position (sass_ops.py) while the other
+    // warps wait for them at the block's barrier.
     const int page_size = static_cast<int>(p.page_size);
-    const int64_t page = k.pages[t / page_size];
-    return (page * p.n_head_kv * page_size + k.head_off + t % page_size) * p.head_dim;
+    int page_index;
+    int slot;
+    if (p.page_shift >= 0) {
+        page_index = t >> p.page_shift;
+        slot = t & (page_size - 1);
+    } else {
+        page_index = t / page_size;
+        slot = t % page_size;
+    }
+    return paged_kv_page_offset(k.pages[page_index], k.kv_head, slot, p.n_head_kv, page_size, p.head_dim);
 }
 
 // Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows
