@@ -801,6 +801,25 @@ TEST(attention_plan, summed_rows_take_no_collect_index_and_get_a_partial_slot_pe
     EXPECT_THROW(attention_plan_build(rows, cfg, plan), error);
 }
 
+// attention_params::page_shift (no GPU needed): log2 of power-of-two page sizes, where row_offset shifts instead of
+// dividing; -1 for the others (the GPU tests' odd page sizes), which keep the division.
+TEST(attention_plan, page_shift_only_for_power_of_two_pages) {
+    const std::vector<int32_t> pages = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (const auto & [page_size, shift] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 0}, {2, 1}, {16, 4}, {64, 6}, {1024, 10}, {3, -1}, {17, -1}, {48, -1}, {1000, -1}}) {
+        attention_plan_config cfg;
+        cfg.n_head = 8;
+        cfg.n_head_kv = 2;
+        cfg.page_size = page_size;
+        cfg.slot_capacity = 4096;
+        const std::vector<attention_plan_row> rows = {attention_plan_row{&pages, 0, 0}};
+        attention_plan plan;
+        attention_plan_build(rows, cfg, plan);
+        EXPECT_EQ(attention_params_from_plan(plan, cfg, attention_plan_device{}).page_shift, shift)
+            << "page size " << page_size;
+    }
+}
+
 // attention_work::early_copy (no GPU needed): a dense work item may copy its first two KV blocks before waiting for
 // the grid ahead only when none of their pages is one the batch's rows append to, by physical page (a page another
 // sequence shares counts too); sparse work never.
