@@ -4,6 +4,7 @@
 #include "core/check.h"
 
 #include <algorithm>
+#include <bit>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
@@ -455,12 +456,8 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.n_head = cfg.n_head;
     p.n_head_kv = cfg.n_head_kv;
     p.page_size = cfg.page_size;
-    if ((cfg.page_size & (cfg.page_size - 1)) == 0) {
-        p.page_shift = 0;
-        while ((int64_t{1} << p.page_shift) < cfg.page_size) {
-            ++p.page_shift;
-        }
-    }
+    const auto page_size = static_cast<uint64_t>(cfg.page_size);
+    p.page_shift = std::has_single_bit(page_size) ? std::countr_zero(page_size) : -1;
     p.sliding_window = cfg.sliding_window;
     p.sel_cap = cfg.sel_cap;
     p.collect_cap = cfg.collect_cap;
