@@ -318,7 +318,7 @@ __device__ __forceinline__ float * sum_row_of(const attention_params & p, const 
 struct work_rows {
     const int32_t * pages = nullptr;
     const int32_t * list = nullptr; // nullptr: dense rows
-    int32_t kv_head = 0;
+    int32_t kv_head = 0;            // the work's KV head
 };
 
 __device__ __forceinline__ work_rows work_rows_of(const attention_params & p, const attention_segment & sg,
@@ -344,20 +344,10 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
     if (k.list != nullptr) {
         t = v < sg.sel_n ? k.list[v] : sg.sel_recent + (v - sg.sel_n);
     }
-    // Page and slot of t: a shift and a mask for power-of-two pages (the engine's default 16), where the division by
-    // a run-time page size would cost the offset warps ~25 instructions per position (sass_ops.py) while the other
-    // warps wait for them at the block's barrier.
+    // In 32 bits and with the plan's page_shift: the other warps wait for these offsets at the block's barrier.
     const int page_size = static_cast<int>(p.page_size);
-    int page_index;
-    int slot;
-    if (p.page_shift >= 0) {
-        page_index = t >> p.page_shift;
-        slot = t & (page_size - 1);
-    } else {
-        page_index = t / page_size;
-        slot = t % page_size;
-    }
-    return paged_kv_page_offset(k.pages[page_index], k.kv_head, slot, p.n_head_kv, page_size, p.head_dim);
+    const paged_kv_place<int> at = paged_kv_place_of(t, page_size, static_cast<int>(p.page_shift));
+    return paged_kv_page_offset(k.pages[at.index], k.kv_head, at.slot, p.n_head_kv, page_size, p.head_dim);
 }
 
 // Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows

@@ -52,9 +52,9 @@ __global__ void fill_kv_synthetic_kernel(bf16 * k_pool, bf16 * v_pool, const int
         const int64_t p = i / (head_dim * n_head_kv) % n_pos;
         const int64_t l = i / (head_dim * n_head_kv * n_pos);
         const int64_t e = ((l * n_pos + p) * n_head_kv_total + head_begin + h) * head_dim + d; // logical element
+        const paged_kv_place<int64_t> at = paged_kv_place_of(p, page_size);
         const int64_t off =
-            l * layer_elems +
-            paged_kv_page_offset(pages[p / page_size], h, p % page_size, n_head_kv, page_size, head_dim) + d;
+            l * layer_elems + paged_kv_page_offset(pages[at.index], h, at.slot, n_head_kv, page_size, head_dim) + d;
         k_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e, 1.0f));
         v_pool[off] = __float2bfloat16(fill_uniform(seed, 2 * e + 1, 1.0f));
     }

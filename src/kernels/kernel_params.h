@@ -179,7 +179,8 @@ struct attention_params {
     int64_t n_head_kv = 0;
     int64_t head_dim = 0; // even, <= 256
     int64_t page_size = 0;
-    int64_t page_shift = -1;    // log2(page_size) where page_size is a power of two, else -1
+    int64_t page_shift = -1;    // paged_kv_place_of's: log2(page_size) for power-of-two pages, else -1 (from the plan:
+                                // computed in the kernel it cost 8 bytes of spills)
     int64_t sliding_window = 0; // 0: full causal attention
     float scale = 1.0f;         // softmax scale, 1/sqrt(D)
     // Sparse draft rows (segments with sel >= 0): the selection lists, written by the selection kernels.

@@ -3,7 +3,8 @@
 //
 // Storage: one K pool and one V pool, each
 //     [n_layer][n_pages][n_head_kv][page_size][head_dim]     (f32 on the CPU backend; bf16 on CUDA)
-// A sequence's token at position pos lives in physical page  pages[pos / page_size]  at slot  pos % page_size.
+// A sequence's token at position pos lives in physical page  pages[pos / page_size]  at slot  pos % page_size
+// (paged_kv_place_of).
 // A sequence's page list is shared by all layers: page p means the same index in every layer's pool.
 //
 // Why heads outside slots inside a page (HND): a GQA-packed decode/verify kernel owns one KV head and streams its
@@ -26,6 +27,23 @@ namespace specattn {
 SPECATTN_KV_HD inline int64_t paged_kv_page_offset(int64_t page, int64_t head, int64_t slot, int64_t n_head_kv,
                                                    int64_t page_size, int64_t head_dim) {
     return ((page * n_head_kv + head) * page_size + slot) * head_dim;
+}
+
+// Where position pos of a sequence lives: physical page pages[index], row `slot` of that page.
+template <typename I> struct paged_kv_place {
+    I index;
+    I slot;
+};
+
+// pos / page_size and pos % page_size. page_shift = log2(page_size) where the caller knows it (>= 0; the attention
+// plan computes it once) turns them into a shift and a mask: kernels that place a position per thread and block pay
+// ~25 instructions for a division by a run-time page size (docs/perf_attention.md, session 18); -1 divides.
+template <typename I>
+SPECATTN_KV_HD inline paged_kv_place<I> paged_kv_place_of(I pos, I page_size, int page_shift = -1) {
+    if (page_shift >= 0) {
+        return {static_cast<I>(pos >> page_shift), static_cast<I>(pos & (page_size - 1))};
+    }
+    return {static_cast<I>(pos / page_size), static_cast<I>(pos % page_size)};
 }
 
 struct paged_kv_layout {
@@ -54,7 +72,8 @@ struct paged_kv_seq {
 // Element offset of position pos of a sequence (any layer's base added by the caller via layout.offset).
 inline int64_t paged_kv_offset(const paged_kv_layout & layout, const paged_kv_seq & seq, int64_t layer, int64_t head,
                                int64_t pos) {
-    return layout.offset(layer, seq.pages[pos / layout.page_size], head, pos % layout.page_size);
+    const paged_kv_place<int64_t> at = paged_kv_place_of(pos, layout.page_size);
+    return layout.offset(layer, seq.pages[at.index], head, at.slot);
 }
 
 } // namespace specattn

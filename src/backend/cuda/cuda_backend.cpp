@@ -127,8 +127,9 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
                        static_cast<long long>(r), static_cast<long long>(pos), static_cast<long long>(kv.length(seq)));
         tokens[static_cast<size_t>(i)] = tok;
         positions[static_cast<size_t>(i)] = checked_i32(pos, "position");
-        kv_page[static_cast<size_t>(i)] = pages[static_cast<size_t>(pos / layout.page_size)];
-        kv_slot[static_cast<size_t>(i)] = static_cast<int32_t>(pos % layout.page_size);
+        const paged_kv_place<int64_t> at = paged_kv_place_of(pos, layout.page_size);
+        kv_page[static_cast<size_t>(i)] = pages[static_cast<size_t>(at.index)];
+        kv_slot[static_cast<size_t>(i)] = static_cast<int32_t>(at.slot);
         attention_plan_row & pr = plan_rows[static_cast<size_t>(i)];
         pr.pages = &pages;
         pr.seq = seq;
