@@ -25,8 +25,111 @@ constexpr int score_reduce_warps = score_reduce_threads / warp_size;
 constexpr int score_reduce_vec = 8;                             // positions per lane: one 16-byte load of bf16
 constexpr int score_reduce_span = warp_size * score_reduce_vec; // positions per CTA
 
+// A lane's 8 values of one pair at positions p0 .. p0 + 7, 0 past the domain (n_left = domain - p0): one 16-byte load
+// of bf16 logits (VEC, 2 when partials) or element by element at the domain's end and for unaligned rows.
+template <bool PARTIALS>
+__device__ __forceinline__ void score_reduce_load(const void * at, bool vec, int32_t n_left,
+                                                  float (&s)[score_reduce_vec]) {
+    if (PARTIALS && vec) {
+        const float * part = static_cast<const float *>(at);
+#pragma unroll
+        for (int j = 0; j < score_reduce_vec; j += 4) {
+            const float4 f = *reinterpret_cast<const float4 *>(part + j);
+            s[j] = f.x;
+            s[j + 1] = f.y;
+            s[j + 2] = f.z;
+            s[j + 3] = f.w;
+        }
+    } else if (vec) {
+        const uint4 raw = *static_cast<const uint4 *>(at);
+        const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
+#pragma unroll
+        for (int j = 0; j < score_reduce_vec / 2; ++j) {
+            const float2 f = __bfloat1622float2(b2[j]);
+            s[2 * j] = f.x;
+            s[2 * j + 1] = f.y;
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < score_reduce_vec; ++j) {
+            s[j] = j >= n_left ? 0.0f
+                   : PARTIALS  ? static_cast<const float *>(at)[j]
+                               : __bfloat162float(static_cast<const bf16 *>(at)[j]);
+        }
+    }
+}
+
+// Sums a lane's 8 positions over the pairs t = warp, warp + 8, ... of its group into acc. Pair t is row
+// collect0 + t / heads_per_group, head h0 + t % heads_per_group: the loop steps the head by 8 and wraps it into the
+// next row, so it divides once, and each mode has its own loop (the per-pair work is a few dozen instructions, and
+// the kernel is bound by issuing them, not by L2: 1 x 128K's 16.8 MB of rows took 13 us with divisions, 64-bit
+// multiplies and every mode's branches in the loop; docs/perf_attention.md, session 20).
+template <score_reduce_mode M>
+__device__ __forceinline__ void score_reduce_pairs(const score_reduce_params & p, const score_reduce_job & job,
+                                                   int32_t heads_per_group, int32_t h0, int warp, int lane, int32_t p0,
+                                                   float (&acc)[score_reduce_vec]) {
+    constexpr bool partials = M == score_reduce_mode::score_reduce_mode_partials;
+    constexpr float log2e = 1.4426950408889634f;
+    const int32_t n_left = job.domain - p0;
+    const int64_t row_stride = partials ? p.n_head_kv * p.partial_kv_stride : p.collect_row_stride;
+    const int64_t head_stride = partials ? p.partial_kv_stride : p.collect_head_stride;
+    // 16-byte loads need every (row, head) start and p0 on a 16-byte boundary (partial rows: checked at launch).
+    const bool vec = n_left >= score_reduce_vec &&
+                     (partials || (row_stride % score_reduce_vec == 0 && head_stride % score_reduce_vec == 0 &&
+                                   (reinterpret_cast<uintptr_t>(p.logits) & 15) == 0));
+    // The lane at the start of a whole 128-byte line of the row (64 logits or 32 partials: 8 or 4 lanes' loads)
+    // drops it once the warp is past its loads (the discard is a write in the memory model: the barrier orders the
+    // other lanes' loads of the line before it); lines at the domain's end stay. The caller makes sure no other job
+    // reads the row (score_reduce_params::discard).
+    constexpr int32_t per_line = partials ? 32 : 64;
+    const bool drops = p.discard && lane % (per_line / score_reduce_vec) == 0 && n_left >= per_line;
+    // This lane's place in pair t's row (elements) and its LSE index; stepping t by 8 moves both on by 8 heads,
+    // and a wrap past the group's last head moves them into the next row.
+    int32_t h = warp % heads_per_group; // head within the group
+    const int64_t c = job.collect0 + warp / heads_per_group;
+    int64_t off = c * row_stride + (h0 + h) * head_stride + p0;
+    int64_t li = c * p.n_head + h0 + h;
+    const int64_t head_step = score_reduce_warps * head_stride;
+    const int64_t wrap_step = row_stride - heads_per_group * head_stride;
+    const int32_t n_pairs = job.n_rows * heads_per_group;
+    for (int32_t t = warp; t < n_pairs; t += score_reduce_warps) {
+        const void * at =
+            partials ? static_cast<const void *>(p.partials + off) : static_cast<const void *>(p.logits + off);
+        float s[score_reduce_vec];
+        score_reduce_load<partials>(at, vec, n_left, s);
+        if constexpr (M == score_reduce_mode::score_reduce_mode_weight) {
+            const float l2 = p.lse[li] * log2e;
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                acc[j] += exp2f(fmaf(s[j], log2e, -l2));
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < score_reduce_vec; ++j) {
+                acc[j] += s[j];
+            }
+        }
+        if (p.discard) {
+            __syncwarp();
+            if (drops && (reinterpret_cast<uintptr_t>(at) & 127u) == 0) {
+                l2_discard_line(at);
+            }
+        }
+        h += score_reduce_warps;
+        off += head_step;
+        li += score_reduce_warps;
+        while (h >= heads_per_group) {
+            h -= heads_per_group;
+            off += wrap_step;
+            li += p.n_head - heads_per_group;
+        }
+    }
+}
+
 __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(const score_reduce_params p) {
     __shared__ float red[score_reduce_warps][score_reduce_span];
+    pdl_wait(); // launched as a programmatic dependent: the rows and LSEs come from the attention grids before
+    pdl_launch_dependents();
     const score_reduce_job job = p.jobs[blockIdx.y];
     const int32_t g = static_cast<int32_t>(blockIdx.z);
     const int32_t pos0 = static_cast<int32_t>(blockIdx.x) * score_reduce_span;
@@ -41,80 +144,25 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     const int32_t heads_per_group = static_cast<int32_t>(
         partials ? (job.n_groups == 1 ? p.n_head_kv : 1) : (job.n_groups == 1 ? p.n_head : p.n_head / p.n_head_kv));
     const int32_t h0 = g * heads_per_group;
-    const bool weight = job.mode == score_reduce_mode::score_reduce_mode_weight;
-    const bool full = p0 + score_reduce_vec <= job.domain;
-    // 16-byte loads need every (row, head) start and p0 on a 16-byte boundary.
-    const bool vec = full && p.collect_row_stride % score_reduce_vec == 0 &&
-                     p.collect_head_stride % score_reduce_vec == 0 && (reinterpret_cast<uintptr_t>(p.logits) & 15) == 0;
-    constexpr float log2e = 1.4426950408889634f;
 
     float acc[score_reduce_vec];
 #pragma unroll
     for (int j = 0; j < score_reduce_vec; ++j) {
         acc[j] = 0.0f;
     }
-    const int32_t n_pairs = job.n_rows * heads_per_group;
-#pragma unroll 4
-    for (int32_t t = warp; t < n_pairs; t += score_reduce_warps) {
-        const int64_t c = job.collect0 + t / heads_per_group;
-        const int64_t h = h0 + t % heads_per_group;
-        float s[score_reduce_vec]; // this pair's values at positions p0 .. p0 + 7 (0 past the domain)
-        const float * part = p.partials + (c * p.n_head_kv + h) * p.partial_kv_stride + p0;      // partials mode
-        const bf16 * src = p.logits + c * p.collect_row_stride + h * p.collect_head_stride + p0; // the others
-        if (partials && full) { // p0 and the stride are multiples of 4 floats
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; j += 4) {
-                const float4 f = *reinterpret_cast<const float4 *>(part + j);
-                s[j] = f.x;
-                s[j + 1] = f.y;
-                s[j + 2] = f.z;
-                s[j + 3] = f.w;
-            }
-        } else if (partials) {
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; ++j) {
-                s[j] = p0 + j < job.domain ? part[j] : 0.0f;
-            }
-        } else if (vec) {
-            const uint4 raw = *reinterpret_cast<const uint4 *>(src);
-            const __nv_bfloat162 * b2 = reinterpret_cast<const __nv_bfloat162 *>(&raw);
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec / 2; ++j) {
-                const float2 f = __bfloat1622float2(b2[j]);
-                s[2 * j] = f.x;
-                s[2 * j + 1] = f.y;
-            }
-        } else {
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; ++j) {
-                s[j] = p0 + j < job.domain ? __bfloat162float(src[j]) : 0.0f;
-            }
-        }
-        if (weight) {
-            const float l2 = p.lse[c * p.n_head + h] * log2e;
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; ++j) {
-                acc[j] += exp2f(fmaf(s[j], log2e, -l2));
-            }
-        } else {
-#pragma unroll
-            for (int j = 0; j < score_reduce_vec; ++j) {
-                acc[j] += s[j];
-            }
-        }
-        if (p.discard) {
-            // The lane at the start of a whole 128-byte line of the row (64 logits, 32 partials: 8 or 4 lanes'
-            // loads) drops it once the warp is past its loads (the discard is a write in the memory model: the
-            // barrier orders the other lanes' loads of the line before it); lines at the domain's end stay. The
-            // caller makes sure no other job reads the row (score_reduce_params::discard).
-            __syncwarp();
-            const void * line = partials ? static_cast<const void *>(part) : static_cast<const void *>(src);
-            const int32_t per_line = partials ? 32 : 64;
-            if (lane % (per_line / score_reduce_vec) == 0 && (reinterpret_cast<uintptr_t>(line) & 127u) == 0 &&
-                p0 + per_line <= job.domain) {
-                l2_discard_line(line);
-            }
-        }
+    switch (job.mode) {
+    case score_reduce_mode::score_reduce_mode_weight:
+        score_reduce_pairs<score_reduce_mode::score_reduce_mode_weight>(p, job, heads_per_group, h0, warp, lane, p0,
+                                                                        acc);
+        break;
+    case score_reduce_mode::score_reduce_mode_partials:
+        score_reduce_pairs<score_reduce_mode::score_reduce_mode_partials>(p, job, heads_per_group, h0, warp, lane, p0,
+                                                                          acc);
+        break;
+    default:
+        score_reduce_pairs<score_reduce_mode::score_reduce_mode_logit>(p, job, heads_per_group, h0, warp, lane, p0,
+                                                                       acc);
+        break;
     }
 #pragma unroll
     for (int j = 0; j < score_reduce_vec; ++j) {

@@ -2,6 +2,7 @@
 // (src/kernels/{score_reduce,top_k,quest}.cuh). Own translation unit, so they compile beside ops.cu and
 // ops_attention.cu.
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/pdl_launch.h"
 #include "backend/cuda/select_ops.h"
 #include "core/check.h"
 #include "kernels/quest.cuh"
@@ -50,8 +51,8 @@ void launch_score_reduce(const score_reduce_params & p, cudaStream_t stream) {
     constexpr int64_t per_block = score_reduce_span;
     const dim3 grid(grid_dim((p.max_domain + per_block - 1) / per_block, INT32_MAX, "score reduce"),
                     grid_dim(p.n_jobs, 65535, "score reduce jobs"), grid_dim(p.max_groups, 64, "score reduce groups"));
-    score_reduce_kernel<<<grid, score_reduce_threads, 0, stream>>>(p);
-    SPECATTN_CUDA_CHECK(cudaGetLastError());
+    // A programmatic dependent (unless SPECATTN_PDL=0): its launch overlaps the attention's combine.
+    launch_kernel(pdl_enabled(), score_reduce_kernel, grid, dim3(score_reduce_threads), 0, stream, p);
 }
 
 void launch_top_k(const top_k_params & p, cudaStream_t stream) {
