@@ -1,7 +1,8 @@
 // Score reduce of Collect-2-Query (reference/specattn.md §5.4-5.5): after each layer's verify attention, sum the
 // collected bf16 logits of a sink's rows and query heads into one fp32 score per position, in logit mode (Σ s) or
 // weight mode (Σ exp(s − lse)); or, for logit sinks the attention kernel summed itself, its fp32 partial rows per KV
-// head (32 B per position at 8 KV heads, a quarter of the two rows' logits of 32 heads). Bandwidth-bound. A CTA owns
+// head (32 B per position at 8 KV heads, a quarter of the two rows' logits of 32 heads). The rows are in L2 (or HBM),
+// and with a few dozen instructions per 16-byte load the issue rate bounds it as much as the bytes do. A CTA owns
 // 256 positions of one (job, group); each of its 8 warps takes every 8th (row, head) pair of the sink, a lane reading 8
 // positions with one 16-byte load per pair into fp32 registers; the 8 warp partials are summed through shared memory
 // and written coalesced. Splitting the pairs over warps (rather than looping over all of them in one thread) keeps many
@@ -25,8 +26,8 @@ constexpr int score_reduce_warps = score_reduce_threads / warp_size;
 constexpr int score_reduce_vec = 8;                             // positions per lane: one 16-byte load of bf16
 constexpr int score_reduce_span = warp_size * score_reduce_vec; // positions per CTA
 
-// A lane's 8 values of one pair at positions p0 .. p0 + 7, 0 past the domain (n_left = domain - p0): one 16-byte load
-// of bf16 logits (VEC, 2 when partials) or element by element at the domain's end and for unaligned rows.
+// A lane's 8 values of one pair at positions p0 .. p0 + 7, 0 past the domain (n_left = domain - p0): where `vec`, one
+// 16-byte load of bf16 logits or two of fp32 partials; else element by element (the domain's end, unaligned rows).
 template <bool PARTIALS>
 __device__ __forceinline__ void score_reduce_load(const void * at, bool vec, int32_t n_left,
                                                   float (&s)[score_reduce_vec]) {
