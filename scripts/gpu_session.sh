@@ -12,6 +12,8 @@
 #                                                                             # decode: Nsight Compute side by side
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh durations # attention vs combine device time
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh collectprof # weight mode vs plain verify (ncu)
+#     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh collectseq  # Collect-2-Query's per-layer cost
+#                                                                             # in the engine's sequence (+ reduce)
 #     bash scripts/device_prebuilt.sh run bash scripts/gpu_session.sh stories # GPU = CPU greedy on stories15M
 #                                                                             # (scripts/device_aside.sh first)
 # (device call with carry [".dev-main", "data/gpudeps"]). Logs go to $OUT (default /tmp/gpu_session); every step
@@ -143,6 +145,22 @@ collect)
     SPECATTN_FUSED_COLLECT=0 timeout 60 specattn bench --device cuda --preset llama-3.1-8b -n 48 -r 2 \
         --ctx-len 131000 -b 4 --spec specattn --draft-len 4 --spec-score logit 2>/dev/null | grep -E "^\| [0-9]" |
         sed "s/^/logit-unfused /"
+    ;;
+collectseq)
+    # Collect-2-Query's whole per-layer cost as the engine runs it: verify attention, combine and score reduce, back
+    # to back (gpu_ab.sh, event-timed), against plain verify; then Nsight Compute, one pass per metric set (replays
+    # restore memory and would leave the rows in HBM), caches not flushed, launches 17-20: each kernel's time and
+    # HBM bytes (whether the rows stay in L2 until the reduce drops them).
+    cases=${CASES:-verify7:1:131072:inv4032 verify7+collect+reduce:1:131072:inv4032 verify7+sum+reduce:1:131072:inv4032 verify7:8:32768:inv8192 verify7+collect+reduce:8:32768:inv8192}
+    OUT=$OUT/ab STAGES=${STAGES:-.dev-main} ROUNDS=2 timeout 300 bash scripts/gpu_ab.sh $cases | tail -8
+    for c in $cases; do
+        echo "== $c"
+        timeout 60 ncu --clock-control none --cache-control none --launch-skip 16 -c 4 \
+            -k regex:"attention_dsplit|attention_combine|score_reduce" \
+            --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
+            kernel_bench --reps 10 --only "$c" 2>&1 | grep -E "^  [a-z].*kernel|gpu__time|dram__bytes" |
+            sed 's/(attention_params)//; s/(score_reduce_params)//' | cut -c1-90
+    done
     ;;
 verifyprof)
     # One attention launch each of decode and verify7 at 8 x 128K (heuristic plan = the engine's there), with the
