@@ -150,7 +150,8 @@ collectseq)
     # Collect-2-Query's whole per-layer cost as the engine runs it: verify attention, combine and score reduce, back
     # to back (gpu_ab.sh, event-timed), against plain verify; then Nsight Compute, one pass per metric set (replays
     # restore memory and would leave the rows in HBM), caches not flushed, launches 17-20: each kernel's time and
-    # HBM bytes (whether the rows stay in L2 until the reduce drops them).
+    # HBM bytes (whether the rows stay in L2 until the reduce drops them), for the kernel_bench on PATH
+    # (device_prebuilt.sh's STAGE_DIR) whatever STAGES compares.
     cases=${CASES:-"verify7:1:131072:inv4032 verify7+collect+reduce:1:131072:inv4032 \
         verify7+sum+reduce:1:131072:inv4032 verify7:8:32768:inv8192 verify7+collect+reduce:8:32768:inv8192"}
     OUT=$OUT/ab STAGES=${STAGES:-.dev-main} ROUNDS=2 timeout 300 bash scripts/gpu_ab.sh $cases | tail -8

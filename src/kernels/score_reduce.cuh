@@ -19,6 +19,8 @@
 
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 namespace specattn {
 
 constexpr int score_reduce_threads = 256;
@@ -62,9 +64,8 @@ __device__ __forceinline__ void score_reduce_load(const void * at, bool vec, int
 
 // Sums a lane's 8 positions over the pairs t = warp, warp + 8, ... of its group into acc. Pair t is row
 // collect0 + t / heads_per_group, head h0 + t % heads_per_group: the loop steps the head by 8 and wraps it into the
-// next row, so it divides once, and each mode has its own loop (the per-pair work is a few dozen instructions, and
-// the kernel is bound by issuing them, not by L2: 1 x 128K's 16.8 MB of rows took 13 us with divisions, 64-bit
-// multiplies and every mode's branches in the loop; docs/perf_attention.md, session 20).
+// next row, so it divides once, and each mode has its own loop, since issuing the per-pair instructions is what
+// bounds the kernel (docs/perf_attention.md, session 20).
 template <score_reduce_mode M>
 __device__ __forceinline__ void score_reduce_pairs(const score_reduce_params & p, const score_reduce_job & job,
                                                    int32_t heads_per_group, int32_t h0, int warp, int lane, int32_t p0,
@@ -151,18 +152,19 @@ __global__ void __launch_bounds__(score_reduce_threads) score_reduce_kernel(cons
     for (int j = 0; j < score_reduce_vec; ++j) {
         acc[j] = 0.0f;
     }
+    const auto sum_pairs = [&](auto m) {
+        score_reduce_pairs<decltype(m)::value>(p, job, heads_per_group, h0, warp, lane, p0, acc);
+    };
+    using mode = score_reduce_mode;
     switch (job.mode) {
-    case score_reduce_mode::score_reduce_mode_weight:
-        score_reduce_pairs<score_reduce_mode::score_reduce_mode_weight>(p, job, heads_per_group, h0, warp, lane, p0,
-                                                                        acc);
+    case mode::score_reduce_mode_weight:
+        sum_pairs(std::integral_constant<mode, mode::score_reduce_mode_weight>{});
         break;
-    case score_reduce_mode::score_reduce_mode_partials:
-        score_reduce_pairs<score_reduce_mode::score_reduce_mode_partials>(p, job, heads_per_group, h0, warp, lane, p0,
-                                                                          acc);
+    case mode::score_reduce_mode_partials:
+        sum_pairs(std::integral_constant<mode, mode::score_reduce_mode_partials>{});
         break;
     default:
-        score_reduce_pairs<score_reduce_mode::score_reduce_mode_logit>(p, job, heads_per_group, h0, warp, lane, p0,
-                                                                       acc);
+        sum_pairs(std::integral_constant<mode, mode::score_reduce_mode_logit>{});
         break;
     }
 #pragma unroll

@@ -5,8 +5,8 @@
 // The attention combine always launches this way (it waits at its first line). The other decode-step kernels
 // (RMSNorm, qkv prep, SwiGLU, GEMV, attention, score reduce, argmax) do so unless SPECATTN_PDL=0: on the H200
 // (2026-11-29, scripts/gpu_session.sh pdl) it took Llama-8B batch-1 decoding from 191.0 to 200.9 tok/s at 4K and
-// 160.8 to 164.0 at 32K (the next kernel's launch and prologue overlap the previous one's tail). Each of them waits before
-// its first read of mutable data, so launching it either way computes the same bits.
+// 160.8 to 164.0 at 32K (the next kernel's launch and prologue overlap the previous one's tail). Each of them waits
+// before its first read of mutable data, so launching it either way computes the same bits.
 #pragma once
 
 #include "backend/cuda/cuda_check.h"
