@@ -2,6 +2,7 @@
 #include "backend/cuda/attention_plan.h"
 
 #include "core/check.h"
+#include "kernels/paged_kv.h"
 
 #include <algorithm>
 #include <bit>
@@ -77,7 +78,7 @@ void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t pag
     }
     std::vector<char> appended(static_cast<size_t>(max_page + 1), 0); // [physical page]: a row appends to it
     for (const attention_plan_row & r : rows) {
-        const size_t at = static_cast<size_t>(r.pos / page_size);
+        const size_t at = static_cast<size_t>(paged_kv_place_of(r.pos, page_size).index);
         if (at < r.pages->size() && (*r.pages)[at] >= 0) {
             appended[static_cast<size_t>((*r.pages)[at])] = 1;
         }
@@ -90,7 +91,7 @@ void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t pag
         const int64_t end = std::min<int64_t>(w.kv_end, int64_t{w.kv_begin} + 2 * attention_kv_block);
         bool settled = true;
         for (int64_t v = w.kv_begin / page_size * page_size; settled && v < end; v += page_size) {
-            const int32_t page = plan.page_table[static_cast<size_t>(s.page0 + v / page_size)];
+            const int32_t page = plan.page_table[static_cast<size_t>(s.page0 + paged_kv_place_of(v, page_size).index)];
             settled = page >= 0 && appended[static_cast<size_t>(page)] == 0;
         }
         w.early_copy = settled ? 1 : 0;
