@@ -35,17 +35,17 @@ def main():
         return 77
     bad = []
     for source in args.source:
-        cubin = os.path.join(tempfile.mkdtemp(), "k.cubin")
-        sass_ops.compile_cubin(os.path.abspath(args.build), source, cubin)
-        data = open(cubin, "rb").read()
-        n_kernels = 0
-        for name, off, size in sass_ops.text_sections(cubin, ""):
-            n_kernels += 1
+        with tempfile.TemporaryDirectory() as tmp:
+            cubin = os.path.join(tmp, "k.cubin")
+            sass_ops.compile_cubin(os.path.abspath(args.build), source, cubin)
+            data = open(cubin, "rb").read()
+            sections = list(sass_ops.text_sections(cubin, ""))
+        for name, off, size in sections:
             count = sum(1 for a in range(0, size, 16)
                         if int.from_bytes(data[off + a:off + a + 8], "little") & 0xFFF == FAULTING_LDGSTS)
             if count:
                 bad.append(f"{source}: {name}: {count} copies")
-        print(f"check_cache_hint_copies: {source}: {n_kernels} kernels read")
+        print(f"check_cache_hint_copies: {source}: {len(sections)} kernels read")
     if bad:
         print("check_cache_hint_copies: copies in the encoding ptxas's cache-policy bug produces (they fault on the "
               "GPU with 'illegal instruction'; drop their L2::cache_hint):")
