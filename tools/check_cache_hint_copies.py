@@ -41,8 +41,7 @@ def main():
             data = open(cubin, "rb").read()
             sections = list(sass_ops.text_sections(cubin, ""))
         for name, off, size in sections:
-            count = sum(1 for a in range(0, size, 16)
-                        if int.from_bytes(data[off + a:off + a + 8], "little") & 0xFFF == FAULTING_LDGSTS)
+            count = sum(1 for _, _, cls in sass_ops.opcode_classes(data, off, size) if cls == FAULTING_LDGSTS)
             if count:
                 bad.append(f"{source}: {name}: {count} copies")
         print(f"check_cache_hint_copies: {source}: {len(sections)} kernels read")

@@ -60,11 +60,17 @@ def make_map(listings):
     return {f"{k:03x}": v.most_common(1)[0][0] for k, v in sorted(seen.items())}
 
 
-def decode(data, off, size, opcodes):
-    ins = []
+def opcode_classes(data, off, size):
+    """(offset, first word, opcode class = its low 12 bits) of each instruction of a .text section."""
     for a in range(0, size, 16):
         lo = int.from_bytes(data[off + a:off + a + 8], "little")
-        op = opcodes.get(f"{lo & 0xfff:03x}", f"?{lo & 0xfff:03x}")
+        yield a, lo, lo & 0xfff
+
+
+def decode(data, off, size, opcodes):
+    ins = []
+    for a, lo, cls in opcode_classes(data, off, size):
+        op = opcodes.get(f"{cls:03x}", f"?{cls:03x}")
         target = None
         if op == "BRA":
             v = ((lo >> 16) & 0xff) | ((lo >> 34) << 8)

@@ -90,8 +90,9 @@ void mark_early_copies(const std::vector<attention_plan_row> & rows, int64_t pag
         }
         const int64_t end = std::min<int64_t>(w.kv_end, int64_t{w.kv_begin} + 2 * attention_kv_block);
         bool settled = true;
-        for (int64_t v = w.kv_begin / page_size * page_size; settled && v < end; v += page_size) {
-            const int32_t page = plan.page_table[static_cast<size_t>(s.page0 + paged_kv_place_of(v, page_size).index)];
+        const int64_t last = paged_kv_place_of(end - 1, page_size).index;
+        for (int64_t i = paged_kv_place_of(int64_t{w.kv_begin}, page_size).index; settled && i <= last; ++i) {
+            const int32_t page = plan.page_table[static_cast<size_t>(s.page0 + i)];
             settled = page >= 0 && appended[static_cast<size_t>(page)] == 0;
         }
         w.early_copy = settled ? 1 : 0;
