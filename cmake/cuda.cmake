@@ -24,6 +24,11 @@ target_include_directories(specattn_cuda PRIVATE ${SPECATTN_NCCL_INCLUDE_DIR})
 target_link_libraries(specattn_cuda PUBLIC specattn_kv specattn_model specattn_tp CUDA::cudart CUDA::cublasLt
                                            ${SPECATTN_NCCL_LIBRARY})
 target_compile_definitions(specattn_cuda PUBLIC SPECATTN_HAS_CUDA=1)
+# The wgmma kernels (src/kernels/attention_wg.cuh) exist only in the sm_90a machine code of the explicit list
+# (cmake/cuda_arch.cmake); a native build compiles them as traps and the launcher never picks them.
+if(NOT SPECATTN_NATIVE)
+    target_compile_definitions(specattn_cuda PRIVATE SPECATTN_CUDA_SM90A=1)
+endif()
 
 # Host files get the project's warnings; device files the same warnings through the host compiler, plus nvcc's own.
 # No --use_fast_math: RoPE's sincosf and the softmax's exp2f must stay accurate.
