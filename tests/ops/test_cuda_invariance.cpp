@@ -433,10 +433,17 @@ struct pass_row {
     bool collect;
 };
 
+// Which kernel an invariant plan runs: attention.cuh's for every tile, the split-D kernel for every tile
+// (attention_plan_config::split_d, the backends' default), or split-D with its tiles of four row tiles on
+// attention_wg.cuh's warpgroup kernel (attention_plan_config::wgmma; split-D where the GPU lacks it).
+enum class attn_kernel { tiles, split_d, wgmma };
+
+const char * kernel_name(attn_kernel k) {
+    return k == attn_kernel::tiles ? "" : (k == attn_kernel::split_d ? " split-D" : " split-D+wgmma");
+}
+
 // chunk: the fixed invariant chunk; splits > 0: per-position chunks instead (attention_plan_config).
-// split_d: the split-D kernel for every tile (attention_plan_config::split_d, the backends' default), else
-// attention.cuh.
-attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, bool split_d,
+attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, attn_kernel kernel,
                        const std::vector<pass_row> & rows) {
     const int64_t n_head = w.group * w.n_head_kv;
     const int64_t hd = w.head_dim;
@@ -461,7 +468,8 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, bool
     pc.invariant_splits = splits;
     pc.collect_cap = w.cap;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // SPECATTN_ATTN_DECODE_MPW1=0: the plain shape
-    pc.split_d = split_d;
+    pc.split_d = kernel != attn_kernel::tiles;
+    pc.wgmma = kernel == attn_kernel::wgmma;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
     const auto n_rows = static_cast<int64_t>(rows.size());
@@ -506,12 +514,14 @@ struct inv_case {
     int64_t splits = 0; // > 0: per-position chunks (what a backend runs), chunk unused
 };
 
-// Every case once with each kernel (split_d false, true).
-std::vector<std::pair<inv_case, bool>> cases_with_both_kernels(const std::vector<inv_case> & cases) {
-    std::vector<std::pair<inv_case, bool>> out;
-    for (bool split_d : {false, true}) {
+// Every case once with each kernel; the warpgroup kernel only where it can run (head dim 128).
+std::vector<std::pair<inv_case, attn_kernel>> cases_with_every_kernel(const std::vector<inv_case> & cases) {
+    std::vector<std::pair<inv_case, attn_kernel>> out;
+    for (attn_kernel k : {attn_kernel::tiles, attn_kernel::split_d, attn_kernel::wgmma}) {
         for (const inv_case & c : cases) {
-            out.emplace_back(c, split_d);
+            if (k != attn_kernel::wgmma || c.head_dim == 128) { // attention_wg_head_dim
+                out.emplace_back(c, k);
+            }
         }
     }
     return out;
@@ -523,8 +533,9 @@ std::vector<std::pair<inv_case, bool>> cases_with_both_kernels(const std::vector
 // other sequences' decode and verify rows, before and after it) equals, bit for bit, the same row decoded alone, in
 // its output, its collected logits and its LSE. Lengths 1, 17, 97, 515, 4099 (515 and 4099: the verify rows
 // straddle a 512-position chunk boundary), G 1, 4 and 8, page sizes 16 and 7; pools, partials, outputs and collect
-// buffers NaN-poisoned. Both kernels: attention.cuh, and the split-D kernel, where a G = 8 verify tile (56 vectors)
-// has four row tiles and the row alone one.
+// buffers NaN-poisoned. Every kernel: attention.cuh; the split-D kernel, where a G = 8 verify tile (56 vectors)
+// has four row tiles and the row alone one; and at head dim 128 split-D with that tile on the warpgroup kernel
+// (attention_wg.cuh), against the row alone on split-D.
 TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
     SPECATTN_REQUIRE_GPU();
     const std::vector<inv_case> cases = {
@@ -546,7 +557,7 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
         {4, 2, 128, 16, {4099, 515}, 0, 2},
         {8, 1, 64, 16, {4099, 97}, 0, 33},
     };
-    for (const auto & [c, split_d] : cases_with_both_kernels(cases)) {
+    for (const auto & [c, kernel] : cases_with_every_kernel(cases)) {
         const attn_world w = make_world(c.group, c.n_head_kv, c.head_dim, c.page_size, c.lens);
         const int64_t n_head = c.group * c.n_head_kv;
         const int64_t len0 = c.lens[0];
@@ -567,10 +578,10 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
                 batch.push_back({static_cast<int32_t>(s), c.lens[s] - nr + i, i == nr - 1});
             }
         }
-        const attn_pass_out in_batch = run_pass(w, c.chunk, c.splits, split_d, batch);
+        const attn_pass_out in_batch = run_pass(w, c.chunk, c.splits, kernel, batch);
         std::vector<pass_row> verify_only(batch.begin() + static_cast<std::ptrdiff_t>(first),
                                           batch.begin() + static_cast<std::ptrdiff_t>(first + n_verify));
-        const attn_pass_out in_verify = run_pass(w, c.chunk, c.splits, split_d, verify_only);
+        const attn_pass_out in_verify = run_pass(w, c.chunk, c.splits, kernel, verify_only);
         const size_t row_n = static_cast<size_t>(n_head * c.head_dim);
         const size_t crow_n = static_cast<size_t>(n_head * w.cap);
         char name_buf[64];
@@ -579,10 +590,10 @@ TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
             c.splits > 0 ? "G%lld D%lld page %lld len %lld splits %lld" : "G%lld D%lld page %lld len %lld chunk %lld",
             static_cast<long long>(c.group), static_cast<long long>(c.head_dim), static_cast<long long>(c.page_size),
             static_cast<long long>(len0), static_cast<long long>(c.splits > 0 ? c.splits : c.chunk));
-        const std::string name = std::string(name_buf) + (split_d ? " split-D" : "");
+        const std::string name = std::string(name_buf) + kernel_name(kernel);
         for (int64_t i = 0; i < n_verify; ++i) {
             const int64_t pos = len0 - n_verify + i;
-            const attn_pass_out alone = run_pass(w, c.chunk, c.splits, split_d, {{0, pos, true}});
+            const attn_pass_out alone = run_pass(w, c.chunk, c.splits, kernel, {{0, pos, true}});
             for (const uint16_t x : alone.out) {
                 ASSERT_FALSE(std::isnan(bf16_to_f32(x))) << name << ": unwritten output, position " << pos;
             }

@@ -392,6 +392,11 @@ bool attention_split_d_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
+bool attention_wgmma_from_env() {
+    const char * e = std::getenv("SPECATTN_ATTN_WGMMA");
+    return e != nullptr && e[0] == '1';
+}
+
 int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
                                  int64_t sum_cap) {
     return plan.n_collect * n_head * collect_cap * static_cast<int64_t>(sizeof(bf16)) +
@@ -452,6 +457,7 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.n_work = static_cast<int64_t>(plan.work.size());
     p.mtiles_per_warp = plan.mtiles_per_warp;
     p.split_d_row_tiles = plan.split_d_row_tiles;
+    p.wgmma = cfg.wgmma && plan.split_d_row_tiles == 4;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;
     p.n_rows = static_cast<int64_t>(plan.row_slot.size());

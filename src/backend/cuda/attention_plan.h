@@ -66,6 +66,11 @@ struct attention_plan_config {
     // up to 64, run the split-D kernel (attention_dsplit.cuh); invariant plans must then use it for every pass that
     // compares bits. The backends turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
     bool split_d = false;
+    // Invariant tiles of 33-64 query vectors (split_d's four row tiles) at head dim 128 without a sum vector run
+    // attention_wg.cuh's warpgroup kernel instead, where the build and the GPU have it (sm_90a code, compute
+    // capability 9.0; the launcher checks). Same bits per vector. The backends set it from SPECATTN_ATTN_WGMMA
+    // (attention_wgmma_from_env).
+    bool wgmma = false;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
 };
@@ -74,6 +79,8 @@ struct attention_plan_config {
 bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
+// attention_plan_config::wgmma for a backend: on only with SPECATTN_ATTN_WGMMA=1.
+bool attention_wgmma_from_env();
 
 // Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32
 // query vectors). A backend sums a logit sink's rows in the kernel only then: four row tiles made a summed

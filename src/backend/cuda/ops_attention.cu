@@ -17,7 +17,6 @@
 #include "kernels/attention_combine.cuh"
 
 #include <climits>
-#include <cstdlib>
 
 namespace specattn {
 
@@ -55,16 +54,12 @@ template <int HD, int NRT> void launch_attention_dsplit(const attention_params &
     }
 }
 
-// Whether tiles of four row tiles at head dim 128 run attention_wg.cuh's warpgroup kernel: only where its sm_90a
-// machine code was built (SPECATTN_CUDA_SM90A: not in SPECATTN_NATIVE builds, whose sm_90 code has no wgmma) and
-// the GPU is compute capability 9.0 (an sm_90a cubin runs nowhere else). SPECATTN_ATTN_WGMMA=1 turns it on.
-bool wgmma_attention_enabled() {
-    static const bool on = [] {
+// Whether attention_wg.cuh's warpgroup kernel can run here: its sm_90a machine code was built (SPECATTN_CUDA_SM90A:
+// not in SPECATTN_NATIVE builds, whose sm_90 code has no wgmma) and the GPU is compute capability 9.0 (an sm_90a
+// cubin runs nowhere else).
+bool wgmma_attention_supported() {
+    static const bool supported = [] {
 #if defined(SPECATTN_CUDA_SM90A)
-        const char * e = std::getenv("SPECATTN_ATTN_WGMMA");
-        if (e == nullptr || e[0] != '1') {
-            return false;
-        }
         int dev = 0;
         int major = 0;
         int minor = 0;
@@ -76,12 +71,13 @@ bool wgmma_attention_enabled() {
         return false;
 #endif
     }();
-    return on;
+    return supported;
 }
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
     if constexpr (HD == attention_wg_head_dim) {
-        if (p.split_d_row_tiles == 4 && p.head_dim == HD && p.n_sum_slots == 0 && wgmma_attention_enabled()) {
+        if (p.wgmma && p.split_d_row_tiles == 4 && p.head_dim == HD && p.n_sum_slots == 0 &&
+            wgmma_attention_supported()) {
             launch_work_grid<attention_wg_kernel>(p, attention_wg_threads, attention_wg_smem_bytes(), stream);
             return;
         }
