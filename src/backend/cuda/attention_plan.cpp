@@ -394,7 +394,7 @@ bool attention_split_d_from_env() {
 
 bool attention_wgmma_from_env() {
     const char * e = std::getenv("SPECATTN_ATTN_WGMMA");
-    return e != nullptr && e[0] == '1';
+    return e == nullptr || e[0] != '0';
 }
 
 int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,

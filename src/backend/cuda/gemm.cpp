@@ -291,11 +291,21 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     tuned_choices()[tkey] = choice;
     invariant_[key] = choice;
     if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
+        // Which cuBLASLt algorithm: its id, tile, stages and split-K (a different choice, different bits).
+        int32_t cfg[4] = {-1, -1, -1, -1};
+        const cublasLtMatmulAlgoConfigAttributes_t attrs[4] = {CUBLASLT_ALGO_CONFIG_ID, CUBLASLT_ALGO_CONFIG_TILE_ID,
+                                                               CUBLASLT_ALGO_CONFIG_STAGES_ID,
+                                                               CUBLASLT_ALGO_CONFIG_SPLITK_NUM};
+        for (int i = 0; i < 4 && chosen != nullptr; ++i) {
+            size_t written = 0;
+            cublasLtMatmulAlgoConfigGetAttribute(chosen, attrs[i], &cfg[i], sizeof(cfg[i]), &written);
+        }
         std::fprintf(stderr,
-                     "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu), GEMV %.1f us -> %s%s\n",
+                     "gemm: n %lld k %lld, %lld + %lld rows: cuBLASLt best %.1f us (of %zu; algo %d tile %d stages %d "
+                     "split-K %d), GEMV %.1f us -> %s%s\n",
                      static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(m_decode),
-                     static_cast<long long>(m_verify), 1e3 * best, cands.size(), 1e3 * gemv_score,
-                     choice.gemv ? "GEMV" : "cuBLASLt", gemv_forced_ ? " (SPECATTN_GEMV=2)" : "");
+                     static_cast<long long>(m_verify), 1e3 * best, cands.size(), cfg[0], cfg[1], cfg[2], cfg[3],
+                     1e3 * gemv_score, choice.gemv ? "GEMV" : "cuBLASLt", gemv_forced_ ? " (SPECATTN_GEMV=2)" : "");
     }
 }
 
