@@ -288,6 +288,12 @@ TEST(cuda_invariance, split_d_kernel_for_every_tile_of_up_to_32_vectors) {
         EXPECT_EQ(plan.split_d_row_tiles, 2) << "verify, invariant " << invariant;
         attention_plan_build(rows_of(500, 16), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, invariant ? 4 : 0) << "a tile of 64 vectors, invariant " << invariant;
+        // The warpgroup kernel (attention_plan_config::wgmma) takes only four-row-tile launches.
+        cfg.wgmma = true;
+        EXPECT_EQ(attention_params_from_plan(plan, cfg, {}).wgmma, invariant) << "invariant " << invariant;
+        attention_plan_build(rows_of(500, 5), cfg, plan);
+        EXPECT_FALSE(attention_params_from_plan(plan, cfg, {}).wgmma) << "two row tiles, invariant " << invariant;
+        cfg.wgmma = false;
         cfg.split_d = false;
         attention_plan_build(rows_of(500, 5), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, 0) << "off, invariant " << invariant;
