@@ -314,7 +314,7 @@ result run(const config & cfg, int reps, const cudaDeviceProp & prop, bool check
     pc.invariant_chunk = cfg.chunk;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env();
     pc.split_d = attention_split_d_from_env();
-    pc.wgmma = attention_wgmma_from_env();
+    pc.wgmma_row_tiles = attention_wgmma_from_env();
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
 

@@ -1,4 +1,5 @@
-// Attention of verify tiles of 33-64 query vectors at head dim 128 on one warpgroup with wgmma (Hopper, sm_90a).
+// Attention of verify tiles of 33-64 query vectors at head dim 128 on one warpgroup with wgmma (Hopper, sm_90a);
+// optionally also of 17-32 (attention_plan_config::wgmma_row_tiles 2; the M of 64 then computes empty rows).
 //
 // The batch-invariant plans give such tiles (a G = 4 verify of 9-16 rows, a G = 8 one of 5-8) to
 // attention_dsplit_kernel with four row tiles: 16 warps, one CTA per SM, and a CTA barrier every 64 positions that

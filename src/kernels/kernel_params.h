@@ -169,8 +169,8 @@ struct attention_params {
     // > 0: the plan's tiles hold at most 16 split_d_row_tiles query vectors and run attention_dsplit_kernel
     // (attention_dsplit.cuh) with that many row tiles (1, 2 or 4) instead of attention_kernel.
     int64_t split_d_row_tiles = 0;
-    // With four row tiles: run attention_wg_kernel (attention_wg.cuh) where the launcher can (head dim 128, no
-    // summed rows, sm_90a code on a compute capability 9.0 GPU); elsewhere split-D as above.
+    // With split_d_row_tiles 2 or 4: run attention_wg_kernel (attention_wg.cuh) where the launcher can (head dim
+    // 128, no summed rows, sm_90a code on a compute capability 9.0 GPU); elsewhere split-D as above.
     bool wgmma = false;
     // The split-D kernel copies K and V as evict-first in L2 (read once per pass), so lines written for a reader
     // right after the kernel (collected logit rows, summed partial rows) stay in L2 for it.

@@ -288,12 +288,16 @@ TEST(cuda_invariance, split_d_kernel_for_every_tile_of_up_to_32_vectors) {
         EXPECT_EQ(plan.split_d_row_tiles, 2) << "verify, invariant " << invariant;
         attention_plan_build(rows_of(500, 16), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, invariant ? 4 : 0) << "a tile of 64 vectors, invariant " << invariant;
-        // The warpgroup kernel (attention_plan_config::wgmma) takes only four-row-tile launches.
-        cfg.wgmma = true;
+        // The warpgroup kernel (attention_plan_config::wgmma_row_tiles) takes launches of that many row tiles or more.
+        cfg.wgmma_row_tiles = 4;
         EXPECT_EQ(attention_params_from_plan(plan, cfg, {}).wgmma, invariant) << "invariant " << invariant;
         attention_plan_build(rows_of(500, 5), cfg, plan);
         EXPECT_FALSE(attention_params_from_plan(plan, cfg, {}).wgmma) << "two row tiles, invariant " << invariant;
-        cfg.wgmma = false;
+        cfg.wgmma_row_tiles = 2;
+        EXPECT_TRUE(attention_params_from_plan(plan, cfg, {}).wgmma) << "two row tiles, invariant " << invariant;
+        attention_plan_build(rows_of(500, 1), cfg, plan);
+        EXPECT_FALSE(attention_params_from_plan(plan, cfg, {}).wgmma) << "one row tile, invariant " << invariant;
+        cfg.wgmma_row_tiles = 0;
         cfg.split_d = false;
         attention_plan_build(rows_of(500, 5), cfg, plan);
         EXPECT_EQ(plan.split_d_row_tiles, 0) << "off, invariant " << invariant;
@@ -441,7 +445,8 @@ struct pass_row {
 
 // Which kernel an invariant plan runs: attention.cuh's for every tile, the split-D kernel for every tile
 // (attention_plan_config::split_d, the backends' default), or split-D with its tiles of four row tiles on
-// attention_wg.cuh's warpgroup kernel (attention_plan_config::wgmma; split-D where the GPU lacks it).
+// attention_wg.cuh's warpgroup kernel (attention_plan_config::wgmma_row_tiles 2: two and four row tiles; split-D
+// where the GPU lacks it).
 enum class attn_kernel { tiles, split_d, wgmma };
 
 const char * kernel_name(attn_kernel k) {
@@ -475,7 +480,7 @@ attn_pass_out run_pass(const attn_world & w, int64_t chunk, int64_t splits, attn
     pc.collect_cap = w.cap;
     pc.single_tile_mpw1 = attention_decode_mpw1_from_env(); // SPECATTN_ATTN_DECODE_MPW1=0: the plain shape
     pc.split_d = kernel != attn_kernel::tiles;
-    pc.wgmma = kernel == attn_kernel::wgmma;
+    pc.wgmma_row_tiles = kernel == attn_kernel::wgmma ? 2 : 0;
     attention_plan plan;
     attention_plan_build(plan_rows, pc, plan);
     const auto n_rows = static_cast<int64_t>(rows.size());
@@ -540,8 +545,8 @@ std::vector<std::pair<inv_case, attn_kernel>> cases_with_every_kernel(const std:
 // its output, its collected logits and its LSE. Lengths 1, 17, 97, 515, 4099 (515 and 4099: the verify rows
 // straddle a 512-position chunk boundary), G 1, 4 and 8, page sizes 16 and 7; pools, partials, outputs and collect
 // buffers NaN-poisoned. Every kernel: attention.cuh; the split-D kernel, where a G = 8 verify tile (56 vectors)
-// has four row tiles and the row alone one; and at head dim 128 split-D with that tile on the warpgroup kernel
-// (attention_wg.cuh), against the row alone on split-D.
+// has four row tiles and the row alone one; and at head dim 128 split-D with the verify tiles of two and four row
+// tiles on the warpgroup kernel (attention_wg.cuh), against the row alone on split-D.
 TEST(cuda_invariance, attention_row_alone_equals_row_in_verify_and_batch) {
     SPECATTN_REQUIRE_GPU();
     const std::vector<inv_case> cases = {

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 namespace specattn {
@@ -392,9 +393,12 @@ bool attention_split_d_from_env() {
     return e == nullptr || e[0] != '0';
 }
 
-bool attention_wgmma_from_env() {
+int64_t attention_wgmma_from_env() {
     const char * e = std::getenv("SPECATTN_ATTN_WGMMA");
-    return e == nullptr || e[0] != '0';
+    if (e != nullptr && (std::strcmp(e, "0") == 0 || std::strcmp(e, "2") == 0)) {
+        return e[0] - '0';
+    }
+    return 4;
 }
 
 int64_t attention_side_row_bytes(const attention_plan & plan, int64_t n_head, int64_t n_head_kv, int64_t collect_cap,
@@ -457,7 +461,7 @@ attention_params attention_params_from_plan(const attention_plan & plan, const a
     p.n_work = static_cast<int64_t>(plan.work.size());
     p.mtiles_per_warp = plan.mtiles_per_warp;
     p.split_d_row_tiles = plan.split_d_row_tiles;
-    p.wgmma = cfg.wgmma && plan.split_d_row_tiles == 4;
+    p.wgmma = cfg.wgmma_row_tiles > 0 && plan.split_d_row_tiles >= cfg.wgmma_row_tiles;
     p.n_seg = static_cast<int64_t>(plan.segs.size());
     p.n_slots = plan.n_slots;
     p.n_rows = static_cast<int64_t>(plan.row_slot.size());

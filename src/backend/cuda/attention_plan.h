@@ -66,12 +66,13 @@ struct attention_plan_config {
     // up to 64, run the split-D kernel (attention_dsplit.cuh); invariant plans must then use it for every pass that
     // compares bits. The backends turn it on unless SPECATTN_ATTN_SPLIT_D=0 (attention_split_d_from_env).
     bool split_d = false;
-    // Invariant tiles of 33-64 query vectors (split_d's four row tiles) at head dim 128 without a sum vector run
-    // attention_wg.cuh's warpgroup kernel instead, where the build and the GPU have it (sm_90a code, compute
-    // capability 9.0; the launcher checks). Same bits per vector. On the H100 (2026-12-07, session 22) it took
-    // verify9 / verify16 at 1 x 128K from 77% / 70% to 89% / 88% of the copy bandwidth, at 8 x 32K from 82% / 73%
-    // to 96% / 94%. The backends turn it on unless SPECATTN_ATTN_WGMMA=0 (attention_wgmma_from_env).
-    bool wgmma = false;
+    // Split-D launches of at least this many row tiles (4: tiles of 33-64 query vectors, 2: also those of 17-32; 0:
+    // none) with head dim 128 and no sum vector run attention_wg.cuh's warpgroup kernel instead, where the build and
+    // the GPU have it (sm_90a code, compute capability 9.0; the launcher checks). Same bits per vector. On the H100
+    // (2026-12-07, session 22) it took verify9 / verify16 at 1 x 128K from 77% / 70% to 89% / 88% of the copy
+    // bandwidth, at 8 x 32K from 82% / 73% to 96% / 94%. The backends set it from SPECATTN_ATTN_WGMMA
+    // (attention_wgmma_from_env).
+    int64_t wgmma_row_tiles = 0;
     int64_t collect_cap = 0; // positions per collected logit row; 0: no collection
     int64_t sum_cap = 0;     // positions per partial row of summed rows (even, >= the KV range of their tiles)
 };
@@ -80,8 +81,8 @@ struct attention_plan_config {
 bool attention_decode_mpw1_from_env();
 // attention_plan_config::split_d for a backend: on unless SPECATTN_ATTN_SPLIT_D=0.
 bool attention_split_d_from_env();
-// attention_plan_config::wgmma for a backend: on unless SPECATTN_ATTN_WGMMA=0.
-bool attention_wgmma_from_env();
+// attention_plan_config::wgmma_row_tiles for a backend: 4 unless SPECATTN_ATTN_WGMMA is 0 (off) or 2.
+int64_t attention_wgmma_from_env();
 
 // Whether `rows` consecutive rows of G query heads and their sum vector fit one split-D tile of two row tiles (32
 // query vectors). A backend sums a logit sink's rows in the kernel only then: four row tiles made a summed

@@ -64,7 +64,7 @@ cuda_backend::impl::impl(const model & mod, const tp_rank_plan & rk, collectives
     use_graphs = (graphs_env == nullptr || graphs_env[0] != '0') && comm->capturable();
     decode_mpw1 = attention_decode_mpw1_from_env();
     split_d = attention_split_d_from_env();
-    wgmma = attention_wgmma_from_env();
+    wgmma_row_tiles = attention_wgmma_from_env();
 
     // Workspaces.
     const auto rows_bytes = [&](int64_t n, size_t elem) { return static_cast<size_t>(max_rows * n) * elem; };
@@ -165,7 +165,7 @@ void cuda_backend::impl::run_pass(const forward_batch & batch, const kv_block_ma
     pc.invariant_splits = invariant_splits;
     pc.single_tile_mpw1 = decode_mpw1;
     pc.split_d = split_d;
-    pc.wgmma = wgmma;
+    pc.wgmma_row_tiles = wgmma_row_tiles;
     sel.plan_rows(batch, r_begin, r_end, plan_rows, pc); // draft rows' selections, collected verify rows
     attention_plan_build(plan_rows, pc, plan);
     if (plan.n_slots > slot_capacity) { // a batch-invariant plan splits by position, not by the workspace

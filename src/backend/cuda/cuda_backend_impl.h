@@ -109,7 +109,7 @@ struct cuda_backend::impl {
     bool use_graphs = true;
     bool decode_mpw1 = false; // attention_plan_config::single_tile_mpw1 (attention_decode_mpw1_from_env)
     bool split_d = false;     // attention_plan_config::split_d (attention_split_d_from_env)
-    bool wgmma = false;       // attention_plan_config::wgmma (attention_wgmma_from_env)
+    int64_t wgmma_row_tiles = 0; // attention_plan_config::wgmma_row_tiles (attention_wgmma_from_env)
     static constexpr size_t max_graphs = 64;
     std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
 

@@ -76,7 +76,7 @@ bool wgmma_attention_supported() {
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
     if constexpr (HD == attention_wg_head_dim) {
-        if (p.wgmma && p.split_d_row_tiles == 4 && p.head_dim == HD && p.n_sum_slots == 0 &&
+        if (p.wgmma && p.split_d_row_tiles >= 2 && p.head_dim == HD && p.n_sum_slots == 0 &&
             wgmma_attention_supported()) {
             launch_work_grid<attention_wg_kernel>(p, attention_wg_threads, attention_wg_smem_bytes(), stream);
             return;
