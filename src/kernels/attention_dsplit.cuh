@@ -8,7 +8,8 @@
 //
 // Here a CTA has 4 warps per row tile of 16 query vectors (NRT = 1, 2 or 4 row tiles: 128, 256 or 512 threads; 4
 // for the invariant plans' verify tiles of 33-64 vectors, a G = 8 verify of 5-8 rows or G = 4 of 9-16, so that these
-// too read their KV once; one CTA per SM), and in iteration b of its loop warp `part` of row tile rt
+// too read their KV once; one CTA per SM; at head dim 128 on Hopper attention_wg.cuh's warpgroup kernel takes those
+// by default), and in iteration b of its loop warp `part` of row tile rt
 //   1. settles the running max of block b - 1 (below) and recomputes that block's P where it moved;
 //   2. computes S = Q Kᵀ of the tile's vectors over chunk `part` (16 positions) of block b (Q in registers), masks
 //      it, stores collected logits, and publishes each vector's chunk max and P = exp2(S - m) (bf16) against the

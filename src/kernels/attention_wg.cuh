@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(attention_wg_threads, 2) attention_wg_kernel(c
         float cmax[2][4];
 #pragma unroll
         for (int part = 0; part < 4; ++part) {
-            float (&chunk)[2][4] = *reinterpret_cast<float (*)[2][4]>(&s[2 * part]);
+            float(&chunk)[2][4] = *reinterpret_cast<float(*)[2][4]>(&s[2 * part]);
             const int vc = w.kv_begin + blk * KT + part * CH;
 #pragma unroll
             for (int i = 0; i < 2; ++i) {

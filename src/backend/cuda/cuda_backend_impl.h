@@ -107,8 +107,8 @@ struct cuda_backend::impl {
     // CUDA graphs of decode / draft / verify passes (SPECATTN_CUDA_GRAPHS=0 turns them off), keyed by everything
     // their launches depend on besides the metadata's contents (see run_pass).
     bool use_graphs = true;
-    bool decode_mpw1 = false; // attention_plan_config::single_tile_mpw1 (attention_decode_mpw1_from_env)
-    bool split_d = false;     // attention_plan_config::split_d (attention_split_d_from_env)
+    bool decode_mpw1 = false;    // attention_plan_config::single_tile_mpw1 (attention_decode_mpw1_from_env)
+    bool split_d = false;        // attention_plan_config::split_d (attention_split_d_from_env)
     int64_t wgmma_row_tiles = 0; // attention_plan_config::wgmma_row_tiles (attention_wgmma_from_env)
     static constexpr size_t max_graphs = 64;
     std::map<std::vector<int64_t>, cudaGraphExec_t> graph_cache;
