@@ -174,7 +174,7 @@ verifyprof)
         split_d=1
         if [ "${c##*:}" = old ]; then name+=_old split_d=0; fi
         env SPECATTN_ATTN_SPLIT_D=$split_d \
-            timeout 150 ncu --clock-control none -k regex:"attention_(dsplit_)?kernel" -c 1 \
+            timeout 150 ncu --clock-control none -k regex:"attention_(dsplit_|wg_)?kernel" -c 1 \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
             --section SchedulerStats --section Occupancy --section LaunchStats --section InstructionStats \
             --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio,dram__bytes_read.sum,dram__bytes_write.sum \

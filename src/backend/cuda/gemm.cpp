@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/device_info.h"
+#include "backend/cuda/gemm_choice_cache.h"
 #include "core/check.h"
 
 #include <algorithm>
@@ -17,6 +18,8 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -34,6 +37,29 @@ using tuned_key = std::tuple<int, int32_t, int64_t, int64_t, int64_t, bool>;
 std::mutex & tuned_mutex() {
     static std::mutex m;
     return m;
+}
+
+// The choice file's key of a tuning (gemm_choice_cache.h): the GPU's name and cuBLASLt's version (an algorithm's
+// bytes mean nothing elsewhere), and the rest of tuned_key.
+std::string cache_key(int device, gemm_out out, int64_t n, int64_t k, int64_t decode_rows, bool gemv) {
+    cudaDeviceProp prop{};
+    SPECATTN_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    char buf[384];
+    std::snprintf(buf, sizeof buf, "%s|cublasLt %zu|out %d|n %lld|k %lld|rows %lld|gemv %d", prop.name,
+                  cublasLtGetVersion(), static_cast<int>(out), static_cast<long long>(n), static_cast<long long>(k),
+                  static_cast<long long>(decode_rows), gemv ? 1 : 0);
+    return buf;
+}
+
+// Each problem with the choice file is printed once per process.
+void warn_cache_once(const std::string & problem) {
+    static std::mutex m;
+    static std::string last;
+    std::lock_guard<std::mutex> lock(m);
+    if (!problem.empty() && problem != last) {
+        std::fprintf(stderr, "warning: %s\n", problem.c_str());
+        last = problem;
+    }
 }
 
 std::map<tuned_key, tuned_choice> & tuned_choices() {
@@ -185,6 +211,44 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     const int64_t m_decode = decode_rows;
     const int64_t m_verify = 6 * decode_rows;
     const int64_t m_max = 8 * std::max<int64_t>(decode_rows, 8);
+    // Whether an algorithm runs at every m the engine's passes will have, within the workspace.
+    const auto runs_everywhere = [&](const cublasLtMatmulAlgo_t & algo) {
+        bool ok = true;
+        for (int64_t m : {m_decode, m_verify, m_max}) {
+            plan p;
+            make_layouts(p, out, m, n, k);
+            cublasLtMatmulHeuristicResult_t check{};
+            ok = ok &&
+                 cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
+                 check.workspaceSize <= workspace_bytes_;
+            release(p);
+        }
+        return ok;
+    };
+    // A choice an earlier process made for this device, cuBLASLt and shape (SPECATTN_GEMV=2 runs always time).
+    static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(gemm_cached_choice::algo), "the file stores its bytes");
+    const std::string cache_path = gemv_forced_ ? std::string() : gemm_choice_cache_path_from_env();
+    const std::string ckey = cache_path.empty() ? std::string() : cache_key(device, out, n, k, decode_rows, gemv_);
+    if (!cache_path.empty()) {
+        std::string problem;
+        const std::optional<gemm_cached_choice> cached = gemm_choice_cache_load(cache_path, ckey, &problem);
+        warn_cache_once(problem);
+        if (cached) {
+            tuned_choice choice;
+            choice.gemv = cached->gemv;
+            std::memcpy(&choice.algo, cached->algo.data(), sizeof choice.algo);
+            if (choice.gemv ? gemv_ && gemv_supported(n, k) : runs_everywhere(choice.algo)) {
+                tuned_choices()[tkey] = choice;
+                invariant_[key] = choice;
+                if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
+                    std::fprintf(stderr, "gemm: n %lld k %lld, %lld rows: %s from %s\n", static_cast<long long>(n),
+                                 static_cast<long long>(k), static_cast<long long>(m_decode),
+                                 choice.gemv ? "GEMV" : "cuBLASLt", cache_path.c_str());
+                }
+                return;
+            }
+        }
+    }
     std::vector<cublasLtMatmulAlgo_t> cands;
     for (int64_t m_ref : {int64_t{1}, invariant_ref_m(), m_decode, m_verify}) {
         plan ref;
@@ -241,22 +305,19 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     const cublasLtMatmulAlgo_t * chosen = nullptr;
     for (const cublasLtMatmulAlgo_t & algo : cands) {
         double score = 0.0;
-        bool ok = true;
-        for (int64_t m : {m_decode, m_verify, m_max}) {
+        bool ok = runs_everywhere(algo); // m_max is only checked: verification batches must run too
+        for (int64_t m : {m_decode, m_verify}) {
+            if (!ok) {
+                break;
+            }
             plan p;
             make_layouts(p, out, m, n, k);
-            cublasLtMatmulHeuristicResult_t check{};
-            ok = ok &&
-                 cublasLtMatmulAlgoCheck(handle_, p.op, p.a, p.b, p.c, p.c, &algo, &check) == CUBLAS_STATUS_SUCCESS &&
-                 check.workspaceSize <= workspace_bytes_;
-            if (ok && m != m_max) { // m_max is only checked: verification batches must run too
-                const double ms = time_ms([&] {
-                    return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algo,
-                                          workspace_, workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
-                });
-                ok = ms >= 0.0;
-                score += (m == m_decode ? 1.0 : 0.5) * ms;
-            }
+            const double ms = time_ms([&] {
+                return cublasLtMatmul(handle_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c, &algo, workspace_,
+                                      workspace_bytes_, stream) == CUBLAS_STATUS_SUCCESS;
+            });
+            ok = ms >= 0.0;
+            score += (m == m_decode ? 1.0 : 0.5) * ms;
             release(p);
         }
         if (ok && score < best) {
@@ -290,6 +351,14 @@ void cublaslt_gemm::tune_invariant(gemm_out out, int64_t n, int64_t k, const bf1
     }
     tuned_choices()[tkey] = choice;
     invariant_[key] = choice;
+    if (!cache_path.empty()) {
+        gemm_cached_choice stored;
+        stored.gemv = choice.gemv;
+        std::memcpy(stored.algo.data(), &choice.algo, sizeof choice.algo);
+        std::string problem;
+        gemm_choice_cache_store(cache_path, ckey, stored, &problem);
+        warn_cache_once(problem);
+    }
     if (std::getenv("SPECATTN_GEMM_LOG") != nullptr) {
         // Which cuBLASLt algorithm: its id, tile, stages and split-K (a different choice, different bits).
         int32_t cfg[4] = {-1, -1, -1, -1};
