@@ -14,8 +14,10 @@
 //
 // K and V of a block are stored as two halves of 64 head dims, [half][position][64]: rows of 128 bytes with the
 // 128-byte swizzle the wgmma descriptors read (16-byte piece j of row r at piece j ^ (r % 8)), 3 blocks deep.
-// Copies are plain cp.async: the L2::cache_hint form in this loop is what ptxas 13.0 miscompiles (class 0xdae,
-// "Illegal instruction"; tools/check_cache_hint_copies.py), so stream_kv's evict-first does not apply here.
+// Copies carry stream_kv's L2 policy as a constant (mma.cuh): with a createpolicy result in this loop ptxas 13.0
+// emits the copy encoding that faults (class 0xdae, "Illegal instruction"; tools/check_cache_hint_copies.py).
+// Evict-first keeps weight mode's rows in L2 for the score reduce: verify9 + collect + reduce at 1 x 128K 224.9 ->
+// 216.1 us, the kernel's HBM writes 32.6 -> 9.9 MB (H100, session 22).
 //
 // NOTE(attn): a vector's arithmetic is attention_dsplit_kernel's step for step, so the invariant plans' guarantee
 // holds across the two kernels (a decode row alone there, the same row in a tile here: the same bits):
@@ -49,9 +51,9 @@ constexpr size_t attention_wg_smem_bytes() {
 namespace attention_detail {
 
 // Stages the 64 whole rows (128 head dims) at offsets off[0 .. 64) of one pool into the two swizzled halves at dst
-// (1024-byte aligned): thread t copies 16-byte piece t % 8 of both halves of rows t / 8 + 16 k, so its shared
-// addresses differ by immediates (the XOR phase row % 8 is the same for all four rows).
-__device__ __forceinline__ void load_rows_wg(uint32_t dst, const bf16 * pool, const int64_t * off) {
+// (1024-byte aligned) under the L2 policy `policy`: thread t copies 16-byte piece t % 8 of both halves of rows
+// t / 8 + 16 k, so its shared addresses differ by immediates (the XOR phase row % 8 is the same for all four rows).
+__device__ __forceinline__ void load_rows_wg(uint32_t dst, const bf16 * pool, const int64_t * off, uint64_t policy) {
     constexpr int rows_per_pass = attention_wg_threads / 8;
     constexpr int passes = attention_kv_block / rows_per_pass;
     const int tid = static_cast<int>(threadIdx.x);
@@ -68,7 +70,7 @@ __device__ __forceinline__ void load_rows_wg(uint32_t dst, const bf16 * pool, co
     for (int it = 0; it < passes; ++it) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            cp_async_16(d0 + half * attention_wg_half_bytes + it * rows_per_pass * 128, s0 + o[it] + half * 64);
+            cp_async_16(d0 + half * attention_wg_half_bytes + it * rows_per_pass * 128, s0 + o[it] + half * 64, policy);
         }
     }
 }
@@ -113,10 +115,12 @@ __global__ void __launch_bounds__(attention_wg_threads, 2) attention_wg_kernel(c
     };
     const auto offsets = [&](int blk) { return off_s + (blk % attention_offset_ring) * KT; };
     const auto k_stage = [&](int blk) { return ring + static_cast<uint32_t>(blk % NS) * 2 * BB; };
+    // KV is read once per pass: evict-first where the plan asks (attention_params::stream_kv), as constants.
+    const uint64_t kv_policy = p.stream_kv ? l2_policy_evict_first_bits : l2_policy_evict_normal_bits;
     const auto load_block = [&](int blk) {
         if (blk < n_blk) {
-            load_rows_wg(k_stage(blk), p.k_pool, offsets(blk));
-            load_rows_wg(k_stage(blk) + BB, p.v_pool, offsets(blk));
+            load_rows_wg(k_stage(blk), p.k_pool, offsets(blk), kv_policy);
+            load_rows_wg(k_stage(blk) + BB, p.v_pool, offsets(blk), kv_policy);
         }
     };
     static_assert(attention_offset_ring == 4 && NS == 3, "the schedule above");

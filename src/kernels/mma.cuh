@@ -49,6 +49,13 @@ __device__ __forceinline__ uint64_t l2_policy_evict_normal() {
     return policy;
 }
 
+// The same policies as constants, for loops where ptxas 13.0 encodes a createpolicy result's copies in the form that
+// faults (tools/check_cache_hint_copies.py; attention_wg.cuh). evict_first is the value createpolicy gives above
+// (read back on the H100, 2026-12-07); evict_normal is the cache-hint spelling of TMA loads (createpolicy's is
+// 0x16F0000000000000): both measured in attention_wg_kernel, correct and as fast as plain copies where normal.
+constexpr uint64_t l2_policy_evict_first_bits = 0x12F0000000000000ull;
+constexpr uint64_t l2_policy_evict_normal_bits = 0x1000000000000000ull;
+
 // Drops the 128-byte line at p (128-byte aligned) from L2 without writing it back: its contents become undefined.
 // For data read for the last time (the score reduce's logit rows), so the dirty lines never reach HBM.
 __device__ __forceinline__ void l2_discard_line(const void * p) {
