@@ -1,6 +1,6 @@
 // Thin wrappers over the PTX the tensor-core kernels use: cp.async (global -> shared, zero-filling), ldmatrix and
 // mma.sync m16n8k16 (bf16 in, fp32 accumulate). All of it is sm_80 PTX, so the compute_80 fallback build keeps
-// working; Hopper-only instructions (wgmma, TMA) are not needed by the memory-bound attention kernel.
+// working; the Hopper-only wgmma of attention_wg.cuh has its own wrappers (wgmma.cuh).
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), with g = lane / 4 and c = lane % 4:
 //   A 16x16 (row-major): a0 = (g, 2c..2c+1)   a1 = (g+8, 2c..)   a2 = (g, 2c+8..)   a3 = (g+8, 2c+8..)
