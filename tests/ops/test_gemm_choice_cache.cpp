@@ -98,9 +98,9 @@ TEST(gemm_choice_cache, stores_and_loads_choices_in_a_new_directory) {
 
 TEST(gemm_choice_cache, a_file_that_is_not_a_cache_is_reported_and_never_overwritten) {
     const temp_dir dir;
-    for (const std::string text : {std::string("my notes, not JSON"), std::string("{\"choices\": {}}"),
-                                   std::string("[1, 2]"), std::string("{\"format\": \"other\", \"choices\": {}}"),
-                                   std::string("{\"format\": \"specattn-gemm-choices-1\", \"choices\": []}")}) {
+    for (const std::string & text : {std::string("my notes, not JSON"), std::string("{\"choices\": {}}"),
+                                     std::string("[1, 2]"), std::string("{\"format\": \"other\", \"choices\": {}}"),
+                                     std::string("{\"format\": \"specattn-gemm-choices-1\", \"choices\": []}")}) {
         const std::string path = (dir.path / "notes.txt").string();
         write_all(path, text);
         std::string problem;
