@@ -24,7 +24,9 @@ inline constexpr const char * gemm_choice_cache_format = "specattn-gemm-choices-
 
 struct gemm_cached_choice {
     bool gemv = false;
-    std::array<uint64_t, 8> algo{}; // cublasLtMatmulAlgo_t's bytes (cuBLASLt's own version is part of the key)
+    // cublasLtMatmulAlgo_t's 8 words: cuBLASLt documents the struct as restorable from its bytes with the same
+    // library version, which is part of the key; tune_invariant also checks an entry runs before using it.
+    std::array<uint64_t, 8> algo{};
 };
 
 // The file's path from SPECATTN_GEMM_CACHE and the home directories; "" when there is none (=0, or no home).
