@@ -99,14 +99,16 @@ def main():
     if args.kernel is None:
         sys.exit("sass_ops: give --kernel")
     opcodes = json.load(open(map_path))
-    cubin = args.cubin
-    if cubin is None:
-        if args.build is None:
-            sys.exit("sass_ops: give --cubin or --build")
-        cubin = os.path.join(tempfile.mkdtemp(), "k.cubin")
-        compile_cubin(os.path.abspath(args.build), args.source, cubin)
-    data = open(cubin, "rb").read()
-    for name, off, size in text_sections(cubin, args.kernel):
+    if args.cubin is None and args.build is None:
+        sys.exit("sass_ops: give --cubin or --build")
+    with tempfile.TemporaryDirectory() as tmp:  # a compiled cubin is read here and removed with it
+        cubin = args.cubin
+        if cubin is None:
+            cubin = os.path.join(tmp, "k.cubin")
+            compile_cubin(os.path.abspath(args.build), args.source, cubin)
+        data = open(cubin, "rb").read()
+        sections = list(text_sections(cubin, args.kernel))
+    for name, off, size in sections:
         ins = decode(data, off, size, opcodes)
         if args.dump:
             lo, hi = int(args.dump[0], 16), int(args.dump[1], 16)
