@@ -350,6 +350,27 @@ __device__ __forceinline__ int64_t row_offset(const attention_params & p, const 
     return paged_kv_page_offset(k.pages[at.index], k.kv_head, at.slot, p.n_head_kv, page_size, p.head_dim);
 }
 
+// The copy loop of whole, real rows (load_rows with REAL_ROWS, attention_wg.cuh's load_rows_wg): a thread copies
+// PPT 16-byte pieces of each of its NP rows row + RPP it, to shared address d0 + it PASS_BYTES + k PIECE_BYTES from
+// s0 + off[row + RPP it] + k PIECE_ELEMS, so it has one shared and one global address and the rest are immediates.
+// Its offsets are loaded before its copies (each copy's "memory" clobber would order a later load after it).
+template <int NP, int RPP, int PPT, uint32_t PASS_BYTES, uint32_t PIECE_BYTES, int PIECE_ELEMS>
+__device__ __forceinline__ void copy_real_rows(uint32_t d0, const bf16 * s0, const int64_t * off, int row,
+                                               uint64_t kv_policy) {
+    int64_t o[NP];
+#pragma unroll
+    for (int it = 0; it < NP; ++it) {
+        o[it] = off[row + it * RPP];
+    }
+#pragma unroll
+    for (int it = 0; it < NP; ++it) {
+#pragma unroll
+        for (int k = 0; k < PPT; ++k) {
+            cp_async_16(d0 + it * PASS_BYTES + k * PIECE_BYTES, s0 + o[it] + k * PIECE_ELEMS, kv_policy);
+        }
+    }
+}
+
 // Stages the rows at offsets off[0 .. KT) (-1: zero-fill) of one pool into dst; dims >= hd are zero-filled. Rows
 // are attention_smem_stride(HD) apart, or with SWZ HD apart with 16-byte piece j of row r at piece j ^ (r % 8)
 // (conflict-free ldmatrix without the padding: attention_dsplit.cuh). REAL_ROWS: the caller guarantees every offset
@@ -377,27 +398,13 @@ __device__ __forceinline__ void load_rows(bf16 * dst, const bf16 * pool, const i
         const int p0 = tid % TPR;
         if constexpr (REAL_ROWS) {
             // Piece p0 + TPR k of row row + RPP it lands at at(row, 8 p0) + RPP it ST + 8 TPR k (with SWZ, TPR = 8
-            // and RPP % 8 == 0 keep the XOR phase), so a thread has one shared and one global address and the rest
-            // are immediates; its offsets are loaded before its copies (each copy's "memory" clobber would order a
-            // later load after it). A block's K at HD 128 in the split-D kernel: 27 instructions per thread against
-            // 66 on the path below (static SASS, tools/sass_ops.py). That path stays as it was for the prefill
-            // kernel, whose instances came out 1-3% longer either way with this addressing (unmeasured in time).
+            // and RPP % 8 == 0 keep the XOR phase): copy_real_rows. A block's K at HD 128 in the split-D kernel: 27
+            // instructions per thread against 66 on the path below (static SASS, tools/sass_ops.py). That path
+            // stays as it was for the prefill kernel, whose instances came out 1-3% longer either way with this
+            // addressing (unmeasured in time).
             static_assert(!SWZ || (TPR == 8 && RPP % 8 == 0), "one XOR phase per thread");
-            const uint32_t d0 = smem_addr(dst + at(row, p0 * 8));
-            const bf16 * s0 = pool + p0 * 8;
-            int64_t o[NP];
-#pragma unroll
-            for (int it = 0; it < NP; ++it) {
-                o[it] = off[row + it * RPP];
-            }
-#pragma unroll
-            for (int it = 0; it < NP; ++it) {
-#pragma unroll
-                for (int k = 0; k < PPT; ++k) {
-                    cp_async_16(d0 + static_cast<uint32_t>((it * RPP * ST + k * TPR * 8) * sizeof(bf16)),
-                                s0 + o[it] + k * TPR * 8, kv_policy);
-                }
-            }
+            copy_real_rows<NP, RPP, PPT, RPP * ST * sizeof(bf16), TPR * 8 * sizeof(bf16), TPR * 8>(
+                smem_addr(dst + at(row, p0 * 8)), pool + p0 * 8, off, row, kv_policy);
         } else {
 #pragma unroll
             for (int it = 0; it < NP; ++it) {

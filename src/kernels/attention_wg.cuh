@@ -59,20 +59,8 @@ __device__ __forceinline__ void load_rows_wg(uint32_t dst, const bf16 * pool, co
     const int tid = static_cast<int>(threadIdx.x);
     const int row = tid / 8;
     const int piece = tid % 8;
-    const uint32_t d0 = dst + static_cast<uint32_t>(row * 128 + ((piece ^ (row & 7)) << 4));
-    const bf16 * s0 = pool + piece * 8;
-    int64_t o[passes];
-#pragma unroll
-    for (int it = 0; it < passes; ++it) {
-        o[it] = off[row + it * rows_per_pass];
-    }
-#pragma unroll
-    for (int it = 0; it < passes; ++it) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            cp_async_16(d0 + half * attention_wg_half_bytes + it * rows_per_pass * 128, s0 + o[it] + half * 64, policy);
-        }
-    }
+    copy_real_rows<passes, rows_per_pass, 2, rows_per_pass * 128, attention_wg_half_bytes, 64>(
+        dst + static_cast<uint32_t>(row * 128 + ((piece ^ (row & 7)) << 4)), pool + piece * 8, off, row, policy);
 }
 
 } // namespace attention_detail

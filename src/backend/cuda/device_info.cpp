@@ -37,6 +37,11 @@ int cuda_sm_count() {
     return current_device_attribute(cudaDevAttrMultiProcessorCount);
 }
 
+int cuda_compute_capability() {
+    return 10 * current_device_attribute(cudaDevAttrComputeCapabilityMajor) +
+           current_device_attribute(cudaDevAttrComputeCapabilityMinor);
+}
+
 double cuda_copy_bandwidth_gbs() {
     constexpr size_t bytes = size_t{1} << 30;
     device_buffer src(bytes);

@@ -14,5 +14,7 @@ double cuda_copy_bandwidth_gbs();
 // The current device's L2 cache in bytes and its multiprocessors.
 int64_t cuda_l2_cache_bytes();
 int cuda_sm_count();
+// The current device's compute capability as 10 major + minor (90: Hopper H100 / H200).
+int cuda_compute_capability();
 
 } // namespace specattn

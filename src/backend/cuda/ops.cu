@@ -3,6 +3,7 @@
 // Attention has its own translation unit (ops_attention.cu) so its instances compile in parallel with these.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/act.cuh"
@@ -28,13 +29,7 @@ unsigned int grid_of(int64_t n, const char * what) {
 } // namespace
 
 bool pdl_supported() {
-    static const bool supported = [] {
-        int dev = 0;
-        int major = 0;
-        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-        return major >= 9;
-    }();
+    static const bool supported = cuda_compute_capability() >= 90;
     return supported;
 }
 
@@ -53,8 +48,8 @@ void launch_embed(const embed_params & p, cudaStream_t stream) {
 }
 
 void launch_rmsnorm(const rmsnorm_params & p, cudaStream_t stream) {
-    launch_kernel(pdl_enabled(), rmsnorm_kernel, dim3(grid_of(p.n_rows, "rmsnorm")), dim3(rmsnorm_threads), 0,
-                  stream, p);
+    launch_kernel(pdl_enabled(), rmsnorm_kernel, dim3(grid_of(p.n_rows, "rmsnorm")), dim3(rmsnorm_threads), 0, stream,
+                  p);
 }
 
 void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
@@ -74,15 +69,14 @@ void launch_qkv_prep(const qkv_prep_params & p, cudaStream_t stream) {
 void launch_swiglu(const swiglu_params & p, cudaStream_t stream) {
     constexpr int threads = 256;
     const int64_t n = p.n_rows * p.n_ff;
-    launch_kernel(pdl_enabled(), swiglu_kernel, dim3(grid_of((n + threads - 1) / threads, "swiglu")), dim3(threads),
-                  0, stream, p);
+    launch_kernel(pdl_enabled(), swiglu_kernel, dim3(grid_of((n + threads - 1) / threads, "swiglu")), dim3(threads), 0,
+                  stream, p);
 }
 
 void launch_argmax(const argmax_params & p, cudaStream_t stream) {
     SPECATTN_CHECK(p.n_vocab > 0 && p.n_vocab <= INT32_MAX, "argmax: vocabulary of %lld does not fit int32",
                    static_cast<long long>(p.n_vocab));
-    launch_kernel(pdl_enabled(), argmax_kernel, dim3(grid_of(p.n_rows, "argmax")), dim3(argmax_threads), 0, stream,
-                  p);
+    launch_kernel(pdl_enabled(), argmax_kernel, dim3(grid_of(p.n_rows, "argmax")), dim3(argmax_threads), 0, stream, p);
 }
 
 void launch_fill_uniform_bf16(bf16 * p, int64_t n, uint64_t seed, float scale, cudaStream_t stream) {

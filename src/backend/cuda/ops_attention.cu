@@ -9,6 +9,7 @@
 // models we target has both.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/device_info.h"
 #include "backend/cuda/pdl_launch.h"
 #include "core/check.h"
 #include "kernels/attention.cuh"
@@ -58,20 +59,12 @@ template <int HD, int NRT> void launch_attention_dsplit(const attention_params &
 // not in SPECATTN_NATIVE builds, whose sm_90 code has no wgmma) and the GPU is compute capability 9.0 (an sm_90a
 // cubin runs nowhere else).
 bool wgmma_attention_supported() {
-    static const bool supported = [] {
 #if defined(SPECATTN_CUDA_SM90A)
-        int dev = 0;
-        int major = 0;
-        int minor = 0;
-        SPECATTN_CUDA_CHECK(cudaGetDevice(&dev));
-        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-        SPECATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-        return major == 9 && minor == 0;
-#else
-        return false;
-#endif
-    }();
+    static const bool supported = cuda_compute_capability() == 90;
     return supported;
+#else
+    return false;
+#endif
 }
 
 template <int HD> void launch_attention_hd(const attention_params & p, cudaStream_t stream) {
