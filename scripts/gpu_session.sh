@@ -158,7 +158,7 @@ collectseq)
     for c in $cases; do
         echo "== $c"
         timeout 60 ncu --clock-control none --cache-control none --launch-skip 16 -c 4 \
-            -k regex:"attention_dsplit|attention_combine|score_reduce" \
+            -k regex:"attention_dsplit|attention_wg|attention_combine|score_reduce" \
             --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum \
             kernel_bench --reps 10 --only "$c" 2>&1 | grep -E "^  [a-z].*kernel|gpu__time|dram__bytes" |
             sed 's/(attention_params)//; s/(score_reduce_params)//' | cut -c1-90
